@@ -1,0 +1,161 @@
+//! The subcommands, and what they share: exit codes, loading the plan, connecting.
+
+pub mod plan;
+pub mod run;
+pub mod status;
+
+use std::path::Path;
+
+use crate::TargetArgs;
+use crate::plan::Plan;
+use crate::target::postgres::{ConnectError, PgTarget, Postgres};
+
+/// Every phase finished (or had finished before).
+pub const EXIT_DONE: u8 = 0;
+/// A runtime failure: the migration stopped and is resumable.
+pub const EXIT_FAILURE: u8 = 1;
+/// A bad plan, bad usage or a preflight refusal: nothing was changed.
+pub const EXIT_REFUSED: u8 = 2;
+/// The operator aborted: stopped at a batch boundary, resumable.
+pub const EXIT_ABORTED: u8 = 3;
+
+/// An error for the user, with the exit code it ends the process with.
+#[derive(Debug)]
+pub struct Failure {
+    /// Exit code.
+    pub code: u8,
+    /// One clear paragraph.
+    pub message: String,
+}
+
+impl Failure {
+    /// A refusal (exit 2).
+    pub fn refused(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_REFUSED,
+            message: message.into(),
+        }
+    }
+    /// A runtime failure (exit 1).
+    pub fn failed(message: impl Into<String>) -> Failure {
+        Failure {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+}
+
+/// Sets up tracing: to a file when asked, else warnings to stderr.
+pub fn init_logging(file: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+    use tracing_subscriber::EnvFilter;
+    match file {
+        Some(path) => {
+            let f = match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!(
+                        "pacer: cannot open log file {}: {e}; logging to stderr",
+                        path.display()
+                    );
+                    return init_logging(None);
+                }
+            };
+            let (writer, guard) = tracing_appender::non_blocking(f);
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .with_writer(writer)
+                .with_ansi(false)
+                .try_init();
+            Some(guard)
+        }
+        None => {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+                )
+                .with_writer(std::io::stderr)
+                .try_init();
+            None
+        }
+    }
+}
+
+/// Loads the plan (exit 2 when it is bad).
+pub fn load_plan(args: &TargetArgs) -> Result<Plan, Failure> {
+    Plan::load(&args.plan).map_err(|e| Failure::refused(e.0))
+}
+
+/// Resolves the target from the flag, PACER_TARGET, DATABASE_URL and the libpq environment.
+pub fn resolve_target(args: &TargetArgs) -> Result<PgTarget, Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    PgTarget::resolve(args.target.as_deref(), &env, home.as_deref()).map_err(connect_failure)
+}
+
+/// Connects for a plan.
+pub async fn connect(args: &TargetArgs, plan: &Plan) -> Result<Postgres, Failure> {
+    let conn = resolve_target(args)?;
+    Postgres::connect(conn, plan).await.map_err(connect_failure)
+}
+
+/// Exit code of a connection error: 2 when the input must change, 1 when a retry may help.
+pub fn connect_failure(e: ConnectError) -> Failure {
+    let message = e.to_string();
+    match e {
+        ConnectError::Unreachable { .. }
+        | ConnectError::Other { .. }
+        | ConnectError::Tls { .. } => Failure::failed(message),
+        _ => Failure::refused(message),
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 1536 → "1.5 KiB".
+pub fn bytes(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_counts_and_sizes() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+        assert_eq!(bytes(160 * 1024 * 1024), "160.0 MiB");
+    }
+}

@@ -1,0 +1,98 @@
+//! `pacer status`: the migration's recorded state, from the state table in the database.
+
+use super::{Failure, connect, load_plan, thousands};
+use crate::TargetArgs;
+use crate::target::Target;
+
+/// Prints the recorded state. Exit 0 when it could be read (whatever the state).
+pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
+    let plan = load_plan(args)?;
+    let mut target = connect(args, &plan).await?;
+    target
+        .locate()
+        .await
+        .map_err(|e| Failure::failed(format!("cannot read the migration state: {e}")))?;
+    let job = target
+        .load_job()
+        .await
+        .map_err(|e| Failure::failed(format!("cannot read the migration state: {e}")))?;
+    let Some(j) = job else {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({ "job": target.job_id(), "state": null })
+            );
+        } else {
+            println!(
+                "migration {} has not started on {} (no state recorded in {}).",
+                target.job_id(),
+                target.describe(),
+                plan.state_table
+            );
+        }
+        return Ok(super::EXIT_DONE);
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&j).map_err(|e| Failure::failed(e.to_string()))?
+        );
+        return Ok(super::EXIT_DONE);
+    }
+    let total = j
+        .rows_total
+        .map(|t| {
+            let t = t.max(j.rows_done);
+            let pct = if t == 0 {
+                100.0
+            } else {
+                j.rows_done as f64 * 100.0 / t as f64
+            };
+            format!(" of ~{} ({pct:.1}%)", thousands(t))
+        })
+        .unwrap_or_default();
+    println!("migration   {}", j.job);
+    println!("target      {}", target.describe());
+    println!("outcome     {}", j.outcome.as_str());
+    println!("phase       {}", j.phase);
+    println!(
+        "done        {}",
+        if j.phases_done.is_empty() {
+            "none".to_string()
+        } else {
+            j.phases_done
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    );
+    println!(
+        "rows        {} walked{total}, {} updated, {} batches",
+        thousands(j.rows_done),
+        thousands(j.rows_updated),
+        thousands(j.batches)
+    );
+    println!(
+        "checkpoint  {}{}",
+        j.last_key
+            .as_ref()
+            .map_or("none yet".to_string(), |k| k.to_string()),
+        j.range_end
+            .as_ref()
+            .map(|e| format!(" (range ends at {e})"))
+            .unwrap_or_default()
+    );
+    println!("started     {}", j.started_at);
+    println!("updated     {}", j.updated_at);
+    if let Some(f) = &j.finished_at {
+        println!("finished    {f}");
+    }
+    if let Some(r) = &j.runner {
+        println!("runner      {r}");
+    }
+    if let Some(m) = &j.message {
+        println!("message     {m}");
+    }
+    Ok(super::EXIT_DONE)
+}

@@ -1,0 +1,201 @@
+//! What goes into the engine (commands) and what comes out (events and state).
+
+use serde::Serialize;
+
+use crate::plan::{Phase, Severity};
+use crate::target::{Blocker, Key};
+
+/// An operator's instruction. Applied between batches (or between DDL attempts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Stop at the next batch boundary and wait.
+    Pause,
+    /// Go on after a pause.
+    Resume,
+    /// Use this many keys per batch from the next batch on (clamped to the allowed range).
+    SetBatchSize(u64),
+    /// Stop at the next boundary, leaving everything resumable.
+    Abort,
+}
+
+/// Who changed the batch size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SizeSource {
+    /// The plan's batch_size.
+    Plan,
+    /// An operator command.
+    Operator,
+    /// A batch timed out and pacer halved the size.
+    Timeout,
+}
+
+/// Something that happened, with when and to which migration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// RFC 3339 UTC time with milliseconds.
+    pub ts: String,
+    /// The migration (`schema.table.column`).
+    pub job: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened. Serialized with an `event` field naming the variant in snake_case.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// The run began.
+    Started {
+        target: String,
+        table: String,
+        phases: Vec<Phase>,
+        batch_size: u64,
+    },
+    /// A lint or preflight finding.
+    Finding { severity: Severity, message: String },
+    /// A phase began.
+    PhaseStarted { phase: Phase },
+    /// A phase was finished by an earlier run.
+    PhaseSkipped { phase: Phase, reason: String },
+    /// A phase finished.
+    PhaseDone { phase: Phase, elapsed_ms: u64 },
+    /// A DDL step finished (`outcome`: done, already_done or repaired).
+    StepDone {
+        phase: Phase,
+        step: String,
+        outcome: String,
+        detail: Option<String>,
+    },
+    /// A lock wait reached lock_timeout; pacer retries after `retry_in_ms`.
+    LockTimeout {
+        phase: Phase,
+        step: String,
+        attempt: u32,
+        max_attempts: u32,
+        retry_in_ms: u64,
+        blockers: Vec<Blocker>,
+        detail: String,
+    },
+    /// Waiting for something else to finish; pacer retries after `retry_in_ms`.
+    Waiting {
+        phase: Phase,
+        step: String,
+        attempt: u32,
+        max_attempts: u32,
+        retry_in_ms: u64,
+        detail: String,
+    },
+    /// The key range of the backfill (fixed when it first began).
+    BackfillRange {
+        after: Option<Key>,
+        end: Option<Key>,
+        rows_done: u64,
+        rows_total: Option<u64>,
+    },
+    /// A batch committed with its checkpoint.
+    BatchDone {
+        batch: u64,
+        lo: Option<Key>,
+        hi: Key,
+        keys: u64,
+        rows_updated: u64,
+        duration_ms: u64,
+        rows_done: u64,
+        rows_total: Option<u64>,
+        rows_per_s: f64,
+        avg_rows_per_s: f64,
+        batch_size: u64,
+        eta_s: Option<u64>,
+    },
+    /// A batch reached statement_timeout and was rolled back; the size was cut.
+    BatchTimeout { from: u64, to: u64, detail: String },
+    /// The batch size changed.
+    BatchSizeChanged { from: u64, to: u64, by: SizeSource },
+    /// Verification progress.
+    VerifyProgress {
+        rows_checked: u64,
+        up_to: Option<Key>,
+    },
+    /// A pause was asked for; it takes effect at the next batch boundary.
+    PauseRequested,
+    /// The engine is paused at a batch boundary.
+    Paused { phase: Phase },
+    /// The engine goes on after a pause.
+    Resumed,
+    /// An abort was asked for; it takes effect at the next boundary.
+    AbortRequested,
+    /// The connection was lost; pacer reconnects after `retry_in_ms`.
+    ConnectionLost {
+        detail: String,
+        attempt: u32,
+        max_attempts: u32,
+        retry_in_ms: u64,
+    },
+    /// Connected again; work goes on from the last checkpoint.
+    Reconnected { attempt: u32 },
+    /// The migration had already finished in an earlier run.
+    AlreadyDone,
+    /// Every phase finished.
+    Done {
+        rows_done: u64,
+        rows_updated: u64,
+        elapsed_ms: u64,
+    },
+    /// Stopped by the operator; resumable.
+    Aborted { phase: Option<Phase> },
+    /// Stopped by an error; resumable unless the message says otherwise.
+    Failed { phase: Option<Phase>, error: String },
+}
+
+/// What the engine is doing, in words a status line can show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Checking before changing anything.
+    Preflight,
+    /// Working.
+    Running,
+    /// A pause was asked for and takes effect at the next batch boundary.
+    Pausing,
+    /// Paused at a batch boundary.
+    Paused,
+    /// A DDL statement waits for (or retries) its lock.
+    WaitingForLock,
+    /// Reconnecting after a lost connection.
+    Reconnecting,
+    /// Finished.
+    Done,
+    /// Stopped by an error.
+    Failed,
+    /// Stopped by the operator.
+    Aborted,
+}
+
+/// A snapshot of the engine's state, for status displays.
+#[derive(Debug, Clone, Serialize)]
+pub struct State {
+    /// The migration.
+    pub job: String,
+    /// Current phase.
+    pub phase: Option<Phase>,
+    /// What it is doing.
+    pub status: Status,
+    /// Phases finished.
+    pub phases_done: Vec<Phase>,
+    /// Keys walked by the backfill.
+    pub rows_done: u64,
+    /// Estimated keys in the range.
+    pub rows_total: Option<u64>,
+    /// Recent rows per second.
+    pub rows_per_s: f64,
+    /// Keys per batch.
+    pub batch_size: u64,
+    /// Last checkpoint.
+    pub checkpoint: Option<Key>,
+    /// Who blocks the DDL pacer waits for, when it waits.
+    pub blockers: Vec<Blocker>,
+    /// Last error, if failed.
+    pub error: Option<String>,
+}

@@ -1,0 +1,695 @@
+//! The migration's state machine. Knows nothing of terminals: it takes [`Command`]s and
+//! publishes [`Event`]s and [`State`] snapshots; every interface is a client of it.
+
+pub mod clock;
+pub mod event;
+pub mod progress;
+pub mod retry;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+
+pub use clock::{Clock, SystemClock};
+pub use event::{Command, Event, EventKind, SizeSource, State, Status};
+use progress::Progress;
+use retry::{Backoff, Jitter, RetryBudget};
+
+use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, Plan, lint};
+use crate::target::{DdlStep, Key, Outcome, StepOutcome, Target, TargetError};
+
+/// How a run ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Every phase finished in this run.
+    Done,
+    /// Everything had been finished by an earlier run.
+    AlreadyDone,
+    /// The operator aborted; everything is resumable.
+    Aborted,
+}
+
+/// Why a run stopped early.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// Preflight refused the plan; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    /// A runtime failure; the migration is resumable from its last checkpoint.
+    #[error("{0}")]
+    Failed(String),
+    /// The operator aborted (internal: turned into [`RunOutcome::Aborted`]).
+    #[error("aborted by the operator")]
+    Aborted,
+}
+
+/// Backoff between DDL attempts that timed out on their lock.
+pub const DDL_BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+/// Backoff between reconnect attempts.
+pub const RECONNECT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(500),
+    max: Duration::from_secs(10),
+};
+
+/// The engine's ends of its channels, handed to interfaces.
+pub struct Handles {
+    /// Send commands here.
+    pub commands: mpsc::UnboundedSender<Command>,
+    /// Events arrive here.
+    pub events: mpsc::UnboundedReceiver<Event>,
+    /// The latest state.
+    pub state: watch::Receiver<State>,
+}
+
+/// Runs one migration against one target.
+pub struct Engine<T: Target> {
+    target: T,
+    plan: Plan,
+    clock: Arc<dyn Clock>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_open: bool,
+    events: mpsc::UnboundedSender<Event>,
+    state: watch::Sender<State>,
+    jitter: Jitter,
+    paused: bool,
+    abort: bool,
+    batch_size: u64,
+    phase: Option<Phase>,
+}
+
+impl<T: Target> Engine<T> {
+    /// An engine for `plan` on `target`, with its command, event and state channels.
+    pub fn new(target: T, plan: Plan, clock: Arc<dyn Clock>) -> (Engine<T>, Handles) {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let state = State {
+            job: target.job_id(),
+            phase: None,
+            status: Status::Preflight,
+            phases_done: Vec::new(),
+            rows_done: 0,
+            rows_total: None,
+            rows_per_s: 0.0,
+            batch_size: plan.backfill.batch_size,
+            checkpoint: None,
+            blockers: Vec::new(),
+            error: None,
+        };
+        let (state_tx, state_rx) = watch::channel(state);
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7)
+            ^ u64::from(std::process::id());
+        let engine = Engine {
+            target,
+            batch_size: plan.backfill.batch_size,
+            plan,
+            clock,
+            commands: cmd_rx,
+            commands_open: true,
+            events: ev_tx,
+            state: state_tx,
+            jitter: Jitter::new(seed),
+            paused: false,
+            abort: false,
+            phase: None,
+        };
+        (
+            engine,
+            Handles {
+                commands: cmd_tx,
+                events: ev_rx,
+                state: state_rx,
+            },
+        )
+    }
+
+    fn emit(&self, kind: EventKind) {
+        let event = Event {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            job: self.target.job_id(),
+            kind,
+        };
+        tracing::info!(event = ?event.kind, "engine event");
+        let _ = self.events.send(event);
+    }
+
+    fn set_state(&self, f: impl FnOnce(&mut State)) {
+        self.state.send_modify(|s| {
+            s.job = self.target.job_id();
+            f(s)
+        });
+    }
+
+    fn current_phase(&self) -> Phase {
+        self.phase.unwrap_or(Phase::Preflight)
+    }
+
+    /// Runs every phase to the end, or until an abort or a failure.
+    pub async fn run(mut self) -> Result<RunOutcome, EngineError> {
+        let result = self.run_phases().await;
+        match &result {
+            Ok(_) => {}
+            Err(EngineError::Aborted) => {
+                let _ = self
+                    .target
+                    .finish(Outcome::Aborted, "aborted by the operator")
+                    .await;
+                self.set_state(|s| s.status = Status::Aborted);
+                self.emit(EventKind::Aborted { phase: self.phase });
+                return Ok(RunOutcome::Aborted);
+            }
+            Err(EngineError::Refused(message)) | Err(EngineError::Failed(message)) => {
+                if matches!(result, Err(EngineError::Failed(_))) {
+                    let _ = self.target.finish(Outcome::Failed, message).await;
+                }
+                self.set_state(|s| {
+                    s.status = Status::Failed;
+                    s.error = Some(message.clone());
+                });
+                self.emit(EventKind::Failed {
+                    phase: self.phase,
+                    error: message.clone(),
+                });
+            }
+        }
+        result
+    }
+
+    async fn run_phases(&mut self) -> Result<RunOutcome, EngineError> {
+        let started = self.clock.now();
+        let plan = self.plan.clone();
+        let preflight = self
+            .with_recovery("preflight", |t, p| Box::pin(t.preflight(p)))
+            .await?;
+        let phases = plan.phases();
+        self.emit(EventKind::Started {
+            target: self.target.describe(),
+            table: preflight.info.table.clone(),
+            phases: phases.clone(),
+            batch_size: self.batch_size,
+        });
+        for finding in lint::lint(&plan)
+            .into_iter()
+            .chain(preflight.info.findings.clone())
+        {
+            self.emit(EventKind::Finding {
+                severity: finding.severity,
+                message: finding.message,
+            });
+        }
+        if preflight
+            .job
+            .as_ref()
+            .is_some_and(|j| j.outcome == Outcome::Done)
+        {
+            self.set_state(|s| s.status = Status::Done);
+            self.emit(EventKind::AlreadyDone);
+            return Ok(RunOutcome::AlreadyDone);
+        }
+        self.check_boundary().await?;
+        let job = self
+            .with_recovery("claiming the migration", |t, _| Box::pin(t.open_job()))
+            .await?;
+        self.set_state(|s| {
+            s.status = Status::Running;
+            s.phases_done = job.phases_done.clone();
+        });
+
+        for (i, &phase) in phases.iter().enumerate() {
+            if phase == Phase::Preflight {
+                continue;
+            }
+            self.phase = Some(phase);
+            self.set_state(|s| s.phase = Some(phase));
+            if job.phases_done.contains(&phase) {
+                self.emit(EventKind::PhaseSkipped {
+                    phase,
+                    reason: "finished by an earlier run".into(),
+                });
+                continue;
+            }
+            self.check_boundary().await?;
+            let phase_started = self.clock.now();
+            self.emit(EventKind::PhaseStarted { phase });
+            match phase {
+                Phase::Preflight => {}
+                Phase::AddColumn => self.ddl(DdlStep::AddColumn).await?,
+                Phase::Sync => self.ddl(DdlStep::InstallSync).await?,
+                Phase::Backfill => self.backfill().await?,
+                Phase::Verify => self.verify().await?,
+                Phase::NotNull => {
+                    self.ddl(DdlStep::AddNotNullCheck).await?;
+                    self.check_boundary().await?;
+                    self.ddl(DdlStep::ValidateNotNullCheck).await?;
+                    self.check_boundary().await?;
+                    self.ddl(DdlStep::SetNotNull).await?;
+                }
+                Phase::Index => self.ddl(DdlStep::BuildIndex).await?,
+                Phase::Cleanup => {
+                    if plan.column.backfill.is_some() {
+                        self.ddl(DdlStep::DropSync).await?;
+                    }
+                }
+            }
+            let next = phases.get(i + 1).copied();
+            self.with_recovery("recording the phase", |t, _| {
+                Box::pin(t.complete_phase(phase, next))
+            })
+            .await?;
+            self.set_state(|s| s.phases_done.push(phase));
+            self.emit(EventKind::PhaseDone {
+                phase,
+                elapsed_ms: elapsed_ms(self.clock.now(), phase_started),
+            });
+        }
+        self.with_recovery("recording the outcome", |t, _| {
+            Box::pin(t.finish(Outcome::Done, ""))
+        })
+        .await?;
+        let totals = self
+            .with_recovery("reading the totals", |t, _| Box::pin(t.load_job()))
+            .await?;
+        self.set_state(|s| s.status = Status::Done);
+        self.emit(EventKind::Done {
+            rows_done: totals.as_ref().map_or(0, |j| j.rows_done),
+            rows_updated: totals.as_ref().map_or(0, |j| j.rows_updated),
+            elapsed_ms: elapsed_ms(self.clock.now(), started),
+        });
+        Ok(RunOutcome::Done)
+    }
+
+    /// Calls `op` until it succeeds, reconnecting after lost connections and retrying lock
+    /// timeouts, within the plan's limits.
+    async fn with_recovery<R>(
+        &mut self,
+        what: &str,
+        mut op: impl for<'a> FnMut(
+            &'a mut T,
+            &'a Plan,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<R, TargetError>> + Send + 'a>,
+        >,
+    ) -> Result<R, EngineError> {
+        let mut lock_budget = self.lock_budget();
+        loop {
+            let result = op(&mut self.target, &self.plan).await;
+            match result {
+                Ok(v) => return Ok(v),
+                Err(e) => self.recover(e, what, &mut lock_budget).await?,
+            }
+        }
+    }
+
+    fn lock_budget(&self) -> RetryBudget {
+        RetryBudget::new(
+            self.plan.safety.ddl_retries,
+            Backoff {
+                initial: DDL_BACKOFF_INITIAL,
+                max: self.plan.safety.retry_max_delay,
+            },
+        )
+    }
+
+    /// Decides what a failure means: Ok(()) to try again (after reconnecting or waiting), or
+    /// the error that ends the run.
+    async fn recover(
+        &mut self,
+        error: TargetError,
+        what: &str,
+        lock_budget: &mut RetryBudget,
+    ) -> Result<(), EngineError> {
+        match error {
+            TargetError::ConnectionLost(detail) => self.reconnect(detail).await,
+            TargetError::LockTimeout { blockers, detail } => {
+                let Some(delay) = lock_budget.failed(self.jitter.next()) else {
+                    let who = if blockers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " Last seen blocking: {}.",
+                            blockers
+                                .iter()
+                                .map(|b| b.to_string())
+                                .collect::<Vec<_>>()
+                                .join("; ")
+                        )
+                    };
+                    return Err(EngineError::Failed(format!(
+                        "{what}: gave up after {} attempts, each waiting lock_timeout ({}) for its lock: \
+                         {detail}.{who} Nothing was left half-done; run the same command again when the \
+                         blocking sessions are gone, or raise ddl_retries.",
+                        lock_budget.max_attempts,
+                        humantime::format_duration(self.plan.safety.lock_timeout)
+                    )));
+                };
+                self.set_state(|s| {
+                    s.status = Status::WaitingForLock;
+                    s.blockers = blockers.clone();
+                });
+                self.emit(EventKind::LockTimeout {
+                    phase: self.current_phase(),
+                    step: what.to_string(),
+                    attempt: lock_budget.failures,
+                    max_attempts: lock_budget.max_attempts,
+                    retry_in_ms: delay.as_millis() as u64,
+                    blockers,
+                    detail,
+                });
+                self.sleep(delay).await?;
+                self.set_state(|s| {
+                    s.status = Status::Running;
+                    s.blockers.clear();
+                });
+                Ok(())
+            }
+            TargetError::Busy(detail) => {
+                let Some(delay) = lock_budget.failed(self.jitter.next()) else {
+                    return Err(EngineError::Failed(format!(
+                        "{what}: gave up after {} attempts: {detail}",
+                        lock_budget.max_attempts
+                    )));
+                };
+                self.emit(EventKind::Waiting {
+                    phase: self.current_phase(),
+                    step: what.to_string(),
+                    attempt: lock_budget.failures,
+                    max_attempts: lock_budget.max_attempts,
+                    retry_in_ms: delay.as_millis() as u64,
+                    detail,
+                });
+                self.sleep(delay).await
+            }
+            TargetError::Refused(m) => Err(EngineError::Refused(m)),
+            TargetError::StatementTimeout(m) => Err(EngineError::Failed(format!(
+                "{what}: {m}. Nothing was left half-done; run the same command again."
+            ))),
+            TargetError::CheckpointMoved(m) | TargetError::Failed(m) => Err(EngineError::Failed(m)),
+        }
+    }
+
+    /// Reconnects with bounded backoff (plan `reconnect_attempts`).
+    async fn reconnect(&mut self, detail: String) -> Result<(), EngineError> {
+        let max = self.plan.safety.reconnect_attempts;
+        let mut budget = RetryBudget::new(max + 1, RECONNECT_BACKOFF);
+        let mut last = detail.clone();
+        self.set_state(|s| s.status = Status::Reconnecting);
+        loop {
+            let Some(delay) = budget.failed(self.jitter.next()) else {
+                return Err(EngineError::Failed(format!(
+                    "lost the connection to {} and could not reconnect in {max} attempts (last error: \
+                     {last}). The migration is resumable: run the same command again once the \
+                     database is reachable.",
+                    self.target.describe()
+                )));
+            };
+            self.emit(EventKind::ConnectionLost {
+                detail: last.clone(),
+                attempt: budget.failures,
+                max_attempts: max,
+                retry_in_ms: delay.as_millis() as u64,
+            });
+            self.sleep(delay).await?;
+            match self.target.reconnect().await {
+                Ok(()) => {
+                    self.emit(EventKind::Reconnected {
+                        attempt: budget.failures,
+                    });
+                    self.set_state(|s| s.status = Status::Running);
+                    return Ok(());
+                }
+                Err(TargetError::ConnectionLost(d)) => last = d,
+                Err(TargetError::Refused(m)) => return Err(EngineError::Refused(m)),
+                Err(e) => last = e.to_string(),
+            }
+        }
+    }
+
+    /// Runs one DDL step with retries, reporting its outcome.
+    async fn ddl(&mut self, step: DdlStep) -> Result<(), EngineError> {
+        let outcome = self
+            .with_recovery(step.as_str(), |t, _| Box::pin(t.ddl(step)))
+            .await?;
+        let (word, detail) = match outcome {
+            StepOutcome::Done => ("done", None),
+            StepOutcome::AlreadyDone => ("already_done", None),
+            StepOutcome::Repaired(d) => ("repaired", Some(d)),
+        };
+        self.emit(EventKind::StepDone {
+            phase: self.current_phase(),
+            step: step.as_str().to_string(),
+            outcome: word.to_string(),
+            detail,
+        });
+        Ok(())
+    }
+
+    /// Applies one command.
+    fn apply(&mut self, command: Command) {
+        tracing::info!(?command, "operator command");
+        match command {
+            Command::Pause => {
+                if !self.paused {
+                    self.paused = true;
+                    self.set_state(|s| s.status = Status::Pausing);
+                    self.emit(EventKind::PauseRequested);
+                }
+            }
+            Command::Resume => {
+                if self.paused {
+                    self.paused = false;
+                    self.set_state(|s| s.status = Status::Running);
+                    self.emit(EventKind::Resumed);
+                }
+            }
+            Command::SetBatchSize(n) => {
+                let to = n.clamp(MIN_BATCH_SIZE, MAX_BATCH_SIZE);
+                self.set_batch_size(to, SizeSource::Operator);
+            }
+            Command::Abort => {
+                if !self.abort {
+                    self.abort = true;
+                    self.emit(EventKind::AbortRequested);
+                }
+            }
+        }
+    }
+
+    fn set_batch_size(&mut self, to: u64, by: SizeSource) {
+        let from = self.batch_size;
+        if from != to {
+            self.batch_size = to;
+            self.set_state(|s| s.batch_size = to);
+            self.emit(EventKind::BatchSizeChanged { from, to, by });
+        }
+    }
+
+    fn drain_commands(&mut self) {
+        while self.commands_open {
+            match self.commands.try_recv() {
+                Ok(c) => self.apply(c),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.commands_open = false,
+            }
+        }
+    }
+
+    /// A boundary between batches or steps: apply commands; stop on abort; wait while paused.
+    async fn check_boundary(&mut self) -> Result<(), EngineError> {
+        self.drain_commands();
+        if self.abort {
+            return Err(EngineError::Aborted);
+        }
+        if self.paused {
+            let phase = self.current_phase();
+            self.set_state(|s| s.status = Status::Paused);
+            self.emit(EventKind::Paused { phase });
+            while self.paused && !self.abort {
+                match self.commands.recv().await {
+                    Some(c) => self.apply(c),
+                    None => {
+                        // Nobody can resume us any more: stop, resumable, rather than hang.
+                        self.commands_open = false;
+                        self.abort = true;
+                    }
+                }
+            }
+            if self.abort {
+                return Err(EngineError::Aborted);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sleeps, still taking commands; an abort cuts the sleep short.
+    async fn sleep(&mut self, d: Duration) -> Result<(), EngineError> {
+        let sleep = self.clock.sleep(d);
+        tokio::pin!(sleep);
+        loop {
+            if !self.commands_open {
+                sleep.as_mut().await;
+                break;
+            }
+            tokio::select! {
+                _ = sleep.as_mut() => break,
+                c = self.commands.recv() => match c {
+                    Some(c) => {
+                        self.apply(c);
+                        if self.abort {
+                            return Err(EngineError::Aborted);
+                        }
+                    }
+                    None => self.commands_open = false,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// The backfill: keyset batches from the checkpoint to the end of the range.
+    async fn backfill(&mut self) -> Result<(), EngineError> {
+        let start = self
+            .with_recovery("fixing the backfill range", |t, _| {
+                Box::pin(t.backfill_start())
+            })
+            .await?;
+        self.emit(EventKind::BackfillRange {
+            after: start.after.clone(),
+            end: start.end.clone(),
+            rows_done: start.rows_done,
+            rows_total: start.rows_total,
+        });
+        let Some(end) = start.end else {
+            return Ok(()); // the table was empty when the backfill began
+        };
+        let mut after: Option<Key> = start.after;
+        let mut progress = Progress::new(self.clock.now(), start.rows_done, start.rows_total);
+        let mut batch_no = self
+            .with_recovery("reading the checkpoint", |t, _| Box::pin(t.load_job()))
+            .await?
+            .map_or(0, |j| j.batches);
+        self.set_state(|s| {
+            s.rows_done = progress.rows_done;
+            s.rows_total = progress.total();
+            s.checkpoint = after.clone();
+        });
+        let mut lock_budget = self.lock_budget();
+        while after.as_ref() != Some(&end) {
+            self.check_boundary().await?;
+            let size = self.batch_size;
+            let t0 = self.clock.now();
+            match self.target.run_batch(after.as_ref(), &end, size).await {
+                Ok(batch) => {
+                    lock_budget = self.lock_budget();
+                    let now = self.clock.now();
+                    batch_no += 1;
+                    progress.record(now, batch.keys);
+                    let eta = progress.eta().map(|d| d.as_secs());
+                    self.set_state(|s| {
+                        s.status = if self.paused {
+                            Status::Pausing
+                        } else {
+                            Status::Running
+                        };
+                        s.rows_done = progress.rows_done;
+                        s.rows_total = progress.total();
+                        s.rows_per_s = progress.rate_now();
+                        s.checkpoint = Some(batch.range.hi.clone());
+                    });
+                    self.emit(EventKind::BatchDone {
+                        batch: batch_no,
+                        lo: batch.range.lo.clone(),
+                        hi: batch.range.hi.clone(),
+                        keys: batch.keys,
+                        rows_updated: batch.rows_updated,
+                        duration_ms: elapsed_ms(now, t0),
+                        rows_done: progress.rows_done,
+                        rows_total: progress.total(),
+                        rows_per_s: progress.rate_now(),
+                        avg_rows_per_s: progress.rate_avg(now),
+                        batch_size: size,
+                        eta_s: eta,
+                    });
+                    after = Some(batch.range.hi);
+                    if batch.last {
+                        break;
+                    }
+                    if !self.plan.backfill.pause.is_zero() {
+                        self.sleep(self.plan.backfill.pause).await?;
+                    }
+                }
+                Err(TargetError::StatementTimeout(detail)) => {
+                    let to = (size / 2).max(MIN_BATCH_SIZE);
+                    self.emit(EventKind::BatchTimeout {
+                        from: size,
+                        to,
+                        detail: detail.clone(),
+                    });
+                    if size == MIN_BATCH_SIZE {
+                        return Err(EngineError::Failed(format!(
+                            "a batch of a single row reached batch_timeout ({}): {detail}. Something \
+                             blocks or slows every update of the table; look at its triggers and locks.",
+                            humantime::format_duration(self.plan.safety.batch_timeout)
+                        )));
+                    }
+                    self.set_batch_size(to, SizeSource::Timeout);
+                }
+                Err(e) => {
+                    self.recover(e, "backfill batch", &mut lock_budget).await?;
+                    // Whatever happened, the database knows where the checkpoint is (a commit
+                    // may or may not have landed before the connection dropped).
+                    let job = self
+                        .with_recovery("reading the checkpoint", |t, _| Box::pin(t.load_job()))
+                        .await?
+                        .ok_or_else(|| {
+                            EngineError::Failed("the migration's state row disappeared".into())
+                        })?;
+                    if job.last_key != after {
+                        progress.record(
+                            self.clock.now(),
+                            job.rows_done.saturating_sub(progress.rows_done),
+                        );
+                        batch_no = job.batches;
+                    }
+                    after = job.last_key;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verification in key chunks over the whole table (rows added since are included).
+    async fn verify(&mut self) -> Result<(), EngineError> {
+        let mut after: Option<Key> = None;
+        let mut checked = 0u64;
+        let chunk = self.plan.backfill.batch_size.max(10_000);
+        loop {
+            self.check_boundary().await?;
+            let from = after.clone();
+            let result = self
+                .with_recovery("verifying", |t, _| {
+                    let from = from.clone();
+                    Box::pin(async move { t.verify_chunk(from.as_ref(), chunk).await })
+                })
+                .await?;
+            checked += result.rows;
+            self.emit(EventKind::VerifyProgress {
+                rows_checked: checked,
+                up_to: result.hi.clone(),
+            });
+            match result.hi {
+                Some(hi) => after = Some(hi),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+fn elapsed_ms(now: Instant, since: Instant) -> u64 {
+    now.saturating_duration_since(since).as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests;

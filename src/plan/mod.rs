@@ -1,0 +1,478 @@
+//! The plan file: TOML → a validated [`Plan`]. Pure code: nothing here talks to a database.
+
+pub mod expr;
+pub mod ident;
+pub mod lint;
+pub mod phase;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use ident::TableName;
+pub use lint::{Finding, Severity};
+pub use phase::{Hold, Phase, PhasePlan, Step};
+
+/// The default place of pacer's state table in the target database.
+pub const DEFAULT_STATE_TABLE: &str = "pacer.migrations";
+
+/// The plan file as written (unknown keys are errors).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    table: Spanned<String>,
+    state_table: Option<Spanned<String>>,
+    column: ColumnFile,
+    #[serde(default)]
+    backfill: BackfillFile,
+    #[serde(default)]
+    safety: SafetyFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnFile {
+    name: Spanned<String>,
+    #[serde(rename = "type")]
+    sql_type: Spanned<String>,
+    default: Option<Spanned<String>>,
+    backfill: Option<Spanned<String>>,
+    #[serde(default)]
+    not_null: bool,
+    index: Option<Spanned<IndexFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IndexFile {
+    Flag(bool),
+    Spec(IndexSpecFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IndexSpecFile {
+    name: Option<String>,
+    #[serde(default)]
+    unique: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackfillFile {
+    #[serde(default = "default_batch_size")]
+    batch_size: Spanned<u64>,
+    #[serde(default = "default_target_batch_ms")]
+    target_batch_ms: Spanned<u64>,
+    #[serde(default)]
+    pause_ms: u64,
+}
+
+impl Default for BackfillFile {
+    fn default() -> Self {
+        BackfillFile {
+            batch_size: default_batch_size(),
+            target_batch_ms: default_target_batch_ms(),
+            pause_ms: 0,
+        }
+    }
+}
+
+fn default_batch_size() -> Spanned<u64> {
+    Spanned::new(0..0, 5000)
+}
+fn default_target_batch_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 200)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SafetyFile {
+    lock_timeout: Option<Spanned<String>>,
+    ddl_retries: Option<Spanned<u32>>,
+    retry_max_delay: Option<Spanned<String>>,
+    batch_timeout: Option<Spanned<String>>,
+    reconnect_attempts: Option<Spanned<u32>>,
+}
+
+/// A validated plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Where the plan came from (for messages).
+    pub path: PathBuf,
+    /// The table to change.
+    pub table: TableName,
+    /// Where pacer keeps its state in the target database.
+    pub state_table: TableName,
+    /// The new column.
+    pub column: ColumnSpec,
+    /// Backfill batch settings.
+    pub backfill: BackfillSpec,
+    /// Lock and retry limits.
+    pub safety: SafetySpec,
+}
+
+/// The column to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    /// Exact column name (pacer quotes it).
+    pub name: String,
+    /// SQL type, e.g. `numeric(14,2)`.
+    pub sql_type: String,
+    /// Constant default expression, if any.
+    pub default: Option<String>,
+    /// SQL expression over the same row that fills existing rows, if any.
+    pub backfill: Option<String>,
+    /// Tighten to NOT NULL at the end.
+    pub not_null: bool,
+    /// Build an index on the column.
+    pub index: Option<IndexSpec>,
+}
+
+/// The index to build on the new column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexSpec {
+    /// Index name; derived from table and column when the plan gives none.
+    pub name: String,
+    /// UNIQUE index.
+    pub unique: bool,
+}
+
+/// Batch settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackfillSpec {
+    /// Rows per batch at start.
+    pub batch_size: u64,
+    /// Batch duration the adaptive sizer will steer toward.
+    pub target_batch_ms: u64,
+    /// Sleep between batches.
+    pub pause: Duration,
+}
+
+/// Lock, timeout and retry limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SafetySpec {
+    /// How long one DDL statement may wait for its lock before it gives up (and retries).
+    pub lock_timeout: Duration,
+    /// How many attempts a DDL statement gets when its lock wait times out.
+    pub ddl_retries: u32,
+    /// Upper bound of the backoff between attempts.
+    pub retry_max_delay: Duration,
+    /// statement_timeout of one batch; a batch that times out is retried at half the size.
+    pub batch_timeout: Duration,
+    /// How many times pacer reconnects after losing its connection before it gives up.
+    pub reconnect_attempts: u32,
+}
+
+/// Smallest and largest batch size an operator or the plan may set.
+pub const MIN_BATCH_SIZE: u64 = 1;
+/// Largest batch size: beyond ~100k rows one batch holds row locks for seconds.
+pub const MAX_BATCH_SIZE: u64 = 1_000_000;
+
+/// A plan that could not be read, with file and line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PlanError(pub String);
+
+impl Plan {
+    /// Reads and validates a plan file.
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            PlanError(format!(
+                "cannot read plan file {}: {e}. Check the path.",
+                path.display()
+            ))
+        })?;
+        Plan::parse(path, &text)
+    }
+
+    /// Parses and validates plan text; `path` only names the file in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Plan, PlanError> {
+        let at = |span: std::ops::Range<usize>| location(path, text, span.start);
+        let file: PlanFile = toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|s| at(s))
+                .unwrap_or_else(|| path.display().to_string());
+            let mut message = e.message().trim_end_matches('\n').to_string();
+            if message.contains("untagged enum IndexFile") {
+                message =
+                    "`index` takes true, false or { name = \"…\", unique = true|false }".into();
+            }
+            PlanError(format!(
+                "{place}: {message}. See the plan format in the README (every key is listed there)."
+            ))
+        })?;
+        let fail =
+            |span: std::ops::Range<usize>, msg: String| PlanError(format!("{}: {msg}", at(span)));
+
+        let table = TableName::parse(file.table.get_ref())
+            .map_err(|m| fail(file.table.span(), format!("table: {m}")))?;
+        let state_table = match &file.state_table {
+            Some(s) => {
+                let t = TableName::parse(s.get_ref())
+                    .map_err(|m| fail(s.span(), format!("state_table: {m}")))?;
+                if t.schema.is_none() {
+                    return Err(fail(
+                        s.span(),
+                        "state_table must be schema-qualified, e.g. `pacer.migrations`".into(),
+                    ));
+                }
+                t
+            }
+            None => TableName::parse(DEFAULT_STATE_TABLE).expect("default state table parses"),
+        };
+
+        let c = &file.column;
+        ident::check_name("column name", c.name.get_ref()).map_err(|m| fail(c.name.span(), m))?;
+        expr::check_fragment("column type", c.sql_type.get_ref())
+            .map_err(|m| fail(c.sql_type.span(), m))?;
+        for word in [
+            "generated",
+            "identity",
+            "references",
+            "primary",
+            "constraint",
+            "collate",
+        ] {
+            if c.sql_type
+                .get_ref()
+                .to_ascii_lowercase()
+                .split_whitespace()
+                .any(|w| w == word)
+            {
+                return Err(fail(
+                    c.sql_type.span(),
+                    format!(
+                        "column type `{}` contains `{word}`: `type` takes a type name only \
+                         (e.g. `numeric(14,2)`); identity and generated columns rewrite the table \
+                         under an exclusive lock, and constraints are added by their own phases",
+                        c.sql_type.get_ref()
+                    ),
+                ));
+            }
+        }
+        if let Some(d) = &c.default {
+            expr::check_fragment("default", d.get_ref()).map_err(|m| fail(d.span(), m))?;
+        }
+        if let Some(b) = &c.backfill {
+            expr::check_fragment("backfill expression", b.get_ref())
+                .map_err(|m| fail(b.span(), m))?;
+        }
+        if c.not_null && c.default.is_none() && c.backfill.is_none() {
+            return Err(fail(
+                c.name.span(),
+                format!(
+                    "column `{}` has not_null = true but neither a default nor a backfill \
+                     expression, so existing rows would stay NULL; add `default = …` or \
+                     `backfill = …`, or drop not_null",
+                    c.name.get_ref()
+                ),
+            ));
+        }
+        let index = match c.index.as_ref() {
+            None => None,
+            Some(spec) => {
+                let (name, unique) = match spec.get_ref() {
+                    IndexFile::Flag(false) => (None, None),
+                    IndexFile::Flag(true) => (None, Some(false)),
+                    IndexFile::Spec(s) => (s.name.clone(), Some(s.unique)),
+                };
+                match unique {
+                    None => None,
+                    Some(unique) => {
+                        let name = name
+                            .unwrap_or_else(|| default_index_name(&table.name, c.name.get_ref()));
+                        ident::check_name("index name", &name).map_err(|m| fail(spec.span(), m))?;
+                        Some(IndexSpec { name, unique })
+                    }
+                }
+            }
+        };
+
+        let b = &file.backfill;
+        let batch_size = *b.batch_size.get_ref();
+        if !(MIN_BATCH_SIZE..=MAX_BATCH_SIZE).contains(&batch_size) {
+            return Err(fail(
+                b.batch_size.span(),
+                format!(
+                    "batch_size = {batch_size} is out of range; use {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE} \
+                     (1,000–20,000 suits most tables)"
+                ),
+            ));
+        }
+        let target_batch_ms = *b.target_batch_ms.get_ref();
+        if !(10..=60_000).contains(&target_batch_ms) {
+            return Err(fail(
+                b.target_batch_ms.span(),
+                format!("target_batch_ms = {target_batch_ms} is out of range; use 10 to 60000"),
+            ));
+        }
+
+        let s = &file.safety;
+        let duration = |v: &Option<Spanned<String>>,
+                        key: &str,
+                        default: Duration,
+                        min: Duration,
+                        max: Duration| {
+            match v {
+                None => Ok(default),
+                Some(v) => {
+                    let d = parse_duration(v.get_ref())
+                        .map_err(|m| fail(v.span(), format!("{key}: {m}")))?;
+                    if d < min || d > max {
+                        return Err(fail(
+                            v.span(),
+                            format!(
+                                "{key} = \"{}\" is out of range; use {} to {}",
+                                v.get_ref(),
+                                humantime::format_duration(min),
+                                humantime::format_duration(max)
+                            ),
+                        ));
+                    }
+                    Ok(d)
+                }
+            }
+        };
+        let lock_timeout = duration(
+            &s.lock_timeout,
+            "lock_timeout",
+            Duration::from_secs(2),
+            Duration::from_millis(10),
+            Duration::from_secs(60),
+        )?;
+        let retry_max_delay = duration(
+            &s.retry_max_delay,
+            "retry_max_delay",
+            Duration::from_secs(30),
+            Duration::from_millis(10),
+            Duration::from_secs(600),
+        )?;
+        let batch_timeout = duration(
+            &s.batch_timeout,
+            "batch_timeout",
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
+        let count = |v: &Option<Spanned<u32>>, key: &str, default: u32| match v {
+            None => Ok(default),
+            Some(v) if (1..=10_000).contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(fail(
+                v.span(),
+                format!("{key} = {} is out of range; use 1 to 10000", v.get_ref()),
+            )),
+        };
+        let ddl_retries = count(&s.ddl_retries, "ddl_retries", 30)?;
+        let reconnect_attempts = count(&s.reconnect_attempts, "reconnect_attempts", 10)?;
+
+        Ok(Plan {
+            path: path.to_path_buf(),
+            table,
+            state_table,
+            column: ColumnSpec {
+                name: c.name.get_ref().clone(),
+                sql_type: c.sql_type.get_ref().trim().to_string(),
+                default: c.default.as_ref().map(|d| d.get_ref().trim().to_string()),
+                backfill: c.backfill.as_ref().map(|d| d.get_ref().trim().to_string()),
+                not_null: c.not_null,
+                index,
+            },
+            backfill: BackfillSpec {
+                batch_size,
+                target_batch_ms,
+                pause: Duration::from_millis(b.pause_ms),
+            },
+            safety: SafetySpec {
+                lock_timeout,
+                ddl_retries,
+                retry_max_delay,
+                batch_timeout,
+                reconnect_attempts,
+            },
+        })
+    }
+
+    /// The phases this plan runs, in order.
+    pub fn phases(&self) -> Vec<Phase> {
+        let c = &self.column;
+        let mut phases = vec![Phase::Preflight, Phase::AddColumn];
+        if c.backfill.is_some() {
+            phases.extend([Phase::Sync, Phase::Backfill, Phase::Verify]);
+        }
+        if self.not_null_phase() {
+            phases.push(Phase::NotNull);
+        }
+        if c.index.is_some() {
+            phases.push(Phase::Index);
+        }
+        phases.push(Phase::Cleanup);
+        phases
+    }
+
+    /// Whether NOT NULL needs its own phase. With a default and no backfill, the column is
+    /// added as `NOT NULL DEFAULT …` directly: that is instant and needs no scan.
+    pub fn not_null_phase(&self) -> bool {
+        self.column.not_null && !self.not_null_at_add()
+    }
+
+    /// Whether ADD COLUMN itself carries NOT NULL (constant default, nothing to backfill).
+    pub fn not_null_at_add(&self) -> bool {
+        self.column.not_null && self.column.default.is_some() && self.column.backfill.is_none()
+    }
+
+    /// A stable digest of what defines the migration (not batch sizes or timeouts), so a
+    /// resume with a changed definition is refused.
+    pub fn digest(&self) -> String {
+        let c = &self.column;
+        let canonical = format!(
+            "{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{:?}\u{1f}{:?}\u{1f}{}\u{1f}{:?}",
+            self.table,
+            c.name,
+            c.sql_type,
+            c.not_null,
+            c.default,
+            c.backfill,
+            self.state_table,
+            c.index.as_ref().map(|i| (&i.name, i.unique)),
+        );
+        // FNV-1a 64: stable across builds and platforms, which std's hasher is not.
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in canonical.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+}
+
+/// `orders` + `amount` → `orders_amount_idx`, cut to 63 bytes on a character boundary.
+pub fn default_index_name(table: &str, column: &str) -> String {
+    let mut name = format!("{table}_{column}_idx");
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
+/// Parses "2s", "500ms", "1m 30s".
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write it like \"2s\", \"500ms\" or \"1m\"")
+    })
+}
+
+/// `path:line:column` of a byte offset.
+fn location(path: &Path, text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{}:{line}:{column}", path.display())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,214 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+const EXAMPLE: &str = r#"table = "public.orders"             # schema-qualified or not; pacer quotes identifiers itself
+
+[column]
+name = "amount"
+type = "numeric(14,2)"
+# default = "0"                      # optional; must be a constant expression
+backfill = "amount_cents / 100.0"    # optional SQL expression over the same row
+not_null = true                      # optional
+index = true                         # optional; also index = { name = "orders_amount_idx", unique = false }
+
+[backfill]
+batch_size = 5000                    # rows per batch at start
+target_batch_ms = 200                # stored now; the adaptive sizer of a later issue steers toward it
+pause_ms = 0                         # sleep between batches
+
+[safety]
+lock_timeout = "2s"
+ddl_retries = 30
+"#;
+
+fn parse(text: &str) -> Result<Plan, PlanError> {
+    Plan::parse(Path::new("plan.toml"), text)
+}
+
+fn err(text: &str) -> String {
+    parse(text).unwrap_err().0
+}
+
+#[test]
+fn parses_the_documented_example_exactly_as_written() {
+    let plan = parse(EXAMPLE).unwrap();
+    assert_eq!(plan.table.schema.as_deref(), Some("public"));
+    assert_eq!(plan.table.name, "orders");
+    assert_eq!(plan.column.name, "amount");
+    assert_eq!(plan.column.sql_type, "numeric(14,2)");
+    assert_eq!(plan.column.default, None);
+    assert_eq!(
+        plan.column.backfill.as_deref(),
+        Some("amount_cents / 100.0")
+    );
+    assert!(plan.column.not_null);
+    assert_eq!(
+        plan.column.index,
+        Some(IndexSpec {
+            name: "orders_amount_idx".into(),
+            unique: false
+        })
+    );
+    assert_eq!(plan.backfill.batch_size, 5000);
+    assert_eq!(plan.backfill.target_batch_ms, 200);
+    assert_eq!(plan.backfill.pause, Duration::ZERO);
+    assert_eq!(plan.safety.lock_timeout, Duration::from_secs(2));
+    assert_eq!(plan.safety.ddl_retries, 30);
+    assert_eq!(plan.state_table.to_string(), "pacer.migrations");
+    assert_eq!(
+        plan.phases(),
+        vec![
+            Phase::Preflight,
+            Phase::AddColumn,
+            Phase::Sync,
+            Phase::Backfill,
+            Phase::Verify,
+            Phase::NotNull,
+            Phase::Index,
+            Phase::Cleanup
+        ]
+    );
+}
+
+#[test]
+fn minimal_plan_gets_defaults_and_only_the_phases_it_needs() {
+    let plan = parse("table = \"orders\"\n[column]\nname = \"note\"\ntype = \"text\"\n").unwrap();
+    assert_eq!(plan.table.schema, None);
+    assert_eq!(plan.backfill.batch_size, 5000);
+    assert_eq!(plan.safety.ddl_retries, 30);
+    assert_eq!(plan.safety.reconnect_attempts, 10);
+    assert_eq!(
+        plan.phases(),
+        vec![Phase::Preflight, Phase::AddColumn, Phase::Cleanup]
+    );
+}
+
+#[test]
+fn not_null_with_constant_default_and_no_backfill_is_done_at_add_time() {
+    let plan = parse(
+        "table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\ndefault = \"0\"\nnot_null = true\n",
+    )
+    .unwrap();
+    assert!(plan.not_null_at_add());
+    assert!(!plan.phases().contains(&Phase::NotNull));
+}
+
+#[test]
+fn index_table_form_with_name_and_unique() {
+    let plan = parse(
+        "table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nindex = { name = \"my_idx\", unique = true }\n",
+    )
+    .unwrap();
+    assert_eq!(
+        plan.column.index,
+        Some(IndexSpec {
+            name: "my_idx".into(),
+            unique: true
+        })
+    );
+    let plan =
+        parse("table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nindex = false\n").unwrap();
+    assert_eq!(plan.column.index, None);
+}
+
+#[test]
+fn unknown_key_is_an_error_with_file_and_line() {
+    let text = EXAMPLE.replace("pause_ms = 0", "pause_ms = 0\nbatch_sise = 10");
+    let e = err(&text);
+    assert!(e.starts_with("plan.toml:15:"), "{e}");
+    assert!(e.contains("batch_sise"), "{e}");
+}
+
+#[test]
+fn malformed_toml_is_an_error_with_file_and_line() {
+    let e = err("table = \"t\"\n[column\nname = \"c\"\n");
+    assert!(e.starts_with("plan.toml:2:"), "{e}");
+}
+
+#[test]
+fn missing_required_key_is_named() {
+    let e = err("table = \"t\"\n[column]\nname = \"c\"\n");
+    assert!(e.contains("type"), "{e}");
+}
+
+#[test]
+fn bad_values_name_their_line() {
+    let e =
+        err("table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\n[backfill]\nbatch_size = 0\n");
+    assert!(e.starts_with("plan.toml:6:"), "{e}");
+    assert!(e.contains("batch_size"), "{e}");
+    let e = err(
+        "table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\n[safety]\nlock_timeout = \"soon\"\n",
+    );
+    assert!(e.starts_with("plan.toml:6:"), "{e}");
+    assert!(e.contains("not a duration"), "{e}");
+    let e = err(
+        "table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nbackfill = \"1; drop table t\"\n",
+    );
+    assert!(e.starts_with("plan.toml:5:"), "{e}");
+    let e = err("table = \"a.b.c\"\n[column]\nname = \"c\"\ntype = \"int\"\n");
+    assert!(e.starts_with("plan.toml:1:"), "{e}");
+    let e = err("table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nindex = 3\n");
+    assert!(e.contains("`index` takes"), "{e}");
+}
+
+#[test]
+fn refuses_types_that_smuggle_in_rewrites_or_constraints() {
+    for t in [
+        "bigint generated always as identity",
+        "int references other(id)",
+        "int primary key",
+        "numeric generated always as (a * 2) stored",
+    ] {
+        let e = err(&format!(
+            "table = \"t\"\n[column]\nname = \"c\"\ntype = \"{t}\"\n"
+        ));
+        assert!(e.contains("type name only"), "{t}: {e}");
+    }
+}
+
+#[test]
+fn not_null_without_a_value_source_is_refused() {
+    let e = err("table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nnot_null = true\n");
+    assert!(e.contains("neither a default nor a backfill"), "{e}");
+}
+
+#[test]
+fn digest_ignores_tuning_but_not_definition() {
+    let a = parse(EXAMPLE).unwrap();
+    let b = parse(&EXAMPLE.replace("batch_size = 5000", "batch_size = 100")).unwrap();
+    let c = parse(&EXAMPLE.replace("/ 100.0", "/ 10.0")).unwrap();
+    assert_eq!(a.digest(), b.digest());
+    assert_ne!(a.digest(), c.digest());
+}
+
+#[test]
+fn default_index_name_fits_postgres_limit() {
+    let long = "t".repeat(60);
+    assert_eq!(default_index_name(&long, "column").len(), 63);
+    assert_eq!(default_index_name("orders", "amount"), "orders_amount_idx");
+}
+
+#[test]
+fn lint_flags_long_lock_timeout_and_huge_batches() {
+    let plan = parse(
+        &EXAMPLE
+            .replace("lock_timeout = \"2s\"", "lock_timeout = \"10s\"")
+            .replace("batch_size = 5000", "batch_size = 200000"),
+    )
+    .unwrap();
+    let findings = lint::lint(&plan);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.message.contains("lock_timeout is 10s"))
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.message.contains("batch_size 200000"))
+    );
+    assert!(lint::lint(&parse(EXAMPLE).unwrap()).is_empty());
+}

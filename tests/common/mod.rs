@@ -1,0 +1,175 @@
+//! Helpers shared by the integration tests: run the real binary, seed tables, write plans.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::PgServer;
+
+/// The real pacer binary, with a clean environment (no target or libpq variables).
+pub fn pacer() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pacer"));
+    for var in [
+        "PACER_TARGET",
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+        "PGSSLMODE",
+        "PGPASSFILE",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", std::env::temp_dir());
+    cmd
+}
+
+/// Output of a finished command, as text.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn from(out: Output) -> Ran {
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `pacer ARGS… PLAN --target URL` to the end.
+pub fn run_pacer(args: &[&str], plan: &Path, url: &str) -> Ran {
+    let out = pacer()
+        .args(args)
+        .arg(plan)
+        .arg("--target")
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .expect("pacer runs");
+    Ran::from(out)
+}
+
+/// Starts `pacer run --headless PLAN --target URL` in the background.
+pub fn spawn_run(plan: &Path, url: &str, extra: &[&str]) -> Child {
+    pacer()
+        .args(["run", "--headless"])
+        .args(extra)
+        .arg(plan)
+        .arg("--target")
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pacer starts")
+}
+
+/// Waits for a child and collects its output.
+pub fn finish(child: Child) -> Ran {
+    Ran::from(child.wait_with_output().expect("pacer finishes"))
+}
+
+/// A plan file in a temporary directory.
+pub struct PlanFile {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn plan_file(text: &str) -> PlanFile {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, text).expect("write plan");
+    PlanFile { _dir: dir, path }
+}
+
+/// The issue's example plan, with a batch size and extra lines.
+pub fn orders_plan(batch_size: u64, extra_backfill: &str, extra_safety: &str) -> String {
+    format!(
+        r#"table = "public.orders"
+
+[column]
+name = "amount"
+type = "numeric(14,2)"
+backfill = "amount_cents / 100.0"
+not_null = true
+index = true
+
+[backfill]
+batch_size = {batch_size}
+target_batch_ms = 200
+pause_ms = 0
+{extra_backfill}
+
+[safety]
+lock_timeout = "2s"
+ddl_retries = 30
+{extra_safety}
+"#
+    )
+}
+
+/// Creates `orders` with `rows` rows (id bigint primary key, amount_cents, note).
+pub fn seed_orders(pg: &PgServer, db: &str, rows: u64) {
+    pg.psql(
+        db,
+        &format!(
+            "CREATE TABLE orders (id bigserial PRIMARY KEY, amount_cents bigint NOT NULL, note text, \
+             created_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO orders (amount_cents, note) SELECT (g * 7919) % 1000000, 'order ' || g \
+             FROM generate_series(1, {rows}) g;
+             ANALYZE orders;"
+        ),
+    );
+}
+
+/// Number of rows whose amount is not exactly amount_cents / 100.
+pub fn wrong_amounts(pg: &PgServer, db: &str) -> i64 {
+    pg.psql(
+        db,
+        "SELECT count(*) FROM orders WHERE amount IS DISTINCT FROM (amount_cents / 100.0)::numeric(14,2)",
+    )
+    .parse()
+    .unwrap()
+}
+
+/// Polls `sql` until it returns a number ≥ `at_least`, or panics after `timeout`.
+pub fn wait_for_number(
+    pg: &PgServer,
+    db: &str,
+    sql: &str,
+    at_least: i64,
+    timeout: Duration,
+) -> i64 {
+    let start = Instant::now();
+    loop {
+        if let Ok(v) = pg.try_psql(db, sql)
+            && let Ok(n) = v.trim().parse::<i64>()
+            && n >= at_least
+        {
+            return n;
+        }
+        if start.elapsed() > timeout {
+            panic!("timed out waiting for `{sql}` to reach {at_least}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
