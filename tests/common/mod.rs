@@ -102,7 +102,13 @@ pub fn plan_file(text: &str) -> PlanFile {
 }
 
 /// The issue's example plan, with a batch size and extra lines.
+/// `extra_backfill` may set its own `pause_ms`.
 pub fn orders_plan(batch_size: u64, extra_backfill: &str, extra_safety: &str) -> String {
+    let pause = if extra_backfill.contains("pause_ms") {
+        ""
+    } else {
+        "pause_ms = 0"
+    };
     format!(
         r#"table = "public.orders"
 
@@ -116,7 +122,7 @@ index = true
 [backfill]
 batch_size = {batch_size}
 target_batch_ms = 200
-pause_ms = 0
+{pause}
 {extra_backfill}
 
 [safety]

@@ -1,0 +1,387 @@
+//! What must hold when things go wrong mid-migration: kills, lock queues, restarts, writers.
+
+mod common;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use support::PgServer;
+use tokio_postgres::NoTls;
+
+async fn client(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("test connects");
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// An AFTER UPDATE trigger that logs every change of a row's amount, so a range applied twice
+/// shows. It reads the column through to_jsonb so it can exist before the column does.
+fn log_updates(pg: &PgServer, db: &str) {
+    pg.psql(
+        db,
+        "CREATE TABLE update_log (id bigint NOT NULL);
+         CREATE FUNCTION log_update() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF to_jsonb(NEW)->'amount' IS DISTINCT FROM to_jsonb(OLD)->'amount' THEN INSERT INTO update_log VALUES (NEW.id); END IF; RETURN NEW; END $$;",
+    );
+}
+
+fn attach_update_log(pg: &PgServer, db: &str) {
+    pg.psql(
+        db,
+        "CREATE TRIGGER zz_log_update AFTER UPDATE ON orders FOR EACH ROW EXECUTE FUNCTION log_update();",
+    );
+}
+
+#[test]
+fn resumes_after_kill_9_without_skipping_or_repeating_a_batch() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 150_000);
+    log_updates(&pg, "shop");
+    attach_update_log(&pg, "shop");
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 10", ""));
+
+    for round in 0..2 {
+        let child = spawn_run(&plan.path, &url, &[]);
+        let threshold = 30_000 + round * 40_000;
+        wait_for_number(
+            &pg,
+            "shop",
+            "SELECT rows_done FROM pacer.migrations",
+            threshold,
+            Duration::from_secs(60),
+        );
+        let mut child = child;
+        child.kill().expect("kill -9"); // SIGKILL
+        let _ = child.wait();
+        // The checkpoint and the data agree exactly: every key up to it filled, none after.
+        let (last, done): (i64, i64) = {
+            let s = pg.psql(
+                "shop",
+                "SELECT last_key[1] || ' ' || rows_done FROM pacer.migrations",
+            );
+            let mut it = s.split(' ').map(|v| v.parse::<i64>().unwrap());
+            (it.next().unwrap(), it.next().unwrap())
+        };
+        assert_eq!(
+            pg.psql(
+                "shop",
+                &format!("SELECT count(*) FROM orders WHERE id <= {last} AND amount IS NULL")
+            ),
+            "0"
+        );
+        assert_eq!(
+            pg.psql(
+                "shop",
+                &format!("SELECT count(*) FROM orders WHERE id > {last} AND amount IS NOT NULL")
+            ),
+            "0"
+        );
+        assert_eq!(
+            pg.psql(
+                "shop",
+                &format!("SELECT count(*) FROM orders WHERE id <= {last}")
+            ),
+            done.to_string()
+        );
+    }
+
+    let ran = finish(spawn_run(&plan.path, &url, &[]));
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("resuming after"), "{ran}");
+    assert!(
+        ran.stderr.contains("add_column: skipped"),
+        "finished phases are not run again: {ran}"
+    );
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT count(*) FROM (SELECT id FROM update_log GROUP BY id HAVING count(*) > 1) d"
+        ),
+        "0",
+        "no row was updated twice"
+    );
+    assert_eq!(
+        pg.psql("shop", "SELECT count(DISTINCT id) FROM update_log"),
+        "150000"
+    );
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT rows_done || ' ' || outcome FROM pacer.migrations"
+        ),
+        "150000 done"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_column_behind_a_long_transaction_never_stalls_the_foreground() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 10_000);
+    let plan = plan_file(
+        &orders_plan(5000, "", "").replace("lock_timeout = \"2s\"", "lock_timeout = \"300ms\""),
+    );
+
+    // A long transaction holds ACCESS SHARE on orders: ADD COLUMN cannot get its lock.
+    let blocker = client(&url).await;
+    blocker
+        .batch_execute("BEGIN; SELECT count(*) FROM orders")
+        .await
+        .unwrap();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    let child = spawn_run(&plan.path, &url, &[]);
+
+    // Meanwhile the application keeps reading: no query may wait longer than lock_timeout + margin.
+    let app = client(&url).await;
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut queries = 0;
+    while start.elapsed() < Duration::from_secs(4) {
+        let t = Instant::now();
+        app.query_one(
+            "SELECT amount_cents FROM orders WHERE id = $1",
+            &[&(1 + queries % 9000i64)],
+        )
+        .await
+        .unwrap();
+        worst = worst.max(t.elapsed());
+        queries += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        worst < Duration::from_millis(300 + 700),
+        "a foreground query waited {worst:?} behind the ALTER (lock_timeout 300ms)"
+    );
+    assert!(queries > 100);
+    blocker.batch_execute("COMMIT").await.unwrap();
+
+    let ran = tokio::task::spawn_blocking(move || finish(child))
+        .await
+        .unwrap();
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stderr.contains("lock wait timed out (attempt 1/30)"),
+        "{ran}"
+    );
+    assert!(
+        ran.stderr
+            .contains(&format!("blocked by pid {blocker_pid}")),
+        "the event names the blocking session: {ran}"
+    );
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+}
+
+#[test]
+fn invalid_index_left_by_an_earlier_attempt_is_dropped_and_rebuilt() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 20_000);
+    // A failed concurrent build leaves an INVALID index under the name pacer will use.
+    pg.psql("shop", "UPDATE orders SET note = 'same' WHERE id <= 2");
+    assert!(
+        pg.try_psql(
+            "shop",
+            "CREATE UNIQUE INDEX CONCURRENTLY orders_amount_idx ON orders (note)"
+        )
+        .is_err()
+    );
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_amount_idx'::regclass"
+        ),
+        "f"
+    );
+    let plan = plan_file(&orders_plan(5000, "", ""));
+    let ran = run_pacer(&["run", "--headless"], &plan.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("found INVALID index"), "{ran}");
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT indisvalid || ' ' || pg_get_indexdef(indexrelid) FROM pg_index WHERE indexrelid = 'orders_amount_idx'::regclass"
+        ),
+        "true CREATE INDEX orders_amount_idx ON public.orders USING btree (amount)"
+    );
+}
+
+#[test]
+fn server_restart_mid_backfill_is_survived_and_the_data_is_exact() {
+    let mut pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 100_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 10", ""));
+    let child = spawn_run(&plan.path, &url, &[]);
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        20_000,
+        Duration::from_secs(60),
+    );
+    pg.restart();
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("connection lost"), "{ran}");
+    assert!(ran.stderr.contains("reconnected"), "{ran}");
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT rows_done || ' ' || outcome FROM pacer.migrations"
+        ),
+        "100000 done"
+    );
+}
+
+#[test]
+fn backend_terminated_by_a_dba_mid_backfill_is_survived() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 100_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 10", ""));
+    let child = spawn_run(&plan.path, &url, &[]);
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        20_000,
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'pacer:%'"
+        ),
+        "1"
+    );
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("connection lost"), "{ran}");
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+    assert_eq!(
+        pg.psql("shop", "SELECT rows_done FROM pacer.migrations"),
+        "100000"
+    );
+}
+
+#[test]
+fn composite_text_key_is_walked_exactly() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE TABLE \"Line Items\" (tenant int NOT NULL, \"Code\" text NOT NULL, qty int NOT NULL, \
+         PRIMARY KEY (tenant, \"Code\"));
+         INSERT INTO \"Line Items\" SELECT t, 'item-' || c || ' x''y', (t * c) % 97 \
+         FROM generate_series(1, 30) t, generate_series(1, 1000) c;",
+    );
+    let plan = plan_file(
+        r#"table = 'public."Line Items"'
+[column]
+name = "Doubled"
+type = "bigint"
+backfill = "qty * 2"
+not_null = true
+[backfill]
+batch_size = 777
+"#,
+    );
+    let ran = run_pacer(&["run", "--headless"], &plan.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT count(*) FROM \"Line Items\" WHERE \"Doubled\" IS DISTINCT FROM qty * 2"
+        ),
+        "0"
+    );
+    assert_eq!(
+        pg.psql("shop", "SELECT rows_done FROM pacer.migrations"),
+        "30000"
+    );
+    assert!(
+        ran.stderr.contains("checkpoint (30, item-999 x'y)"),
+        "{ran}"
+    );
+}
+
+#[test]
+fn rows_written_during_the_backfill_by_an_unaware_application_end_up_correct() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 60_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 5", ""));
+    let child = spawn_run(&plan.path, &url, &[]);
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT count(*) FROM pg_trigger WHERE tgname = 'pacer_sync_amount'",
+        1,
+        Duration::from_secs(30),
+    );
+    // The application does not know the column: it inserts and updates without it.
+    let writer_url = url.clone();
+    let writer = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let app = client(&writer_url).await;
+            for i in 0..400i64 {
+                app.execute(
+                    "INSERT INTO orders (amount_cents, note) VALUES ($1, 'new')",
+                    &[&(i * 13)],
+                )
+                .await
+                .unwrap();
+                app.execute(
+                    "UPDATE orders SET amount_cents = amount_cents + 1 WHERE id = $1",
+                    &[&(1 + (i * 149) % 60_000)],
+                )
+                .await
+                .unwrap();
+            }
+        });
+    });
+    writer.join().unwrap();
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert_eq!(pg.psql("shop", "SELECT count(*) FROM orders"), "60400");
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+}
+
+#[test]
+fn a_second_runner_of_the_same_migration_is_refused() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 100_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 20", ""));
+    let first = spawn_run(&plan.path, &url, &[]);
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        5_000,
+        Duration::from_secs(60),
+    );
+    let second = run_pacer(&["run", "--headless"], &plan.path, &url);
+    assert_eq!(second.code, 2, "{second}");
+    assert!(second.stderr.contains("already being run by"), "{second}");
+    let ran = finish(first);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+}
