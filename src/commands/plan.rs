@@ -33,7 +33,12 @@ pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
     let mut findings = lint::lint(&plan);
     findings.extend(info.findings.clone());
     let report = PlanReport {
-        target: target.describe(),
+        target: format!(
+            "{} (from {}, sslmode {})",
+            target.describe(),
+            target.connection().source(),
+            target.connection().ssl_mode()
+        ),
         table: &info,
         resuming: job.is_some(),
         phases_done: job

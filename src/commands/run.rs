@@ -23,13 +23,16 @@ pub async fn run(args: &TargetArgs, headless: bool, json: bool) -> Result<u8, Fa
     // Ctrl-C / SIGTERM stop at the next batch boundary (resumable); a second one exits now,
     // which is safe too: an unfinished transaction rolls back and DDL is atomic.
     // SIGHUP is ignored: losing the terminal must not stop a migration half-way.
+    // SIGUSR1 pauses at the next batch boundary, SIGUSR2 resumes: control from any shell.
     let commands = handles.commands.clone();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
             signal(SignalKind::interrupt()),
             signal(SignalKind::terminate()),
             signal(SignalKind::hangup()),
+            signal(SignalKind::user_defined1()),
+            signal(SignalKind::user_defined2()),
         ) else {
             return;
         };
@@ -39,6 +42,14 @@ pub async fn run(args: &TargetArgs, headless: bool, json: bool) -> Result<u8, Fa
                 _ = int.recv() => {}
                 _ = term.recv() => {}
                 _ = hup.recv() => continue,
+                _ = usr1.recv() => {
+                    let _ = commands.send(Command::Pause);
+                    continue;
+                }
+                _ = usr2.recv() => {
+                    let _ = commands.send(Command::Resume);
+                    continue;
+                }
             }
             if asked {
                 eprintln!("pacer: stopping now; the migration resumes from its last checkpoint.");

@@ -58,7 +58,8 @@ pub struct Handles {
     pub commands: mpsc::UnboundedSender<Command>,
     /// Events arrive here.
     pub events: mpsc::UnboundedReceiver<Event>,
-    /// The latest state.
+    /// The latest state. Read by the engine's tests today, by the TUI once it exists.
+    #[allow(dead_code)]
     pub state: watch::Receiver<State>,
 }
 

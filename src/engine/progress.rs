@@ -72,17 +72,6 @@ impl Progress {
         let total = self.total()?;
         (rate > 0.0).then(|| Duration::from_secs_f64((total - self.rows_done) as f64 / rate))
     }
-
-    /// Fraction done in [0, 1], when the total is known.
-    pub fn fraction(&self) -> Option<f64> {
-        self.total().map(|t| {
-            if t == 0 {
-                1.0
-            } else {
-                self.rows_done as f64 / t as f64
-            }
-        })
-    }
 }
 
 #[cfg(test)]
@@ -99,7 +88,6 @@ mod tests {
         assert_eq!(p.rows_done, 50_000);
         assert!((p.rate_now() - 5_000.0).abs() < 1e-6);
         assert_eq!(p.eta(), Some(Duration::from_secs(10)));
-        assert_eq!(p.fraction(), Some(0.5));
     }
 
     #[test]
@@ -133,7 +121,6 @@ mod tests {
         let mut p = Progress::new(t0, 0, Some(10));
         p.record(t0 + Duration::from_secs(1), 20);
         assert_eq!(p.total(), Some(20));
-        assert_eq!(p.fraction(), Some(1.0));
         assert_eq!(p.eta(), Some(Duration::ZERO));
     }
 }

@@ -59,11 +59,6 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Quotes a string literal for PostgreSQL (standard_conforming_strings on, the default since 9.1).
-pub fn quote_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 /// Splits `a.b` into parts, honouring double-quoted parts with `""` escapes.
 fn split_dotted(text: &str) -> Result<Vec<String>, String> {
     let mut parts = Vec::new();
@@ -145,12 +140,6 @@ mod tests {
         assert_eq!(quote_ident("select"), "\"select\"");
         assert_eq!(quote_ident("order items"), "\"order items\"");
         assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
-    }
-
-    #[test]
-    fn quotes_literals() {
-        assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_literal("a\\b"), "'a\\b'");
     }
 
     #[test]

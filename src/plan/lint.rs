@@ -15,8 +15,6 @@ pub enum Severity {
     Info,
     /// Likely to surprise someone; the run goes ahead.
     Warning,
-    /// The run is refused.
-    Error,
 }
 
 /// One lint or preflight finding.
@@ -43,13 +41,6 @@ impl Finding {
             message: message.into(),
         }
     }
-    /// A refusal.
-    pub fn error(message: impl Into<String>) -> Finding {
-        Finding {
-            severity: Severity::Error,
-            message: message.into(),
-        }
-    }
 }
 
 impl fmt::Display for Finding {
@@ -57,7 +48,6 @@ impl fmt::Display for Finding {
         let label = match self.severity {
             Severity::Info => "note",
             Severity::Warning => "warning",
-            Severity::Error => "error",
         };
         write!(f, "{label}: {}", self.message)
     }

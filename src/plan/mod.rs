@@ -194,7 +194,7 @@ impl Plan {
         let file: PlanFile = toml::from_str(text).map_err(|e| {
             let place = e
                 .span()
-                .map(|s| at(s))
+                .map(&at)
                 .unwrap_or_else(|| path.display().to_string());
             let mut message = e.message().trim_end_matches('\n').to_string();
             if message.contains("untagged enum IndexFile") {

@@ -1,0 +1,221 @@
+//! What each phase runs on PostgreSQL, with the lock each statement takes: `pacer plan`'s view.
+
+use super::sql::PgSql;
+use crate::plan::{Hold, Phase, PhasePlan, Plan, Step};
+
+fn step(
+    title: &str,
+    sql: String,
+    lock: &str,
+    hold: Hold,
+    rewrites: bool,
+    scans: bool,
+    note: String,
+) -> Step {
+    Step {
+        title: title.into(),
+        sql,
+        lock: lock.into(),
+        hold,
+        rewrites,
+        scans,
+        note,
+    }
+}
+
+/// Every phase the plan runs, with its statements.
+pub fn phases(plan: &Plan, sql: &PgSql) -> Vec<PhasePlan> {
+    let s = &plan.safety;
+    let retries = format!(
+        "lock_timeout {}, up to {} attempts with backoff; blockers are reported",
+        humantime::format_duration(s.lock_timeout),
+        s.ddl_retries
+    );
+    plan.phases()
+        .into_iter()
+        .map(|phase| {
+            let (summary, steps) = match phase {
+                Phase::Preflight => (
+                    "read-only checks: server version, table, key, column, type, default and expression \
+                     (tried in a rolled-back transaction on temporary tables), dependents",
+                    vec![],
+                ),
+                Phase::AddColumn => (
+                    "add the column: a catalog-only change, no rewrite, no scan",
+                    vec![step(
+                        "add column",
+                        sql.add_column(),
+                        "ACCESS EXCLUSIVE",
+                        Hold::Brief,
+                        false,
+                        false,
+                        retries.clone(),
+                    )],
+                ),
+                Phase::Sync => (
+                    "keep new writes filled: a trigger computes the column for rows inserted or \
+                     updated without it",
+                    vec![
+                        step(
+                            "sync function",
+                            sql.create_sync_function().unwrap_or_default(),
+                            "",
+                            Hold::None,
+                            false,
+                            false,
+                            String::new(),
+                        ),
+                        step(
+                            "sync trigger",
+                            sql.create_sync_trigger(),
+                            "SHARE ROW EXCLUSIVE",
+                            Hold::Brief,
+                            false,
+                            false,
+                            retries.clone(),
+                        ),
+                    ],
+                ),
+                Phase::Backfill => (
+                    "fill existing rows in keyset batches; each batch commits with its checkpoint",
+                    vec![
+                        step(
+                            "batch end",
+                            sql.nth_key(true, true),
+                            "ACCESS SHARE",
+                            Hold::PerBatch,
+                            false,
+                            false,
+                            format!(
+                                "the {}-th key after the checkpoint ($1 = checkpoint, $2 = end of range)",
+                                plan.backfill.batch_size
+                            ),
+                        ),
+                        step(
+                            "batch",
+                            sql.batch_update(true).unwrap_or_default(),
+                            "ROW EXCLUSIVE",
+                            Hold::PerBatch,
+                            false,
+                            true,
+                            format!(
+                                "row locks on one batch ({} rows to start) for its duration; \
+                                 statement_timeout {}; a timed-out batch is retried at half the size",
+                                plan.backfill.batch_size,
+                                humantime::format_duration(s.batch_timeout)
+                            ),
+                        ),
+                        step(
+                            "checkpoint",
+                            sql.advance_checkpoint(),
+                            "ROW EXCLUSIVE (state table)",
+                            Hold::PerBatch,
+                            false,
+                            false,
+                            "same transaction as the batch; refused if another runner moved it".into(),
+                        ),
+                    ],
+                ),
+                Phase::Verify => (
+                    "check, chunk by chunk of keys, that no row was left unfilled",
+                    vec![step(
+                        "verify chunk",
+                        sql.verify_range(true, true),
+                        "ACCESS SHARE",
+                        Hold::PerBatch,
+                        false,
+                        true,
+                        "read-only, one chunk of keys per statement".into(),
+                    )],
+                ),
+                Phase::NotNull => (
+                    "tighten to NOT NULL without a long exclusive lock",
+                    vec![
+                        step(
+                            "add NOT VALID check",
+                            sql.add_not_null_check(),
+                            "ACCESS EXCLUSIVE",
+                            Hold::Brief,
+                            false,
+                            false,
+                            retries.clone(),
+                        ),
+                        step(
+                            "validate check",
+                            sql.validate_not_null_check(),
+                            "SHARE UPDATE EXCLUSIVE",
+                            Hold::Long,
+                            false,
+                            true,
+                            "scans the table; reads and writes go on; no lock or statement timeout".into(),
+                        ),
+                        step(
+                            "set NOT NULL",
+                            sql.set_not_null(),
+                            "ACCESS EXCLUSIVE",
+                            Hold::Brief,
+                            false,
+                            false,
+                            format!("no scan: uses the valid check; {retries}"),
+                        ),
+                        step(
+                            "drop check",
+                            sql.drop_not_null_check(),
+                            "ACCESS EXCLUSIVE",
+                            Hold::Brief,
+                            false,
+                            false,
+                            "same transaction as SET NOT NULL".into(),
+                        ),
+                    ],
+                ),
+                Phase::Index => (
+                    "build the index without blocking writes",
+                    vec![step(
+                        "create index",
+                        sql.create_index().unwrap_or_default(),
+                        "SHARE UPDATE EXCLUSIVE",
+                        Hold::Long,
+                        false,
+                        true,
+                        "two table scans; reads and writes go on; waits for older transactions; \
+                         an INVALID index left by an earlier attempt is dropped concurrently first"
+                            .into(),
+                    )],
+                ),
+                Phase::Cleanup => (
+                    "drop the sync trigger and record the migration as done",
+                    if plan.column.backfill.is_some() {
+                        vec![
+                            step(
+                                "drop sync trigger",
+                                sql.drop_sync_trigger(),
+                                "ACCESS EXCLUSIVE",
+                                Hold::Brief,
+                                false,
+                                false,
+                                retries.clone(),
+                            ),
+                            step(
+                                "drop sync function",
+                                sql.drop_sync_function(),
+                                "",
+                                Hold::None,
+                                false,
+                                false,
+                                String::new(),
+                            ),
+                        ]
+                    } else {
+                        vec![]
+                    },
+                ),
+            };
+            PhasePlan {
+                phase,
+                summary: summary.into(),
+                steps,
+            }
+        })
+        .collect()
+}
