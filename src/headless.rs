@@ -262,8 +262,9 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             "ABORTED by the operator{}; everything is resumable: run the same command again",
             phase.map(|p| format!(" during {p}")).unwrap_or_default()
         ),
-        EventKind::Failed { phase, error } => format!(
-            "FAILED{}: {error}",
+        // `pacer run` prints the error itself as its last line (`pacer: …`), in every style.
+        EventKind::Failed { phase, .. } => format!(
+            "FAILED{}",
             phase.map(|p| format!(" during {p}")).unwrap_or_default()
         ),
     })

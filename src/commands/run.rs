@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{EXIT_ABORTED, EXIT_DONE, EXIT_FAILURE, EXIT_REFUSED, Failure, connect, load_plan};
+use super::{EXIT_ABORTED, EXIT_DONE, Failure, connect, load_plan};
 use crate::TargetArgs;
 use crate::engine::{Command, Engine, EngineError, RunOutcome, SystemClock};
 use crate::headless::{Printer, Style};
@@ -64,10 +64,14 @@ pub async fn run(args: &TargetArgs, headless: bool, json: bool) -> Result<u8, Fa
     let outcome = engine.run().await;
     let _ = printer.await;
     drop(handles.commands);
-    Ok(match outcome {
-        Ok(RunOutcome::Done) | Ok(RunOutcome::AlreadyDone) => EXIT_DONE,
-        Ok(RunOutcome::Aborted) => EXIT_ABORTED,
-        Err(EngineError::Refused(_)) => EXIT_REFUSED,
-        Err(EngineError::Failed(_)) | Err(EngineError::Aborted) => EXIT_FAILURE,
-    })
+    match outcome {
+        Ok(RunOutcome::Done) | Ok(RunOutcome::AlreadyDone) => Ok(EXIT_DONE),
+        Ok(RunOutcome::Aborted) => Ok(EXIT_ABORTED),
+        Err(EngineError::Refused(m)) => Err(Failure::refused(format!(
+            "preflight refuses {}: {m}",
+            args.plan.display()
+        ))),
+        Err(EngineError::Failed(m)) => Err(Failure::failed(m)),
+        Err(EngineError::Aborted) => Ok(EXIT_ABORTED),
+    }
 }

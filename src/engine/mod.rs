@@ -676,6 +676,9 @@ impl<T: Target> Engine<T> {
                 })
                 .await?;
             checked += result.rows;
+            if result.rows == 0 && checked > 0 {
+                return Ok(()); // the empty tail after the last full chunk
+            }
             self.emit(EventKind::VerifyProgress {
                 rows_checked: checked,
                 up_to: result.hi.clone(),

@@ -82,6 +82,7 @@ pub async fn preflight(pg: &mut Postgres, plan: &Plan) -> TargetResult<Preflight
     let partitioned = relkind == "p";
     pg.job = job_id(plan, table.schema.as_deref());
     let quoted = table.quoted();
+    privileges(pg, plan, &table).await?;
 
     // The key batches walk.
     let key = key_columns(pg, &quoted).await?;
@@ -200,6 +201,46 @@ pub async fn preflight(pg: &mut Postgres, plan: &Plan) -> TargetResult<Preflight
         },
         job,
     })
+}
+
+/// ALTER TABLE needs the table's owner (or a member of the owning role); pacer's state needs
+/// a schema it may create tables in. Checked up front so a run never stops half-way for lack
+/// of a privilege.
+async fn privileges(pg: &mut Postgres, plan: &Plan, table: &TableName) -> TargetResult<()> {
+    let quoted = table.quoted();
+    let state_schema = plan.state_table.schema.clone().unwrap_or_else(|| "public".into());
+    let row = pg
+        .query(
+            "SELECT current_user::text, pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE'), \
+                    CASE WHEN to_regnamespace(quote_ident($2::text)) IS NULL \
+                         THEN has_database_privilege(current_database(), 'CREATE') \
+                         ELSE has_schema_privilege(to_regnamespace(quote_ident($2::text)), 'CREATE') \
+                              OR to_regclass($3::text) IS NOT NULL END \
+             FROM pg_class c WHERE c.oid = to_regclass($1::text)",
+            &[&quoted, &state_schema, &plan.state_table.quoted()],
+            "checking privileges",
+        )
+        .await?
+        .remove(0);
+    let (user, owner, owns, can_keep_state): (String, String, bool, bool) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    if !owns {
+        return Err(refuse(format!(
+            "user {user} cannot alter {table}: PostgreSQL lets only the table's owner ({owner}) or a \
+             member of that role add columns, triggers and indexes. Run pacer as {owner}, or \
+             GRANT {owner} TO {user}."
+        )));
+    }
+    if !can_keep_state {
+        return Err(refuse(format!(
+            "user {user} may not create pacer's state table {}: it needs CREATE on schema \
+             {state_schema} (or on the database, to create that schema). Grant it, or set \
+             `state_table` in {} to a schema {user} may create tables in.",
+            plan.state_table,
+            plan.path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The key: the primary key, else the narrowest valid unique btree index on NOT NULL columns

@@ -49,10 +49,10 @@ pub fn classify(e: &tokio_postgres::Error, context: &str) -> TargetError {
 pub fn describe_db_error(db: &tokio_postgres::error::DbError) -> String {
     let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
     if let Some(detail) = db.detail() {
-        text.push_str(&format!("; detail: {detail}"));
+        text.push_str(&format!("; detail: {}", detail.trim_end_matches('.')));
     }
     if let Some(hint) = db.hint() {
-        text.push_str(&format!("; hint: {hint}"));
+        text.push_str(&format!("; hint: {}", hint.trim_end_matches('.')));
     }
     text
 }
