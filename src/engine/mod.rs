@@ -77,6 +77,8 @@ pub struct Engine<T: Target> {
     abort: bool,
     batch_size: u64,
     phase: Option<Phase>,
+    /// Set once `open_job` has claimed the migration: only then may this run record an outcome.
+    claimed: bool,
 }
 
 impl<T: Target> Engine<T> {
@@ -116,6 +118,7 @@ impl<T: Target> Engine<T> {
             paused: false,
             abort: false,
             phase: None,
+            claimed: false,
         };
         (
             engine,
@@ -144,6 +147,15 @@ impl<T: Target> Engine<T> {
         });
     }
 
+    /// Running, or Pausing while a pause waits for the next boundary.
+    fn running_status(&self) -> Status {
+        if self.paused {
+            Status::Pausing
+        } else {
+            Status::Running
+        }
+    }
+
     fn current_phase(&self) -> Phase {
         self.phase.unwrap_or(Phase::Preflight)
     }
@@ -154,16 +166,18 @@ impl<T: Target> Engine<T> {
         match &result {
             Ok(_) => {}
             Err(EngineError::Aborted) => {
-                let _ = self
-                    .target
-                    .finish(Outcome::Aborted, "aborted by the operator")
-                    .await;
+                if self.claimed {
+                    let _ = self
+                        .target
+                        .finish(Outcome::Aborted, "aborted by the operator")
+                        .await;
+                }
                 self.set_state(|s| s.status = Status::Aborted);
                 self.emit(EventKind::Aborted { phase: self.phase });
                 return Ok(RunOutcome::Aborted);
             }
             Err(EngineError::Refused(message)) | Err(EngineError::Failed(message)) => {
-                if matches!(result, Err(EngineError::Failed(_))) {
+                if self.claimed && matches!(result, Err(EngineError::Failed(_))) {
                     let _ = self.target.finish(Outcome::Failed, message).await;
                 }
                 self.set_state(|s| {
@@ -214,6 +228,7 @@ impl<T: Target> Engine<T> {
         let job = self
             .with_recovery("claiming the migration", |t, _| Box::pin(t.open_job()))
             .await?;
+        self.claimed = true;
         self.set_state(|s| {
             s.status = Status::Running;
             s.phases_done = job.phases_done.clone();
@@ -360,8 +375,9 @@ impl<T: Target> Engine<T> {
                     detail,
                 });
                 self.sleep(delay).await?;
+                let status = self.running_status();
                 self.set_state(|s| {
-                    s.status = Status::Running;
+                    s.status = status;
                     s.blockers.clear();
                 });
                 Ok(())
@@ -418,7 +434,8 @@ impl<T: Target> Engine<T> {
                     self.emit(EventKind::Reconnected {
                         attempt: budget.failures,
                     });
-                    self.set_state(|s| s.status = Status::Running);
+                    let status = self.running_status();
+                    self.set_state(|s| s.status = status);
                     return Ok(());
                 }
                 Err(TargetError::ConnectionLost(d)) => last = d,
@@ -534,7 +551,7 @@ impl<T: Target> Engine<T> {
                 break;
             }
             tokio::select! {
-                _ = sleep.as_mut() => break,
+                biased;
                 c = self.commands.recv() => match c {
                     Some(c) => {
                         self.apply(c);
@@ -544,6 +561,7 @@ impl<T: Target> Engine<T> {
                     }
                     None => self.commands_open = false,
                 },
+                _ = sleep.as_mut() => break,
             }
         }
         Ok(())
@@ -588,12 +606,9 @@ impl<T: Target> Engine<T> {
                     batch_no += 1;
                     progress.record(now, batch.keys);
                     let eta = progress.eta().map(|d| d.as_secs());
+                    let status = self.running_status();
                     self.set_state(|s| {
-                        s.status = if self.paused {
-                            Status::Pausing
-                        } else {
-                            Status::Running
-                        };
+                        s.status = status;
                         s.rows_done = progress.rows_done;
                         s.rows_total = progress.total();
                         s.rows_per_s = progress.rate_now();

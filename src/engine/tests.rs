@@ -1,1 +1,1513 @@
+//! Engine tests against `Fake`, an in-memory target: a table of integer keys 1..=N with a
+//! fill count per key, a state row with a guarded checkpoint, scripted failures, and a log of
+//! every call. Time is a `ManualClock`, so no test sleeps for real.
 
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::clock::ManualClock;
+use super::{
+    Command, Engine, EngineError, Event, EventKind, RunOutcome, SizeSource, State, Status,
+};
+use crate::plan::{MAX_BATCH_SIZE, Phase, PhasePlan, Plan};
+use crate::target::{
+    BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyColumn, KeyRange, Outcome,
+    Preflight, StepOutcome, TableInfo, Target, TargetError, TargetResult, VerifyChunk,
+};
+
+/// Longest a run may take before a test calls it hung (only reached on a hang).
+const HANG: Duration = Duration::from_secs(10);
+const JOB: &str = "public.t.c";
+/// More calls than any test needs: the engine is looping (and would hang the test, since a
+/// loop over futures that are always ready never lets a timeout fire).
+const MAX_CALLS: usize = 1_000;
+/// How long a committed batch of the fake takes on the manual clock.
+const BATCH_TIME: Duration = Duration::from_millis(100);
+
+// ---------------------------------------------------------------------------------------------
+// The fake target
+
+/// One call the engine made, with the arguments that matter.
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Preflight,
+    LoadJob,
+    OpenJob,
+    Ddl(DdlStep),
+    CompletePhase(Phase, Option<Phase>),
+    BackfillStart,
+    RunBatch { after: Option<u64>, size: u64 },
+    VerifyChunk { after: Option<u64>, size: u64 },
+    Finish(Outcome),
+    Reconnect,
+}
+
+/// When a scripted connection loss hits a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Loss {
+    /// The batch rolls back: nothing changes.
+    BeforeCommit,
+    /// The batch and its checkpoint commit, then the answer is lost.
+    AfterCommit,
+}
+
+/// The fake database: table, state row, script, call log.
+struct Db {
+    /// How many times each key was filled (index = key - 1).
+    fills: Vec<u32>,
+    /// Whether the state row exists (open_job or an earlier run made it).
+    job_exists: bool,
+    outcome: Outcome,
+    phases_done: Vec<Phase>,
+    /// Every key up to and including this one is filled.
+    checkpoint: Option<u64>,
+    /// The backfill range end, once fixed (`Some(None)`: fixed on an empty table).
+    range: Option<Option<u64>>,
+    rows_done: u64,
+    rows_updated: u64,
+    batches: u64,
+    connected: bool,
+    calls: Vec<Call>,
+
+    // The script.
+    /// Preflight answers with this error.
+    preflight_error: Option<TargetError>,
+    /// Errors DDL steps return, first match first; each is used once.
+    ddl_errors: Vec<(DdlStep, TargetError)>,
+    /// How many reconnects fail before one succeeds.
+    reconnect_failures: u32,
+    /// Batches of more keys than this reach statement_timeout.
+    timeout_above: Option<u64>,
+    /// The connection is lost during batch number .0 (counting committed batches + 1).
+    lose_connection: Option<(u64, Loss)>,
+    /// Commands sent to the engine right after batch number .0 commits.
+    commands_after_batch: Vec<(u64, Command)>,
+    /// The engine's command channel, while scripted commands remain.
+    commands: Option<mpsc::UnboundedSender<Command>>,
+    /// The engine's clock: each committed batch takes `BATCH_TIME` on it.
+    clock: Option<Arc<ManualClock>>,
+}
+
+impl Db {
+    fn n(&self) -> u64 {
+        self.fills.len() as u64
+    }
+
+    fn job_state(&self) -> Option<JobState> {
+        self.job_exists.then(|| JobState {
+            job: JOB.into(),
+            plan_digest: String::new(),
+            outcome: self.outcome,
+            phase: String::new(),
+            phases_done: self.phases_done.clone(),
+            column_created: self.phases_done.contains(&Phase::AddColumn),
+            last_key: self.checkpoint.map(key),
+            range_end: self.range.flatten().map(key),
+            rows_done: self.rows_done,
+            rows_updated: self.rows_updated,
+            rows_total: Some(self.n()),
+            batches: self.batches,
+            runner: Some("fake".into()),
+            message: None,
+            started_at: String::new(),
+            updated_at: String::new(),
+            finished_at: None,
+        })
+    }
+
+    /// The sizes the engine asked for, batch by batch.
+    fn batch_sizes(&self) -> Vec<u64> {
+        self.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::RunBatch { size, .. } => Some(*size),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn count(&self, call: &Call) -> usize {
+        self.calls.iter().filter(|c| *c == call).count()
+    }
+
+    fn ddl_calls(&self) -> Vec<DdlStep> {
+        self.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Ddl(s) => Some(*s),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn finishes(&self) -> Vec<Outcome> {
+        self.calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Finish(o) => Some(*o),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[track_caller]
+    fn assert_every_key_filled_once(&self) {
+        for (i, &f) in self.fills.iter().enumerate() {
+            assert_eq!(f, 1, "key {} was filled {f} times", i + 1);
+        }
+    }
+
+    /// Every key up to the checkpoint is filled exactly once, none after it.
+    #[track_caller]
+    fn assert_consistent_checkpoint(&self) {
+        let cp = self.checkpoint.unwrap_or(0);
+        for (i, &f) in self.fills.iter().enumerate() {
+            let k = i as u64 + 1;
+            let want = u32::from(k <= cp);
+            assert_eq!(
+                f, want,
+                "key {k} filled {f} times with the checkpoint at {cp}"
+            );
+        }
+    }
+}
+
+/// The target the engine drives; clones share one `Db`, so tests keep a handle on it.
+#[derive(Clone)]
+struct Fake(Arc<Mutex<Db>>);
+
+impl Fake {
+    /// A table of keys 1..=n, never migrated.
+    fn new(n: u64) -> Fake {
+        Fake(Arc::new(Mutex::new(Db {
+            fills: vec![0; n as usize],
+            job_exists: false,
+            outcome: Outcome::Running,
+            phases_done: Vec::new(),
+            checkpoint: None,
+            range: None,
+            rows_done: 0,
+            rows_updated: 0,
+            batches: 0,
+            connected: true,
+            calls: Vec::new(),
+            preflight_error: None,
+            ddl_errors: Vec::new(),
+            reconnect_failures: 0,
+            timeout_above: None,
+            lose_connection: None,
+            commands_after_batch: Vec::new(),
+            commands: None,
+            clock: None,
+        })))
+    }
+
+    /// A table an earlier run left with `phases_done` and the backfill checkpoint at `cp`.
+    fn resumed(n: u64, phases_done: &[Phase], cp: Option<u64>, outcome: Outcome) -> Fake {
+        let fake = Fake::new(n);
+        {
+            let mut db = fake.db();
+            db.job_exists = true;
+            db.outcome = outcome;
+            db.phases_done = phases_done.to_vec();
+            if let Some(cp) = cp {
+                db.range = Some(Some(n));
+                db.checkpoint = Some(cp);
+                db.rows_done = cp;
+                db.rows_updated = cp;
+                db.batches = 1;
+                for f in &mut db.fills[..cp as usize] {
+                    *f = 1;
+                }
+            }
+        }
+        fake
+    }
+
+    fn db(&self) -> MutexGuard<'_, Db> {
+        self.0.lock().unwrap()
+    }
+
+    /// Records `call` (failing the test when the engine loops).
+    fn log(&self, call: Call) -> MutexGuard<'_, Db> {
+        let mut db = self.db();
+        db.calls.push(call);
+        assert!(
+            db.calls.len() <= MAX_CALLS,
+            "the engine is looping; last calls: {:?}",
+            &db.calls[MAX_CALLS - 5..]
+        );
+        db
+    }
+
+    /// Records `call`; fails as a dead connection would until the engine reconnects.
+    fn enter(&self, call: Call) -> TargetResult<MutexGuard<'_, Db>> {
+        let db = self.log(call);
+        if db.connected {
+            Ok(db)
+        } else {
+            Err(TargetError::ConnectionLost(
+                "no connection to the server".into(),
+            ))
+        }
+    }
+}
+
+fn key(k: u64) -> Key {
+    Key(vec![k.to_string()])
+}
+
+fn num(k: &Key) -> u64 {
+    k.0[0].parse().expect("fake keys are integers")
+}
+
+fn blocker() -> Blocker {
+    Blocker {
+        pid: 4242,
+        application: "psql".into(),
+        user: "alice".into(),
+        state: "idle in transaction".into(),
+        xact_age_s: Some(12.5),
+        query: "SELECT * FROM t FOR UPDATE".into(),
+    }
+}
+
+fn lock_timeout() -> TargetError {
+    TargetError::LockTimeout {
+        blockers: vec![blocker()],
+        detail: "canceling statement due to lock timeout".into(),
+    }
+}
+
+fn connection_lost() -> TargetError {
+    TargetError::ConnectionLost("server closed the connection unexpectedly".into())
+}
+
+impl Target for Fake {
+    fn describe(&self) -> String {
+        "fake database".into()
+    }
+
+    fn job_id(&self) -> String {
+        JOB.into()
+    }
+
+    async fn preflight(&mut self, _plan: &Plan) -> TargetResult<Preflight> {
+        let mut db = self.enter(Call::Preflight)?;
+        if let Some(e) = db.preflight_error.take() {
+            return Err(e);
+        }
+        Ok(Preflight {
+            info: TableInfo {
+                table: "public.t".into(),
+                key: vec![KeyColumn {
+                    name: "id".into(),
+                    sql_type: "bigint".into(),
+                }],
+                key_source: "primary key t_pkey".into(),
+                estimated_rows: Some(db.n()),
+                table_bytes: 0,
+                index_bytes: 0,
+                server_version: "fake".into(),
+                findings: Vec::new(),
+            },
+            job: db.job_state(),
+        })
+    }
+
+    fn render(&self, _plan: &Plan) -> Vec<PhasePlan> {
+        Vec::new()
+    }
+
+    async fn load_job(&mut self) -> TargetResult<Option<JobState>> {
+        Ok(self.enter(Call::LoadJob)?.job_state())
+    }
+
+    async fn open_job(&mut self) -> TargetResult<JobState> {
+        let mut db = self.enter(Call::OpenJob)?;
+        db.job_exists = true;
+        if db.outcome != Outcome::Done {
+            db.outcome = Outcome::Running;
+        }
+        Ok(db.job_state().expect("the job was just opened"))
+    }
+
+    async fn ddl(&mut self, step: DdlStep) -> TargetResult<StepOutcome> {
+        let mut db = self.enter(Call::Ddl(step))?;
+        if let Some(i) = db.ddl_errors.iter().position(|(s, _)| *s == step) {
+            let (_, e) = db.ddl_errors.remove(i);
+            if matches!(e, TargetError::ConnectionLost(_)) {
+                db.connected = false;
+            }
+            return Err(e);
+        }
+        Ok(StepOutcome::Done)
+    }
+
+    async fn complete_phase(&mut self, phase: Phase, next: Option<Phase>) -> TargetResult<()> {
+        self.enter(Call::CompletePhase(phase, next))?
+            .phases_done
+            .push(phase);
+        Ok(())
+    }
+
+    async fn backfill_start(&mut self) -> TargetResult<BackfillStart> {
+        let mut db = self.enter(Call::BackfillStart)?;
+        if db.range.is_none() {
+            let n = db.n();
+            db.range = Some((n > 0).then_some(n));
+            db.checkpoint = None;
+            db.rows_done = 0;
+            db.rows_updated = 0;
+        }
+        Ok(BackfillStart {
+            after: db.checkpoint.map(key),
+            end: db.range.flatten().map(key),
+            rows_done: db.rows_done,
+            rows_updated: db.rows_updated,
+            rows_total: Some(db.n()),
+        })
+    }
+
+    async fn run_batch(
+        &mut self,
+        after: Option<&Key>,
+        end: &Key,
+        size: u64,
+    ) -> TargetResult<BatchOutcome> {
+        let after = after.map(num);
+        let mut db = self.enter(Call::RunBatch { after, size })?;
+        if db.timeout_above.is_some_and(|limit| size > limit) {
+            return Err(TargetError::StatementTimeout(
+                "canceling statement due to statement timeout".into(),
+            ));
+        }
+        let this_batch = db.batches + 1;
+        let loss = match db.lose_connection {
+            Some((b, loss)) if b == this_batch => {
+                db.lose_connection = None;
+                db.connected = false;
+                Some(loss)
+            }
+            _ => None,
+        };
+        if loss == Some(Loss::BeforeCommit) {
+            return Err(connection_lost());
+        }
+        // The guard of the real target: the checkpoint must still be where the engine thinks.
+        if after != db.checkpoint {
+            return Err(TargetError::CheckpointMoved(format!(
+                "the checkpoint is at {:?}, not at {after:?}",
+                db.checkpoint
+            )));
+        }
+        let lo = after.unwrap_or(0);
+        let end = num(end);
+        let hi = (lo + size).min(end);
+        let mut rows_updated = 0;
+        for f in &mut db.fills[lo as usize..hi as usize] {
+            if *f == 0 {
+                rows_updated += 1;
+            }
+            *f += 1;
+        }
+        if let Some(clock) = &db.clock {
+            clock.advance(BATCH_TIME);
+        }
+        db.checkpoint = Some(hi);
+        db.rows_done += hi - lo;
+        db.rows_updated += rows_updated;
+        db.batches += 1;
+
+        let done = db.batches;
+        let due: Vec<Command> = db
+            .commands_after_batch
+            .iter()
+            .filter(|(b, _)| *b == done)
+            .map(|(_, c)| c.clone())
+            .collect();
+        db.commands_after_batch.retain(|(b, _)| *b != done);
+        if let Some(tx) = &db.commands {
+            for c in due {
+                tx.send(c).expect("the engine takes commands");
+            }
+        }
+        if db.commands_after_batch.is_empty() {
+            db.commands = None; // hold no sender longer than the script needs
+        }
+
+        if loss == Some(Loss::AfterCommit) {
+            return Err(connection_lost());
+        }
+        Ok(BatchOutcome {
+            range: KeyRange {
+                lo: after.map(key),
+                hi: key(hi),
+            },
+            keys: hi - lo,
+            rows_updated,
+            last: hi == end,
+        })
+    }
+
+    async fn verify_chunk(&mut self, after: Option<&Key>, size: u64) -> TargetResult<VerifyChunk> {
+        let after = after.map(num);
+        let db = self.enter(Call::VerifyChunk { after, size })?;
+        let lo = after.unwrap_or(0);
+        let hi = (lo + size).min(db.n());
+        if lo >= hi {
+            return Ok(VerifyChunk { hi: None, rows: 0 });
+        }
+        if let Some(i) = (lo..hi).find(|&i| db.fills[i as usize] == 0) {
+            return Err(TargetError::Failed(format!(
+                "verify: key {} unfilled",
+                i + 1
+            )));
+        }
+        Ok(VerifyChunk {
+            hi: Some(key(hi)),
+            rows: hi - lo,
+        })
+    }
+
+    async fn finish(&mut self, outcome: Outcome, _message: &str) -> TargetResult<()> {
+        self.enter(Call::Finish(outcome))?.outcome = outcome;
+        Ok(())
+    }
+
+    async fn reconnect(&mut self) -> TargetResult<()> {
+        let mut db = self.log(Call::Reconnect);
+        if db.reconnect_failures > 0 {
+            db.reconnect_failures -= 1;
+            return Err(TargetError::ConnectionLost("connection refused".into()));
+        }
+        db.connected = true;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the engine
+
+const PLAN: &str = r#"
+table = "public.t"
+
+[column]
+name = "c"
+type = "bigint"
+backfill = "id * 2"
+not_null = true
+index = true
+"#;
+
+/// The test plan (every phase) with extra `[backfill]` and `[safety]` keys.
+fn plan(backfill: &str, safety: &str) -> Plan {
+    let text = format!("{PLAN}\n[backfill]\n{backfill}\n\n[safety]\n{safety}\n");
+    Plan::parse(Path::new("t.toml"), &text).expect("the test plan parses")
+}
+
+/// What a finished run left behind.
+struct Finished {
+    result: Result<RunOutcome, EngineError>,
+    events: Vec<EventKind>,
+    sleeps: Vec<Duration>,
+    state: State,
+}
+
+/// Runs the engine to its end, with `before` queued on the command channel.
+async fn run(fake: &Fake, plan: Plan, before: &[Command]) -> Finished {
+    let mut live = start(fake, plan, before);
+    let result = tokio::time::timeout(HANG, &mut live.run)
+        .await
+        .expect("the run hung")
+        .expect("the engine task panicked");
+    let state = live.state.borrow().clone();
+    let sleeps = live.clock.sleeps();
+    let events = live.rest_of_events().await;
+    Finished {
+        result,
+        events,
+        sleeps,
+        state,
+    }
+}
+
+/// A run on its own task, driven by the test.
+struct Live {
+    run: JoinHandle<Result<RunOutcome, EngineError>>,
+    commands: Option<mpsc::UnboundedSender<Command>>,
+    events: mpsc::UnboundedReceiver<Event>,
+    state: watch::Receiver<State>,
+    clock: Arc<ManualClock>,
+    seen: Vec<EventKind>,
+}
+
+fn start(fake: &Fake, plan: Plan, before: &[Command]) -> Live {
+    let clock = Arc::new(ManualClock::new());
+    let (engine, handles) = Engine::new(fake.clone(), plan, clock.clone());
+    fake.db().clock = Some(clock.clone());
+    let scripted = !fake.db().commands_after_batch.is_empty();
+    if scripted {
+        fake.db().commands = Some(handles.commands.clone());
+    }
+    for c in before {
+        handles.commands.send(c.clone()).unwrap();
+    }
+    Live {
+        run: tokio::spawn(engine.run()),
+        commands: Some(handles.commands),
+        events: handles.events,
+        state: handles.state,
+        clock,
+        seen: Vec::new(),
+    }
+}
+
+impl Live {
+    /// Reads events until one matches `until` (which is returned).
+    async fn wait_for(&mut self, until: impl Fn(&EventKind) -> bool) -> EventKind {
+        loop {
+            let event = tokio::time::timeout(HANG, self.events.recv())
+                .await
+                .expect("no event came")
+                .expect("the engine ended before the awaited event")
+                .kind;
+            self.seen.push(event.clone());
+            if until(&event) {
+                return event;
+            }
+        }
+    }
+
+    fn send(&self, c: Command) {
+        self.commands.as_ref().unwrap().send(c).unwrap();
+    }
+
+    /// Lets the engine task run as far as it can.
+    async fn let_it_run(&self) {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Every event so far and until the engine is gone.
+    async fn rest_of_events(mut self) -> Vec<EventKind> {
+        while let Some(e) = tokio::time::timeout(HANG, self.events.recv())
+            .await
+            .expect("the event channel stayed open")
+        {
+            self.seen.push(e.kind);
+        }
+        self.seen
+    }
+
+    async fn end(mut self) -> (Result<RunOutcome, EngineError>, Vec<EventKind>) {
+        let result = tokio::time::timeout(HANG, &mut self.run)
+            .await
+            .expect("the run hung")
+            .expect("the engine task panicked");
+        (result, self.rest_of_events().await)
+    }
+}
+
+/// Phase events and the final event as short words, for comparing sequences.
+fn phase_marks(events: &[EventKind]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::PhaseStarted { phase } => Some(format!("start {phase}")),
+            EventKind::PhaseDone { phase, .. } => Some(format!("done {phase}")),
+            EventKind::PhaseSkipped { phase, .. } => Some(format!("skip {phase}")),
+            EventKind::Done { .. } => Some("DONE".into()),
+            EventKind::AlreadyDone => Some("ALREADY DONE".into()),
+            EventKind::Aborted { .. } => Some("ABORTED".into()),
+            EventKind::Failed { .. } => Some("FAILED".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Command-related events (and batches) as short words.
+fn command_marks(events: &[EventKind]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::BatchDone { batch, .. } => Some(format!("batch {batch}")),
+            EventKind::PauseRequested => Some("pause requested".into()),
+            EventKind::Paused { phase } => Some(format!("paused in {phase}")),
+            EventKind::Resumed => Some("resumed".into()),
+            EventKind::AbortRequested => Some("abort requested".into()),
+            EventKind::Aborted { .. } => Some("aborted".into()),
+            EventKind::BatchSizeChanged { from, to, by } => {
+                Some(format!("size {from} -> {to} by {by:?}"))
+            }
+            EventKind::Done { .. } => Some("done".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn marks(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// `d` is `nominal_ms` ± 20 % (the jitter), give or take rounding.
+#[track_caller]
+fn assert_jittered(d: Duration, nominal_ms: u64) {
+    let ms = d.as_secs_f64() * 1000.0;
+    let nominal = nominal_ms as f64;
+    assert!(
+        (nominal * 0.8 - 0.001..=nominal * 1.2 + 0.001).contains(&ms),
+        "{d:?} is not {nominal_ms} ms ± 20 %"
+    );
+}
+
+fn batches_done(events: &[EventKind]) -> Vec<(u64, Option<u64>, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::BatchDone { batch, lo, hi, .. } => {
+                Some((*batch, lo.as_ref().map(num), num(hi)))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole run
+
+#[tokio::test]
+async fn a_full_run_calls_every_phase_in_order_and_fills_every_key_exactly_once() {
+    let fake = Fake::new(10);
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    use Call::*;
+    use Phase as P;
+    let batch = |after, size| RunBatch { after, size };
+    let verify = |after| VerifyChunk {
+        after,
+        size: 10_000,
+    };
+    assert_eq!(
+        db.calls,
+        vec![
+            Preflight,
+            OpenJob,
+            Ddl(DdlStep::AddColumn),
+            CompletePhase(P::AddColumn, Some(P::Sync)),
+            Ddl(DdlStep::InstallSync),
+            CompletePhase(P::Sync, Some(P::Backfill)),
+            BackfillStart,
+            LoadJob,
+            batch(None, 3),
+            batch(Some(3), 3),
+            batch(Some(6), 3),
+            batch(Some(9), 3),
+            CompletePhase(P::Backfill, Some(P::Verify)),
+            verify(None),
+            verify(Some(10)),
+            CompletePhase(P::Verify, Some(P::NotNull)),
+            Ddl(DdlStep::AddNotNullCheck),
+            Ddl(DdlStep::ValidateNotNullCheck),
+            Ddl(DdlStep::SetNotNull),
+            CompletePhase(P::NotNull, Some(P::Index)),
+            Ddl(DdlStep::BuildIndex),
+            CompletePhase(P::Index, Some(P::Cleanup)),
+            Ddl(DdlStep::DropSync),
+            CompletePhase(P::Cleanup, None),
+            Finish(Outcome::Done),
+            LoadJob,
+        ]
+    );
+    db.assert_every_key_filled_once();
+    assert_eq!(db.outcome, Outcome::Done);
+
+    assert_eq!(
+        phase_marks(&run.events),
+        marks(&[
+            "start add_column",
+            "done add_column",
+            "start sync",
+            "done sync",
+            "start backfill",
+            "done backfill",
+            "start verify",
+            "done verify",
+            "start not_null",
+            "done not_null",
+            "start index",
+            "done index",
+            "start cleanup",
+            "done cleanup",
+            "DONE",
+        ])
+    );
+    assert!(matches!(run.events[0], EventKind::Started { .. }));
+    assert_eq!(
+        batches_done(&run.events),
+        vec![
+            (1, None, 3),
+            (2, Some(3), 6),
+            (3, Some(6), 9),
+            (4, Some(9), 10)
+        ]
+    );
+    assert!(matches!(
+        run.events.last(),
+        Some(EventKind::Done {
+            rows_done: 10,
+            rows_updated: 10,
+            ..
+        })
+    ));
+    for e in &run.events {
+        match e {
+            EventKind::BatchDone {
+                duration_ms,
+                rows_per_s,
+                ..
+            } => {
+                assert_eq!(*duration_ms, 100, "timed on the engine's clock");
+                assert!(*rows_per_s > 0.0);
+            }
+            EventKind::PhaseDone {
+                phase: Phase::Backfill,
+                elapsed_ms,
+            } => assert_eq!(*elapsed_ms, 400),
+            _ => {}
+        }
+    }
+    assert!(run.sleeps.is_empty(), "nothing failed, nothing waited");
+    assert_eq!(run.state.status, Status::Done);
+    assert_eq!(run.state.rows_done, 10);
+    assert_eq!(run.state.checkpoint, Some(key(10)));
+    assert_eq!(run.state.phases_done.len(), 7);
+}
+
+#[tokio::test]
+async fn phases_finished_by_an_earlier_run_are_skipped_not_run_again() {
+    let fake = Fake::resumed(
+        10,
+        &[Phase::AddColumn, Phase::Sync, Phase::Backfill],
+        Some(10),
+        Outcome::Failed,
+    );
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    assert_eq!(
+        db.ddl_calls(),
+        vec![
+            DdlStep::AddNotNullCheck,
+            DdlStep::ValidateNotNullCheck,
+            DdlStep::SetNotNull,
+            DdlStep::BuildIndex,
+            DdlStep::DropSync,
+        ]
+    );
+    assert!(db.batch_sizes().is_empty(), "the backfill is not run again");
+    assert_eq!(db.count(&Call::BackfillStart), 0);
+    assert!(
+        !db.calls
+            .iter()
+            .any(|c| matches!(c, Call::CompletePhase(p, _) if *p <= Phase::Backfill)),
+        "skipped phases are not recorded again: {:?}",
+        db.calls
+    );
+    db.assert_every_key_filled_once();
+    assert_eq!(
+        phase_marks(&run.events),
+        marks(&[
+            "skip add_column",
+            "skip sync",
+            "skip backfill",
+            "start verify",
+            "done verify",
+            "start not_null",
+            "done not_null",
+            "start index",
+            "done index",
+            "start cleanup",
+            "done cleanup",
+            "DONE",
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_resumed_backfill_starts_after_the_recorded_checkpoint() {
+    let fake = Fake::resumed(
+        10,
+        &[Phase::AddColumn, Phase::Sync],
+        Some(4),
+        Outcome::Aborted,
+    );
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    let batches: Vec<&Call> = db
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::RunBatch { .. }))
+        .collect();
+    assert_eq!(
+        batches,
+        vec![
+            &Call::RunBatch {
+                after: Some(4),
+                size: 3
+            },
+            &Call::RunBatch {
+                after: Some(7),
+                size: 3
+            },
+        ]
+    );
+    db.assert_every_key_filled_once();
+    // Batch numbers go on from the recorded count.
+    assert_eq!(
+        batches_done(&run.events),
+        vec![(2, Some(4), 7), (3, Some(7), 10)]
+    );
+}
+
+#[tokio::test]
+async fn a_job_already_done_at_preflight_returns_already_done_without_any_ddl() {
+    let all = [
+        Phase::AddColumn,
+        Phase::Sync,
+        Phase::Backfill,
+        Phase::Verify,
+        Phase::NotNull,
+        Phase::Index,
+        Phase::Cleanup,
+    ];
+    let fake = Fake::resumed(10, &all, Some(10), Outcome::Done);
+    let run = run(&fake, plan("", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::AlreadyDone);
+    assert_eq!(fake.db().calls, vec![Call::Preflight]);
+    assert_eq!(phase_marks(&run.events), marks(&["ALREADY DONE"]));
+    assert_eq!(run.state.status, Status::Done);
+}
+
+#[tokio::test]
+async fn refused_at_preflight_fails_as_refused_and_changes_nothing() {
+    let fake = Fake::new(10);
+    fake.db().preflight_error = Some(TargetError::Refused("table t has no primary key".into()));
+    let run = run(&fake, plan("", ""), &[]).await;
+
+    match run.result {
+        Err(EngineError::Refused(m)) => assert!(m.contains("no primary key"), "{m}"),
+        other => panic!("expected Refused, got {other:?}"),
+    }
+    assert_eq!(
+        fake.db().calls,
+        vec![Call::Preflight],
+        "no open_job, no DDL"
+    );
+    assert!(matches!(
+        run.events.last(),
+        Some(EventKind::Failed { phase: None, .. })
+    ));
+    assert_eq!(run.state.status, Status::Failed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lock timeouts
+
+#[tokio::test]
+async fn lock_timeouts_are_retried_with_backoff_and_report_their_blockers() {
+    let fake = Fake::new(10);
+    fake.db().ddl_errors = vec![(DdlStep::AddColumn, lock_timeout()); 3];
+    let run = run(&fake, plan("batch_size = 5", "ddl_retries = 4"), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    assert_eq!(db.count(&Call::Ddl(DdlStep::AddColumn)), 4);
+    db.assert_every_key_filled_once();
+
+    let timeouts: Vec<(u32, u32, u64, &str, &Vec<Blocker>)> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::LockTimeout {
+                phase,
+                step,
+                attempt,
+                max_attempts,
+                retry_in_ms,
+                blockers,
+                ..
+            } => {
+                assert_eq!(*phase, Phase::AddColumn);
+                Some((
+                    *attempt,
+                    *max_attempts,
+                    *retry_in_ms,
+                    step.as_str(),
+                    blockers,
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    let attempts: Vec<u32> = timeouts.iter().map(|t| t.0).collect();
+    assert_eq!(attempts, vec![1, 2, 3]);
+    for (_, max, _, step, blockers) in &timeouts {
+        assert_eq!(*max, 4);
+        assert_eq!(*step, "add column");
+        assert_eq!(*blockers, &vec![blocker()]);
+    }
+
+    assert_eq!(run.sleeps.len(), 3, "{:?}", run.sleeps);
+    for ((sleep, nominal), t) in run.sleeps.iter().zip([500, 1000, 2000]).zip(&timeouts) {
+        assert_jittered(*sleep, nominal);
+        assert_eq!(
+            t.2,
+            sleep.as_millis() as u64,
+            "the event tells the real wait"
+        );
+    }
+    assert!(run.state.blockers.is_empty());
+}
+
+#[tokio::test]
+async fn lock_timeouts_give_up_after_ddl_retries_attempts_naming_the_blocker() {
+    let fake = Fake::new(10);
+    fake.db().ddl_errors = vec![(DdlStep::InstallSync, lock_timeout()); 3];
+    let run = run(&fake, plan("", "ddl_retries = 3"), &[]).await;
+
+    let message = match run.result {
+        Err(EngineError::Failed(m)) => m,
+        other => panic!("expected Failed, got {other:?}"),
+    };
+    assert!(message.contains("gave up after 3 attempts"), "{message}");
+    assert!(message.contains("pid 4242"), "{message}");
+    assert!(message.contains("install sync trigger"), "{message}");
+
+    let db = fake.db();
+    assert_eq!(
+        db.ddl_calls(),
+        vec![
+            DdlStep::AddColumn,
+            DdlStep::InstallSync,
+            DdlStep::InstallSync,
+            DdlStep::InstallSync
+        ]
+    );
+    assert_eq!(db.finishes(), vec![Outcome::Failed]);
+    assert_eq!(db.outcome, Outcome::Failed);
+    let attempts: Vec<u32> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::LockTimeout { attempt, .. } => Some(*attempt),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(attempts, vec![1, 2], "the third failure is the last");
+    assert_eq!(run.sleeps.len(), 2);
+    assert!(matches!(
+        run.events.last(),
+        Some(EventKind::Failed {
+            phase: Some(Phase::Sync),
+            ..
+        })
+    ));
+    assert_eq!(run.state.status, Status::Failed);
+    assert_eq!(run.state.error.as_deref(), Some(message.as_str()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operator commands
+
+fn batch_calls(fake: &Fake) -> usize {
+    fake.db().batch_sizes().len()
+}
+
+#[tokio::test]
+async fn pause_before_the_run_starts_waits_before_claiming_until_resume() {
+    let fake = Fake::new(10);
+    let mut live = start(&fake, plan("batch_size = 5", ""), &[Command::Pause]);
+
+    let paused = live
+        .wait_for(|e| matches!(e, EventKind::Paused { .. }))
+        .await;
+    assert!(matches!(
+        paused,
+        EventKind::Paused {
+            phase: Phase::Preflight
+        }
+    ));
+    live.let_it_run().await;
+    assert_eq!(
+        fake.db().calls,
+        vec![Call::Preflight],
+        "nothing runs while paused"
+    );
+    assert_eq!(live.state.borrow().status, Status::Paused);
+
+    live.send(Command::Resume);
+    let (result, events) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    fake.db().assert_every_key_filled_once();
+    assert_eq!(
+        command_marks(&events),
+        marks(&[
+            "pause requested",
+            "paused in preflight",
+            "resumed",
+            "batch 1",
+            "batch 2",
+            "done"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn pause_between_batches_runs_no_batch_until_resume() {
+    let fake = Fake::new(10);
+    fake.db().commands_after_batch = vec![(2, Command::Pause)];
+    let mut live = start(&fake, plan("batch_size = 2", ""), &[]);
+
+    live.wait_for(|e| matches!(e, EventKind::Paused { .. }))
+        .await;
+    for _ in 0..3 {
+        live.let_it_run().await;
+        assert_eq!(batch_calls(&fake), 2, "no batch runs while paused");
+    }
+    assert_eq!(live.state.borrow().status, Status::Paused);
+    fake.db().assert_consistent_checkpoint();
+
+    live.send(Command::Resume);
+    let (result, events) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    fake.db().assert_every_key_filled_once();
+    assert_eq!(
+        command_marks(&events),
+        marks(&[
+            "batch 1",
+            "batch 2",
+            "pause requested",
+            "paused in backfill",
+            "resumed",
+            "batch 3",
+            "batch 4",
+            "batch 5",
+            "done"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn set_batch_size_between_batches_applies_to_the_next_batch() {
+    let fake = Fake::new(10);
+    fake.db().commands_after_batch = vec![(1, Command::SetBatchSize(3))];
+    let run = run(&fake, plan("batch_size = 2", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    assert_eq!(db.batch_sizes(), vec![2, 3, 3, 3]);
+    db.assert_every_key_filled_once();
+    assert_eq!(
+        command_marks(&run.events),
+        marks(&[
+            "batch 1",
+            "size 2 -> 3 by Operator",
+            "batch 2",
+            "batch 3",
+            "batch 4",
+            "done"
+        ])
+    );
+    assert_eq!(run.state.batch_size, 3);
+}
+
+#[tokio::test]
+async fn set_batch_size_is_clamped_to_one_through_a_million() {
+    let fake = Fake::new(10);
+    fake.db().commands_after_batch = vec![
+        (1, Command::SetBatchSize(0)),
+        (2, Command::SetBatchSize(u64::MAX)),
+    ];
+    let run = run(&fake, plan("batch_size = 2", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    assert_eq!(db.batch_sizes(), vec![2, 1, MAX_BATCH_SIZE]);
+    db.assert_every_key_filled_once();
+    let changes: Vec<(u64, u64, SizeSource)> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::BatchSizeChanged { from, to, by } => Some((*from, *to, *by)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (2, 1, SizeSource::Operator),
+            (1, MAX_BATCH_SIZE, SizeSource::Operator)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn abort_between_batches_stops_resumably_with_a_consistent_checkpoint() {
+    let fake = Fake::new(10);
+    fake.db().commands_after_batch = vec![(2, Command::Abort)];
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Aborted);
+    let db = fake.db();
+    assert_eq!(db.batch_sizes().len(), 2, "no batch after the abort");
+    assert_eq!(db.checkpoint, Some(6));
+    db.assert_consistent_checkpoint();
+    assert_eq!(db.calls.last(), Some(&Call::Finish(Outcome::Aborted)));
+    assert_eq!(db.finishes(), vec![Outcome::Aborted]);
+    assert_eq!(db.outcome, Outcome::Aborted);
+    assert!(
+        !db.phases_done.contains(&Phase::Backfill),
+        "the backfill is not recorded as finished"
+    );
+    assert_eq!(
+        command_marks(&run.events),
+        marks(&["batch 1", "batch 2", "abort requested", "aborted"])
+    );
+    assert!(matches!(
+        run.events.last(),
+        Some(EventKind::Aborted {
+            phase: Some(Phase::Backfill)
+        })
+    ));
+    assert_eq!(run.state.status, Status::Aborted);
+}
+
+#[tokio::test]
+async fn dropping_the_command_sender_while_paused_aborts_instead_of_hanging() {
+    let fake = Fake::new(10);
+    fake.db().commands_after_batch = vec![(1, Command::Pause)];
+    let mut live = start(&fake, plan("batch_size = 3", ""), &[]);
+
+    live.wait_for(|e| matches!(e, EventKind::Paused { .. }))
+        .await;
+    assert!(
+        fake.db().commands.is_none(),
+        "the fake holds no sender any more"
+    );
+    drop(live.commands.take());
+
+    let (result, events) = live.end().await; // times out (and fails) on a hang
+    assert_eq!(result.unwrap(), RunOutcome::Aborted);
+    let db = fake.db();
+    assert_eq!(db.batch_sizes().len(), 1);
+    db.assert_consistent_checkpoint();
+    assert_eq!(db.finishes(), vec![Outcome::Aborted]);
+    assert!(matches!(
+        events.last(),
+        Some(EventKind::Aborted {
+            phase: Some(Phase::Backfill)
+        })
+    ));
+}
+
+#[tokio::test]
+async fn dropping_the_command_sender_while_running_lets_the_run_finish() {
+    let fake = Fake::new(10);
+    let mut live = start(&fake, plan("batch_size = 3", ""), &[]);
+    drop(live.commands.take());
+
+    let (result, _) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    fake.db().assert_every_key_filled_once();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batch timeouts
+
+#[tokio::test]
+async fn a_batch_timeout_halves_the_size_until_the_batch_fits() {
+    let fake = Fake::new(10);
+    fake.db().timeout_above = Some(3);
+    let run = run(&fake, plan("batch_size = 8", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    assert_eq!(db.batch_sizes(), vec![8, 4, 2, 2, 2, 2, 2]);
+    db.assert_every_key_filled_once();
+    let cuts: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::BatchTimeout { from, to, .. } => Some(format!("timeout {from} -> {to}")),
+            EventKind::BatchSizeChanged { from, to, by } => {
+                Some(format!("size {from} -> {to} by {by:?}"))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        cuts,
+        marks(&[
+            "timeout 8 -> 4",
+            "size 8 -> 4 by Timeout",
+            "timeout 4 -> 2",
+            "size 4 -> 2 by Timeout",
+        ])
+    );
+    assert_eq!(run.state.batch_size, 2);
+}
+
+#[tokio::test]
+async fn a_batch_timeout_at_size_one_fails_the_run() {
+    let fake = Fake::new(10);
+    fake.db().timeout_above = Some(0);
+    let run = run(&fake, plan("batch_size = 2", ""), &[]).await;
+
+    let message = match run.result {
+        Err(EngineError::Failed(m)) => m,
+        other => panic!("expected Failed, got {other:?}"),
+    };
+    assert!(message.contains("a single row"), "{message}");
+    let db = fake.db();
+    assert_eq!(db.batch_sizes(), vec![2, 1]);
+    assert!(db.fills.iter().all(|&f| f == 0));
+    assert_eq!(db.finishes(), vec![Outcome::Failed]);
+    assert!(matches!(
+        run.events.last(),
+        Some(EventKind::Failed {
+            phase: Some(Phase::Backfill),
+            ..
+        })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lost connections
+
+#[tokio::test]
+async fn connection_lost_after_a_batch_committed_reloads_the_checkpoint_and_neither_skips_nor_repeats()
+ {
+    let fake = Fake::new(10);
+    fake.db().lose_connection = Some((2, Loss::AfterCommit));
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    db.assert_every_key_filled_once();
+    let backfill: Vec<&Call> = db
+        .calls
+        .iter()
+        .skip_while(|c| **c != Call::BackfillStart)
+        .take_while(|c| !matches!(c, Call::CompletePhase(..)))
+        .collect();
+    assert_eq!(
+        backfill,
+        vec![
+            &Call::BackfillStart,
+            &Call::LoadJob,
+            &Call::RunBatch {
+                after: None,
+                size: 3
+            },
+            &Call::RunBatch {
+                after: Some(3),
+                size: 3
+            },
+            &Call::Reconnect,
+            &Call::LoadJob,
+            &Call::RunBatch {
+                after: Some(6),
+                size: 3
+            },
+            &Call::RunBatch {
+                after: Some(9),
+                size: 3
+            },
+        ]
+    );
+    let marks_: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::ConnectionLost { attempt, .. } => Some(format!("lost {attempt}")),
+            EventKind::Reconnected { attempt } => Some(format!("reconnected {attempt}")),
+            EventKind::BatchDone { batch, .. } => Some(format!("batch {batch}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        marks_,
+        marks(&["batch 1", "lost 1", "reconnected 1", "batch 3", "batch 4"]),
+        "batch 2 committed unseen; numbering follows the reloaded count"
+    );
+    assert_eq!(run.sleeps.len(), 1);
+    assert_jittered(run.sleeps[0], 500);
+    assert!(matches!(
+        run.events.last(),
+        Some(EventKind::Done { rows_done: 10, .. })
+    ));
+}
+
+#[tokio::test]
+async fn connection_lost_before_a_batch_committed_retries_the_same_range() {
+    let fake = Fake::new(10);
+    fake.db().lose_connection = Some((2, Loss::BeforeCommit));
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    db.assert_every_key_filled_once();
+    let afters: Vec<Option<u64>> = db
+        .calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::RunBatch { after, .. } => Some(*after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(afters, vec![None, Some(3), Some(3), Some(6), Some(9)]);
+    assert_eq!(db.count(&Call::Reconnect), 1);
+}
+
+#[tokio::test]
+async fn connection_lost_after_the_last_batch_committed_ends_the_backfill() {
+    let fake = Fake::new(10);
+    fake.db().lose_connection = Some((4, Loss::AfterCommit));
+    let run = run(&fake, plan("batch_size = 3", ""), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    db.assert_every_key_filled_once();
+    assert_eq!(db.batch_sizes().len(), 4, "no batch after the end");
+    assert!(db.phases_done.contains(&Phase::Verify));
+}
+
+#[tokio::test]
+async fn reconnect_failures_within_reconnect_attempts_are_retried_with_backoff() {
+    let fake = Fake::new(10);
+    {
+        let mut db = fake.db();
+        db.ddl_errors = vec![(DdlStep::AddColumn, connection_lost())];
+        db.reconnect_failures = 2;
+    }
+    let run = run(&fake, plan("", "reconnect_attempts = 3"), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    assert_eq!(db.count(&Call::Reconnect), 3);
+    assert_eq!(
+        db.count(&Call::Ddl(DdlStep::AddColumn)),
+        2,
+        "the step runs again"
+    );
+    let lost: Vec<(u32, u32)> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::ConnectionLost {
+                attempt,
+                max_attempts,
+                ..
+            } => Some((*attempt, *max_attempts)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lost, vec![(1, 3), (2, 3), (3, 3)]);
+    assert!(
+        run.events
+            .iter()
+            .any(|e| matches!(e, EventKind::Reconnected { attempt: 3 }))
+    );
+    assert_eq!(run.sleeps.len(), 3);
+    for (sleep, nominal) in run.sleeps.iter().zip([500, 1000, 2000]) {
+        assert_jittered(*sleep, nominal);
+    }
+}
+
+#[tokio::test]
+async fn reconnect_failing_more_than_reconnect_attempts_fails_the_run() {
+    let fake = Fake::new(10);
+    {
+        let mut db = fake.db();
+        db.lose_connection = Some((1, Loss::BeforeCommit));
+        db.reconnect_failures = 5;
+    }
+    let run = run(&fake, plan("", "reconnect_attempts = 3"), &[]).await;
+
+    let message = match run.result {
+        Err(EngineError::Failed(m)) => m,
+        other => panic!("expected Failed, got {other:?}"),
+    };
+    assert!(message.contains("could not reconnect"), "{message}");
+    assert!(message.contains("3 attempts"), "{message}");
+    let db = fake.db();
+    assert_eq!(db.count(&Call::Reconnect), 3);
+    assert!(db.fills.iter().all(|&f| f == 0));
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e, EventKind::Reconnected { .. }))
+    );
+    assert_eq!(run.state.status, Status::Failed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bugs found
+
+/// The migration is claimed by `open_job`; before that, the state row is not this runner's to
+/// write (another runner may be running it, or it may record an earlier outcome).
+#[tokio::test]
+async fn an_abort_before_the_migration_is_claimed_records_no_outcome() {
+    // Another runner is in the middle of this migration.
+    let fake = Fake::resumed(10, &[Phase::AddColumn], None, Outcome::Running);
+    let run = run(&fake, plan("", ""), &[Command::Abort]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Aborted);
+    let db = fake.db();
+    assert_eq!(db.count(&Call::OpenJob), 0);
+    assert_eq!(db.finishes(), vec![], "nothing claimed, nothing to record");
+    assert_eq!(
+        db.outcome,
+        Outcome::Running,
+        "the other runner's row is intact"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_preflight_records_no_outcome() {
+    let all = [
+        Phase::AddColumn,
+        Phase::Sync,
+        Phase::Backfill,
+        Phase::Verify,
+        Phase::NotNull,
+        Phase::Index,
+        Phase::Cleanup,
+    ];
+    let fake = Fake::resumed(10, &all, Some(10), Outcome::Done);
+    fake.db().preflight_error = Some(TargetError::Failed(
+        "preflight could not create a temporary table: permission denied".into(),
+    ));
+    let run = run(&fake, plan("", ""), &[]).await;
+
+    assert!(matches!(run.result, Err(EngineError::Failed(_))));
+    let db = fake.db();
+    assert_eq!(db.finishes(), vec![], "nothing claimed, nothing to record");
+    assert_eq!(
+        db.outcome,
+        Outcome::Done,
+        "the finished migration stays done"
+    );
+}

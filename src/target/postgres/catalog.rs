@@ -208,7 +208,11 @@ pub async fn preflight(pg: &mut Postgres, plan: &Plan) -> TargetResult<Preflight
 /// of a privilege.
 async fn privileges(pg: &mut Postgres, plan: &Plan, table: &TableName) -> TargetResult<()> {
     let quoted = table.quoted();
-    let state_schema = plan.state_table.schema.clone().unwrap_or_else(|| "public".into());
+    let state_schema = plan
+        .state_table
+        .schema
+        .clone()
+        .unwrap_or_else(|| "public".into());
     let row = pg
         .query(
             "SELECT current_user::text, pg_get_userbyid(c.relowner)::text, pg_has_role(c.relowner, 'USAGE'), \
