@@ -369,7 +369,7 @@ fn a_second_runner_of_the_same_migration_is_refused() {
     let pg = PgServer::start();
     let url = pg.create_database("shop");
     seed_orders(&pg, "shop", 100_000);
-    let plan = plan_file(&orders_plan(1000, "pause_ms = 20", ""));
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 40", ""));
     let first = spawn_run(&plan.path, &url, &[]);
     wait_for_number(
         &pg,

@@ -286,13 +286,12 @@ impl Postgres {
                 continue;
             }
             let recorded_runner = self.load_job().await?.and_then(|j| j.runner);
-            let local_runner_dead = recorded_runner
-                .as_deref()
-                .is_some_and(runner_is_local_and_gone);
-            let patience = if local_runner_dead {
-                self.plan.safety.batch_timeout + Duration::from_secs(10)
-            } else {
-                Duration::from_secs(3)
+            // A live pacer on this host is refused at once; a dead one's backend may need a
+            // moment to notice (up to a batch); elsewhere we cannot tell, so wait briefly.
+            let patience = match recorded_runner.as_deref().map(local_runner) {
+                Some(LocalRunner::Alive) => Duration::ZERO,
+                Some(LocalRunner::Gone) => self.plan.safety.batch_timeout + Duration::from_secs(10),
+                _ => Duration::from_secs(3),
             };
             if started.elapsed() < patience {
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -391,23 +390,30 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown-host".into())
 }
 
-/// Whether a recorded runner ran on this host and its process is gone.
-fn runner_is_local_and_gone(runner: &str) -> bool {
+/// What a recorded runner (`host:pid`) is, seen from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LocalRunner {
+    /// Another host, or this very process: nothing can be told.
+    Unknown,
+    /// A pacer process on this host, still running.
+    Alive,
+    /// Ran on this host; its process is gone.
+    Gone,
+}
+
+fn local_runner(runner: &str) -> LocalRunner {
     let Some((host, pid)) = runner.rsplit_once(':') else {
-        return false;
+        return LocalRunner::Unknown;
     };
-    if host != hostname() {
-        return false;
-    }
     let Ok(pid) = pid.parse::<u32>() else {
-        return false;
+        return LocalRunner::Unknown;
     };
-    if pid == std::process::id() {
-        return false;
+    if host != hostname() || pid == std::process::id() {
+        return LocalRunner::Unknown;
     }
     match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) => comm.trim() != "pacer",
-        Err(_) => true,
+        Ok(comm) if comm.trim() == "pacer" => LocalRunner::Alive,
+        _ => LocalRunner::Gone,
     }
 }
 
