@@ -113,6 +113,7 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join(" → ")
         ),
+        EventKind::Planned { .. } => return None,
         EventKind::Finding { severity, message } => {
             format!("{severity:?}: {message}").to_lowercase_first()
         }

@@ -4,7 +4,9 @@ mod commands;
 mod engine;
 mod headless;
 mod plan;
+mod sampler;
 mod target;
+mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,12 +58,29 @@ struct PlanArgs {
 struct RunArgs {
     #[command(flatten)]
     target: TargetArgs,
-    /// No full-screen interface: progress lines on stderr.
+    /// No full-screen interface: progress lines on stderr (the default when stdout is not a terminal).
     #[arg(long)]
     headless: bool,
     /// With --headless: one JSON object per event on stdout instead of progress lines.
     #[arg(long)]
     json: bool,
+    /// Colour theme: dark, light, high-contrast, mono, or a path to a theme .toml (NO_COLOR wins).
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
+    /// How often the database and the host are sampled for the charts.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    sample_interval: std::time::Duration,
+    /// Draw chart lines with plain dots instead of Braille (for fonts without Braille glyphs).
+    #[arg(long)]
+    ascii: bool,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = plan::parse_duration(text)?;
+    if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
+        return Err("use 100ms to 60s".into());
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -76,7 +95,9 @@ struct StatusArgs {
 fn main() -> ExitCode {
     let _ = color_eyre::install();
     let cli = Cli::parse();
-    let _log_guard = commands::init_logging(cli.log_file.as_deref());
+    // While the full-screen interface owns the terminal, logs must go to a file.
+    let tui = matches!(&cli.command, Cmd::Run(a) if commands::run::uses_tui(a.headless));
+    let _log_guard = commands::init_logging(cli.log_file.as_deref(), tui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,7 +112,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Cmd::Plan(a) => commands::plan::run(&a.target, a.json).await,
-            Cmd::Run(a) => commands::run::run(&a.target, a.headless, a.json).await,
+            Cmd::Run(a) => {
+                let options = commands::run::RunOptions {
+                    headless: a.headless,
+                    json: a.json,
+                    theme: a.theme,
+                    sample_interval: a.sample_interval,
+                    braille: !a.ascii,
+                };
+                commands::run::run(&a.target, options).await
+            }
             Cmd::Status(a) => commands::status::run(&a.target, a.json).await,
         }
     });

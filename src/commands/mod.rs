@@ -45,9 +45,34 @@ impl Failure {
     }
 }
 
-/// Sets up tracing: to a file when asked, else warnings to stderr.
-pub fn init_logging(file: Option<&Path>) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+/// Where logs go while the full-screen interface owns the terminal and no --log-file is given:
+/// `$XDG_STATE_HOME/pacer/pacer.log`, else `~/.local/state/pacer/pacer.log`.
+pub fn default_log_file() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".local/state")))?
+        .join("pacer");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join("pacer.log"))
+}
+
+/// Sets up tracing: to a file when asked (or when the TUI owns the terminal), else warnings to
+/// stderr.
+pub fn init_logging(
+    file: Option<&Path>,
+    tui: bool,
+) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     use tracing_subscriber::EnvFilter;
+    let default = if tui && file.is_none() {
+        default_log_file()
+    } else {
+        None
+    };
+    let file = file.or(default.as_deref());
+    if tui && file.is_none() {
+        // Nowhere to write: stay silent rather than scribble over the screen.
+        return None;
+    }
     match file {
         Some(path) => {
             let f = match std::fs::OpenOptions::new()
@@ -57,11 +82,8 @@ pub fn init_logging(file: Option<&Path>) -> Option<tracing_appender::non_blockin
             {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!(
-                        "pacer: cannot open log file {}: {e}; logging to stderr",
-                        path.display()
-                    );
-                    return init_logging(None);
+                    eprintln!("pacer: cannot open log file {}: {e}", path.display());
+                    return if tui { None } else { init_logging(None, false) };
                 }
             };
             let (writer, guard) = tracing_appender::non_blocking(f);

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::plan::{Phase, Severity};
+use crate::plan::{Phase, PhasePlan, Severity};
 use crate::target::{Blocker, Key};
 
 /// An operator's instruction. Applied between batches (or between DDL attempts).
@@ -53,6 +53,8 @@ pub enum EventKind {
         phases: Vec<Phase>,
         batch_size: u64,
     },
+    /// Preflight passed: the statements each phase will run, with their locks.
+    Planned { plan: Vec<PhasePlan> },
     /// A lint or preflight finding.
     Finding { severity: Severity, message: String },
     /// A phase began.

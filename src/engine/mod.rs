@@ -206,6 +206,9 @@ impl<T: Target> Engine<T> {
             phases: phases.clone(),
             batch_size: self.batch_size,
         });
+        self.emit(EventKind::Planned {
+            plan: self.target.render(&plan),
+        });
         for finding in lint::lint(&plan)
             .into_iter()
             .chain(preflight.info.findings.clone())

@@ -140,7 +140,7 @@ pub fn seed_orders(pg: &PgServer, db: &str, rows: u64) {
         &format!(
             "CREATE TABLE orders (id bigserial PRIMARY KEY, amount_cents bigint NOT NULL, note text, \
              created_at timestamptz NOT NULL DEFAULT now());
-             INSERT INTO orders (amount_cents, note) SELECT (g * 7919) % 1000000, 'order ' || g \
+             INSERT INTO orders (amount_cents, note) SELECT (g::bigint * 7919) % 1000000, 'order ' || g \
              FROM generate_series(1, {rows}) g;
              ANALYZE orders;"
         ),

@@ -1,0 +1,537 @@
+//! The interface's own state (popups, selection, scroll, zoom) and what keys do to it.
+//! Pure: keys in, engine commands out; tested with scripted key sequences.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::keymap::{Action, action_for};
+use super::view::Popup;
+use crate::engine::Command;
+use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE};
+
+/// Chart windows the operator can zoom between, in seconds.
+pub const WINDOWS: [u64; 3] = [60, 300, 900];
+
+/// Lines the log scrolls per page.
+const LOG_PAGE: usize = 10;
+
+/// A question waiting for y/n.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question {
+    /// Quit while the migration runs (stops it at the next batch boundary).
+    Quit,
+    /// Abort the migration.
+    Abort,
+}
+
+impl Question {
+    fn text(self) -> &'static str {
+        match self {
+            Question::Quit => {
+                "Quit? The migration stops at the next batch boundary and stays resumable \
+                 (run the same command again to go on)."
+            }
+            Question::Abort => {
+                "Abort the migration? It stops at the next batch boundary; everything stays \
+                 resumable."
+            }
+        }
+    }
+}
+
+/// What the engine is doing, as far as keys care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineMode {
+    /// Working (or waiting for a lock, reconnecting …).
+    Running,
+    /// Paused, or pausing at the next boundary.
+    Paused,
+    /// Finished, failed or aborted: nothing more will happen.
+    Finished,
+}
+
+/// The interface's state.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// Popup shown.
+    pub popup: Option<Popup>,
+    question: Option<Question>,
+    /// Selected phase (plan panel).
+    pub selected_phase: usize,
+    /// The selection follows the running phase until the operator moves it.
+    pub follow_phase: bool,
+    /// Number of phases (bounds the selection).
+    pub phase_count: usize,
+    /// Log lines scrolled up from the end.
+    pub log_scroll: usize,
+    /// Index into [`WINDOWS`].
+    pub window: usize,
+    /// Batch size as the operator last set it or the engine last reported it (base of +/-).
+    pub batch_size: u64,
+    /// A size the operator set that the engine has not applied yet (shown at once).
+    pub pending_batch: Option<u64>,
+    /// The operator asked to quit; the loop exits once the engine has stopped.
+    pub quit_requested: bool,
+}
+
+impl App {
+    /// Fresh interface state.
+    pub fn new(phase_count: usize, batch_size: u64) -> App {
+        App {
+            popup: None,
+            question: None,
+            selected_phase: 0,
+            follow_phase: true,
+            phase_count,
+            log_scroll: 0,
+            window: 0,
+            batch_size,
+            pending_batch: None,
+            quit_requested: false,
+        }
+    }
+
+    /// Follows the engine's batch size: clears a pending size once applied, and takes sizes the
+    /// engine chose itself (a timeout halving it) as the new base.
+    pub fn sync_batch_size(&mut self, engine: u64) {
+        if self.pending_batch == Some(engine) {
+            self.pending_batch = None;
+        }
+        if self.pending_batch.is_none() {
+            self.batch_size = engine;
+        }
+    }
+
+    /// The chart window in seconds.
+    pub fn window_secs(&self) -> u64 {
+        WINDOWS[self.window]
+    }
+
+    /// Handles one key; returns the commands to send to the engine.
+    pub fn on_key(&mut self, key: KeyEvent, mode: EngineMode) -> Vec<Command> {
+        match self.popup.clone() {
+            Some(Popup::Confirm(_)) => self.on_confirm_key(key),
+            Some(Popup::BatchSize { input, .. }) => self.on_batch_key(key, input),
+            Some(Popup::Help) => {
+                if matches!(
+                    key.code,
+                    KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+                ) {
+                    self.popup = None;
+                }
+                Vec::new()
+            }
+            None => match action_for(&key) {
+                Some(action) => self.on_action(action, mode),
+                None => Vec::new(),
+            },
+        }
+    }
+
+    fn on_action(&mut self, action: Action, mode: EngineMode) -> Vec<Command> {
+        match action {
+            Action::TogglePause => match mode {
+                EngineMode::Running => vec![Command::Pause],
+                EngineMode::Paused => vec![Command::Resume],
+                EngineMode::Finished => Vec::new(),
+            },
+            Action::BatchUp => self.set_batch(step_up(self.batch_size), mode),
+            Action::BatchDown => self.set_batch(step_down(self.batch_size), mode),
+            Action::BatchInput => {
+                if mode != EngineMode::Finished {
+                    self.popup = Some(Popup::BatchSize {
+                        input: String::new(),
+                        error: None,
+                    });
+                }
+                Vec::new()
+            }
+            Action::Abort => {
+                if mode != EngineMode::Finished {
+                    self.ask(Question::Abort);
+                }
+                Vec::new()
+            }
+            Action::Quit => {
+                if mode == EngineMode::Finished {
+                    self.quit_requested = true;
+                } else {
+                    self.ask(Question::Quit);
+                }
+                Vec::new()
+            }
+            Action::Help => {
+                self.popup = Some(Popup::Help);
+                Vec::new()
+            }
+            Action::Close => Vec::new(),
+            Action::Up => {
+                self.follow_phase = false;
+                self.selected_phase = self.selected_phase.saturating_sub(1);
+                Vec::new()
+            }
+            Action::Down => {
+                self.follow_phase = false;
+                if self.selected_phase + 1 < self.phase_count {
+                    self.selected_phase += 1;
+                }
+                Vec::new()
+            }
+            Action::LogUp => {
+                self.log_scroll += LOG_PAGE;
+                Vec::new()
+            }
+            Action::LogDown => {
+                self.log_scroll = self.log_scroll.saturating_sub(LOG_PAGE);
+                Vec::new()
+            }
+            Action::LogEnd => {
+                self.log_scroll = 0;
+                Vec::new()
+            }
+            Action::ZoomIn => {
+                self.window = self.window.saturating_sub(1);
+                Vec::new()
+            }
+            Action::ZoomOut => {
+                self.window = (self.window + 1).min(WINDOWS.len() - 1);
+                Vec::new()
+            }
+        }
+    }
+
+    fn ask(&mut self, question: Question) {
+        self.question = Some(question);
+        self.popup = Some(Popup::Confirm(question.text().to_string()));
+    }
+
+    fn on_confirm_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let answer = match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => true,
+            KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc => false,
+            _ => return Vec::new(),
+        };
+        self.popup = None;
+        let question = self.question.take();
+        if !answer {
+            return Vec::new();
+        }
+        match question {
+            Some(Question::Quit) => {
+                self.quit_requested = true;
+                vec![Command::Abort]
+            }
+            Some(Question::Abort) => vec![Command::Abort],
+            None => Vec::new(),
+        }
+    }
+
+    fn on_batch_key(&mut self, key: KeyEvent, mut input: String) -> Vec<Command> {
+        if key.modifiers.contains(KeyModifiers::CONTROL) {
+            return Vec::new();
+        }
+        match key.code {
+            KeyCode::Esc => {
+                self.popup = None;
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                input.pop();
+                self.popup = Some(Popup::BatchSize { input, error: None });
+                Vec::new()
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() || c == ',' || c == '_' => {
+                if input.len() < 12 {
+                    input.push(c);
+                }
+                self.popup = Some(Popup::BatchSize { input, error: None });
+                Vec::new()
+            }
+            KeyCode::Enter => match parse_batch_size(&input) {
+                Ok(n) => {
+                    self.popup = None;
+                    self.batch_size = n;
+                    self.pending_batch = Some(n);
+                    vec![Command::SetBatchSize(n)]
+                }
+                Err(error) => {
+                    self.popup = Some(Popup::BatchSize {
+                        input,
+                        error: Some(error),
+                    });
+                    Vec::new()
+                }
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    fn set_batch(&mut self, n: u64, mode: EngineMode) -> Vec<Command> {
+        if mode == EngineMode::Finished || n == self.batch_size {
+            return Vec::new();
+        }
+        self.batch_size = n;
+        self.pending_batch = Some(n);
+        vec![Command::SetBatchSize(n)]
+    }
+}
+
+/// +25 %, at least +1, at most the maximum.
+pub fn step_up(n: u64) -> u64 {
+    (n + (n / 4).max(1)).min(MAX_BATCH_SIZE)
+}
+
+/// −20 % (the inverse of +25 %), at least −1, at least the minimum.
+pub fn step_down(n: u64) -> u64 {
+    n.saturating_sub((n / 5).max(1)).max(MIN_BATCH_SIZE)
+}
+
+/// Parses a typed batch size (`5000`, `5,000`, `5_000`) within bounds.
+pub fn parse_batch_size(input: &str) -> Result<u64, String> {
+    let digits: String = input.chars().filter(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() {
+        return Err("type a number of rows".into());
+    }
+    match digits.parse::<u64>() {
+        Ok(n) if (MIN_BATCH_SIZE..=MAX_BATCH_SIZE).contains(&n) => Ok(n),
+        _ => Err(format!("use {MIN_BATCH_SIZE} to 1,000,000 rows")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+    }
+
+    fn code(c: KeyCode) -> KeyEvent {
+        KeyEvent::new(c, KeyModifiers::NONE)
+    }
+
+    /// Feeds keys; returns every command sent.
+    fn script(app: &mut App, mode: EngineMode, keys: &[KeyEvent]) -> Vec<Command> {
+        keys.iter().flat_map(|k| app.on_key(*k, mode)).collect()
+    }
+
+    #[test]
+    fn p_and_space_pause_when_running_and_resume_when_paused() {
+        let mut app = App::new(8, 5000);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('p')]),
+            vec![Command::Pause]
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Paused, &[key('p')]),
+            vec![Command::Resume]
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key(' ')]),
+            vec![Command::Pause]
+        );
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('p')]), vec![]);
+    }
+
+    #[test]
+    fn plus_and_minus_step_the_batch_size_within_bounds() {
+        let mut app = App::new(8, 5000);
+        assert_eq!(
+            script(
+                &mut app,
+                EngineMode::Running,
+                &[key('+'), key('+'), key('-')]
+            ),
+            vec![
+                Command::SetBatchSize(6250),
+                Command::SetBatchSize(7812),
+                Command::SetBatchSize(6250)
+            ]
+        );
+        let mut app = App::new(8, 1);
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('-')]), vec![]);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('+')]),
+            vec![Command::SetBatchSize(2)]
+        );
+        let mut app = App::new(8, 999_999);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('+'), key('+')]),
+            vec![Command::SetBatchSize(1_000_000)]
+        );
+    }
+
+    #[test]
+    fn a_size_set_by_the_operator_shows_until_the_engine_applies_it() {
+        let mut app = App::new(8, 5000);
+        script(&mut app, EngineMode::Running, &[key('+')]);
+        assert_eq!(app.pending_batch, Some(6250));
+        app.sync_batch_size(5000);
+        assert_eq!(
+            (app.batch_size, app.pending_batch),
+            (6250, Some(6250)),
+            "not applied yet"
+        );
+        app.sync_batch_size(6250);
+        assert_eq!((app.batch_size, app.pending_batch), (6250, None));
+        app.sync_batch_size(3125);
+        assert_eq!(app.batch_size, 3125, "the engine halved it after a timeout");
+    }
+
+    #[test]
+    fn b_takes_an_exact_batch_size_and_refuses_bad_input() {
+        let mut app = App::new(8, 5000);
+        let sent = script(
+            &mut app,
+            EngineMode::Running,
+            &[
+                key('b'),
+                key('1'),
+                key('2'),
+                key(','),
+                key('5'),
+                key('0'),
+                key('0'),
+                code(KeyCode::Enter),
+            ],
+        );
+        assert_eq!(sent, vec![Command::SetBatchSize(12_500)]);
+        assert_eq!(app.popup, None);
+
+        let sent = script(
+            &mut app,
+            EngineMode::Running,
+            &[key('b'), key('0'), code(KeyCode::Enter)],
+        );
+        assert_eq!(sent, vec![]);
+        assert!(
+            matches!(&app.popup, Some(Popup::BatchSize { error: Some(e), .. }) if e.contains("1 to 1,000,000"))
+        );
+        let sent = script(
+            &mut app,
+            EngineMode::Running,
+            &[code(KeyCode::Backspace), key('7'), code(KeyCode::Enter)],
+        );
+        assert_eq!(sent, vec![Command::SetBatchSize(7)]);
+        let sent = script(
+            &mut app,
+            EngineMode::Running,
+            &[key('b'), key('9'), code(KeyCode::Esc)],
+        );
+        assert_eq!(sent, vec![], "Esc cancels");
+        assert_eq!(app.popup, None);
+    }
+
+    #[test]
+    fn abort_asks_first_and_only_y_aborts() {
+        let mut app = App::new(8, 5000);
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('a')]), vec![]);
+        assert!(matches!(&app.popup, Some(Popup::Confirm(q)) if q.contains("Abort")));
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('x'), key('n')]),
+            vec![]
+        );
+        assert_eq!(app.popup, None);
+        assert_eq!(
+            script(
+                &mut app,
+                EngineMode::Running,
+                &[key('a'), code(KeyCode::Esc)]
+            ),
+            vec![]
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('a'), key('y')]),
+            vec![Command::Abort]
+        );
+        assert!(!app.quit_requested);
+    }
+
+    #[test]
+    fn q_asks_while_running_and_quits_at_once_when_finished() {
+        let mut app = App::new(8, 5000);
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('q')]), vec![]);
+        assert!(matches!(&app.popup, Some(Popup::Confirm(q)) if q.contains("Quit?")));
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('n')]), vec![]);
+        assert!(!app.quit_requested);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('q'), key('y')]),
+            vec![Command::Abort]
+        );
+        assert!(app.quit_requested);
+
+        let mut app = App::new(8, 5000);
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('q')]), vec![]);
+        assert!(app.quit_requested);
+        let mut app = App::new(8, 5000);
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        script(&mut app, EngineMode::Running, &[ctrl_c]);
+        assert!(
+            matches!(&app.popup, Some(Popup::Confirm(_))),
+            "Ctrl-C asks like q"
+        );
+    }
+
+    #[test]
+    fn help_opens_with_question_mark_and_closes_with_esc_and_keys_do_nothing_meanwhile() {
+        let mut app = App::new(8, 5000);
+        script(&mut app, EngineMode::Running, &[key('?')]);
+        assert_eq!(app.popup, Some(Popup::Help));
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('p')]), vec![]);
+        script(&mut app, EngineMode::Running, &[code(KeyCode::Esc)]);
+        assert_eq!(app.popup, None);
+    }
+
+    #[test]
+    fn arrows_and_vim_keys_move_the_selection_within_bounds() {
+        let mut app = App::new(3, 5000);
+        assert!(app.follow_phase);
+        script(
+            &mut app,
+            EngineMode::Running,
+            &[key('j'), code(KeyCode::Down), key('j'), key('j')],
+        );
+        assert!(
+            !app.follow_phase,
+            "moving the selection stops following the running phase"
+        );
+        assert_eq!(app.selected_phase, 2);
+        script(
+            &mut app,
+            EngineMode::Running,
+            &[code(KeyCode::Up), key('k'), key('k')],
+        );
+        assert_eq!(app.selected_phase, 0);
+    }
+
+    #[test]
+    fn log_scrolls_and_charts_zoom_within_bounds() {
+        let mut app = App::new(3, 5000);
+        script(
+            &mut app,
+            EngineMode::Running,
+            &[code(KeyCode::PageUp), key('u')],
+        );
+        assert_eq!(app.log_scroll, 20);
+        script(&mut app, EngineMode::Running, &[key('d')]);
+        assert_eq!(app.log_scroll, 10);
+        script(&mut app, EngineMode::Running, &[key('G')]);
+        assert_eq!(app.log_scroll, 0);
+        assert_eq!(app.window_secs(), 60, "starts on the last minute");
+        script(
+            &mut app,
+            EngineMode::Running,
+            &[key(']'), key(']'), key(']')],
+        );
+        assert_eq!(app.window_secs(), 900);
+        script(&mut app, EngineMode::Running, &[key('[')]);
+        assert_eq!(app.window_secs(), 300);
+    }
+
+    #[test]
+    fn every_binding_is_in_the_help() {
+        let help = super::super::keymap::help();
+        for b in super::super::keymap::KEYMAP {
+            assert!(help.iter().any(|h| h.keys == b.label && h.desc == b.desc));
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Database and host figures from the latest sample: lock waiters, replica lag, autovacuum,
+//! table size, dead tuples, WAL rate; the machine's CPU, memory and network, and pacer's own.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::format::{Item, UNKNOWN, bytes, bytes_f, flow, percent, secs, thousands, thousands_f};
+use super::{bold, label, panel, styled, title_with, value};
+use crate::tui::theme::Theme;
+use crate::tui::view::{DbView, HostView, ReplicaView, ViewModel};
+
+const LABEL_W: usize = 13;
+
+/// Draw the figures in a panel of their own, one labelled row per subject.
+pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
+    let block = panel(title_with("database · host", String::new(), theme), theme);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if inner.is_empty() {
+        return;
+    }
+    let w = inner.width as usize;
+    let mut lines = Vec::new();
+    for (name, items) in rows(&view.db, &view.host, theme) {
+        let flowed = flow(vec![items], w.saturating_sub(LABEL_W).max(1), " · ");
+        for (i, line) in flowed.into_iter().enumerate() {
+            let head = if i == 0 {
+                label(format!("{name:<LABEL_W$}"), theme)
+            } else {
+                Span::raw(" ".repeat(LABEL_W))
+            };
+            let mut spans = vec![head];
+            spans.extend(line.spans);
+            lines.push(Line::from(spans));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The figures as flowing lines, most telling first: lock waits, worst lag, WAL; the host;
+/// then the table's size and dead tuples.
+pub fn compact_lines(view: &ViewModel, theme: &Theme, w: usize) -> Vec<Line<'static>> {
+    let db = &view.db;
+    let host = &view.host;
+    let mut db_items: Vec<Item> = vec![
+        vec![styled("db", theme.title)],
+        waiters(db, theme, "waits "),
+        vec![label("lag ", theme), lag_summary(db, theme, false)],
+    ];
+    if let Some(phase) = &db.autovacuum {
+        db_items.push(vec![
+            label("autovacuum ", theme),
+            styled(phase.clone(), theme.info),
+        ]);
+    }
+    db_items.push(vec![label("WAL ", theme), rate(db.wal_bytes_per_s, theme)]);
+
+    let mut host_items: Vec<Item> = vec![vec![styled("host", theme.title)]];
+    host_items.extend(host_figures(host, theme));
+    host_items.push(own_figures(host, theme, "pacer "));
+    let table_items: Vec<Item> = vec![
+        vec![styled("table", theme.title)],
+        vec![label("size ", theme), size(db.table_bytes, theme)],
+        vec![label("dead ", theme), count(db.dead_tuples, theme)],
+    ];
+    flow(vec![db_items, host_items, table_items], w, "  ")
+}
+
+fn rows(db: &DbView, host: &HostView, theme: &Theme) -> Vec<(&'static str, Vec<Item>)> {
+    let mut longest = waiters(db, theme, "");
+    if let Some(s) = db.longest_wait_s
+        && db.lock_waiters.unwrap_or(0) > 0
+    {
+        longest.push(label(format!(", longest {}", secs(s)), theme));
+    }
+    let replicas: Vec<Item> = match &db.replicas {
+        None => vec![vec![label(UNKNOWN, theme)]],
+        Some(list) if list.is_empty() => vec![vec![label("no replicas", theme)]],
+        Some(list) => list.iter().map(|r| replica(r, theme)).collect(),
+    };
+    let autovacuum = match &db.autovacuum {
+        Some(phase) => styled(phase.clone(), theme.info),
+        None => label("not on this table", theme),
+    };
+    vec![
+        ("lock waiters", vec![longest]),
+        ("replica lag", replicas),
+        ("autovacuum", vec![vec![autovacuum]]),
+        (
+            "table",
+            vec![
+                vec![size(db.table_bytes, theme)],
+                vec![count(db.dead_tuples, theme), label(" dead tuples", theme)],
+            ],
+        ),
+        (
+            "writes",
+            vec![
+                vec![label("WAL ", theme), rate(db.wal_bytes_per_s, theme)],
+                vec![
+                    match db.table_updates_per_s {
+                        Some(x) => value(thousands_f(x), theme),
+                        None => label(UNKNOWN, theme),
+                    },
+                    label(" updates/s", theme),
+                ],
+            ],
+        ),
+        ("host", host_figures(host, theme)),
+        ("pacer", vec![own_figures(host, theme, "")]),
+    ]
+}
+
+fn waiters(db: &DbView, theme: &Theme, prefix: &'static str) -> Item {
+    let n = match db.lock_waiters {
+        None => label(UNKNOWN, theme),
+        Some(0) => value("0", theme),
+        Some(n) => styled(thousands(u64::from(n)), bold(theme.warn)),
+    };
+    if prefix.is_empty() {
+        vec![n]
+    } else {
+        vec![label(prefix, theme), n]
+    }
+}
+
+fn replica(r: &ReplicaView, theme: &Theme) -> Item {
+    let lag = match (r.lag_s, r.lag_bytes) {
+        (Some(s), _) => value(secs(s), theme),
+        (None, Some(b)) => value(format!("{} behind", bytes(b)), theme),
+        (None, None) => label(UNKNOWN, theme),
+    };
+    vec![styled(format!("{} ", r.name), theme.text), lag]
+}
+
+/// The worst lag over all replicas, with how many there are when `count`.
+fn lag_summary(db: &DbView, theme: &Theme, count: bool) -> Span<'static> {
+    match &db.replicas {
+        None => label(UNKNOWN, theme),
+        Some(list) if list.is_empty() => label("no replicas", theme),
+        Some(list) => {
+            let worst = list
+                .iter()
+                .filter_map(|r| r.lag_s)
+                .filter(|s| s.is_finite())
+                .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))));
+            let n = list.len();
+            let of = if n == 1 || !count {
+                String::new()
+            } else {
+                format!(" ({n} replicas)")
+            };
+            match worst {
+                Some(s) => value(format!("{}{of}", secs(s)), theme),
+                None => label(format!("{UNKNOWN}{of}"), theme),
+            }
+        }
+    }
+}
+
+fn host_figures(host: &HostView, theme: &Theme) -> Vec<Item> {
+    let mem = match (host.mem_used, host.mem_total) {
+        (Some(used), Some(total)) => value(used_of(used, total), theme),
+        (Some(used), None) => value(bytes(used), theme),
+        _ => label(UNKNOWN, theme),
+    };
+    let rate_or_unknown = |x: Option<f64>| x.map_or(UNKNOWN.to_string(), |x| bytes_f(x) + "/s");
+    vec![
+        vec![label("cpu ", theme), pct(host.cpu_pct, theme)],
+        vec![label("mem ", theme), mem],
+        vec![
+            label("net ", theme),
+            value(
+                format!(
+                    "↓{} ↑{}",
+                    rate_or_unknown(host.net_rx_per_s),
+                    rate_or_unknown(host.net_tx_per_s)
+                ),
+                theme,
+            ),
+        ],
+    ]
+}
+
+fn own_figures(host: &HostView, theme: &Theme, prefix: &'static str) -> Item {
+    let mut item = Vec::new();
+    if !prefix.is_empty() {
+        item.push(label(prefix, theme));
+    }
+    item.push(label("cpu ", theme));
+    item.push(pct(host.own_cpu_pct, theme));
+    item.push(label(" mem ", theme));
+    item.push(size(host.own_mem, theme));
+    item
+}
+
+fn pct(x: Option<f64>, theme: &Theme) -> Span<'static> {
+    x.map_or_else(|| label(UNKNOWN, theme), |x| value(percent(x), theme))
+}
+
+fn size(x: Option<u64>, theme: &Theme) -> Span<'static> {
+    x.map_or_else(|| label(UNKNOWN, theme), |x| value(bytes(x), theme))
+}
+
+fn count(x: Option<u64>, theme: &Theme) -> Span<'static> {
+    x.map_or_else(|| label(UNKNOWN, theme), |x| value(thousands(x), theme))
+}
+
+fn rate(x: Option<f64>, theme: &Theme) -> Span<'static> {
+    x.map_or_else(
+        || label(UNKNOWN, theme),
+        |x| value(format!("{}/s", bytes_f(x)), theme),
+    )
+}
+
+/// `6.1 / 15.6 GiB`, or `512 MiB / 15.6 GiB` when the units differ.
+fn used_of(used: u64, total: u64) -> String {
+    let (u, t) = (bytes(used), bytes(total));
+    match (u.split_once(' '), t.split_once(' ')) {
+        (Some((u_num, u_unit)), Some((_, t_unit))) if u_unit == t_unit => format!("{u_num} / {t}"),
+        _ => format!("{u} / {t}"),
+    }
+}

@@ -1,0 +1,776 @@
+//! Realistic view models for every state the screen shows, for snapshot tests.
+//!
+//! The story: `public.orders` (50 million rows) gets `amount numeric(14,2)` computed from
+//! `amount_cents`, on a primary with two replicas. Every figure is computed from integers:
+//! no clocks, no randomness, the same bytes on every machine.
+
+use std::time::Duration;
+
+use crate::plan::Phase;
+use crate::target::Blocker;
+use crate::tui::view::{
+    ChartView, DbView, HostView, KeyHelp, Level, LogLine, PhaseRow, PhaseStatus, Popup,
+    ProgressView, ReplicaView, SeriesView, StatusView, StepView, ViewModel,
+};
+
+const WINDOW: u64 = 900;
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+
+/// Mid-backfill, healthy: 42% done, charts full of data with one failed sample (a gap).
+pub fn running() -> ViewModel {
+    ViewModel {
+        target: "app@db1.prod.internal:5432/shop".into(),
+        table: "public.orders".into(),
+        column: "amount".into(),
+        phase: Some(Phase::Backfill),
+        status: StatusView::Running,
+        elapsed: Duration::from_secs(42 * 60 + 17),
+        phases: phases(Phase::Backfill, PhaseStatus::Running),
+        selected_phase: 3,
+        progress: ProgressView {
+            rows_done: 21_004_000,
+            rows_total: Some(50_000_000),
+            rows_per_s: 9_120.0,
+            avg_rows_per_s: 8_752.0,
+            eta: Some(Duration::from_secs(53 * 60 + 9)),
+            batch_size: 2_000,
+            batch_size_source: "plan".into(),
+            batch_p50_ms: Some(168.0),
+            batch_p95_ms: Some(231.0),
+            checkpoint: Some("21004000".into()),
+        },
+        charts: charts(Shape::Healthy),
+        window_secs: WINDOW,
+        blockers: Vec::new(),
+        db: DbView {
+            lock_waiters: Some(0),
+            longest_wait_s: None,
+            replicas: Some(vec![
+                replica("replica-a", Some(0.4), 2 * MIB),
+                replica("replica-b", Some(0.3), 1_400_000),
+            ]),
+            autovacuum: None,
+            table_bytes: Some(38 * GIB + 210 * MIB),
+            dead_tuples: Some(1_204_332),
+            wal_bytes_per_s: Some(8.4 * MIB as f64),
+            table_updates_per_s: Some(9_420.0),
+        },
+        host: HostView {
+            cpu_pct: Some(23.5),
+            mem_used: Some(6 * GIB + 120 * MIB),
+            mem_total: Some(15 * GIB + 620 * MIB),
+            net_rx_per_s: Some(1.2 * MIB as f64),
+            net_tx_per_s: Some(350.0 * 1024.0),
+            own_cpu_pct: Some(4.1),
+            own_mem: Some(38 * MIB),
+        },
+        log: running_log(),
+        log_scroll: 0,
+        popup: None,
+        keys: keys(),
+        braille: true,
+    }
+}
+
+/// Pause asked for: the batch in flight finishes first.
+pub fn pausing() -> ViewModel {
+    let mut v = running();
+    v.status = StatusView::Pausing;
+    v.log
+        .push(info("12:02:21", "pause asked by the operator (key p)"));
+    v
+}
+
+/// Paused at a batch boundary: no rate, no ETA, the throughput line drops to zero.
+pub fn paused() -> ViewModel {
+    let mut v = running();
+    v.status = StatusView::Paused;
+    v.elapsed = Duration::from_secs(44 * 60 + 2);
+    v.progress.rows_per_s = 0.0;
+    v.progress.avg_rows_per_s = 8_580.0;
+    v.progress.eta = None;
+    v.charts = charts(Shape::Paused);
+    v.db.table_updates_per_s = Some(310.0);
+    v.db.wal_bytes_per_s = Some(0.6 * MIB as f64);
+    v.log
+        .push(info("12:02:21", "pause asked by the operator (key p)"));
+    v.log.push(info(
+        "12:02:21",
+        "paused at a batch boundary after key 21004000",
+    ));
+    v
+}
+
+/// Throttled: a replica fell behind; batches wait until it catches up.
+pub fn throttled() -> ViewModel {
+    let mut v = running();
+    v.status = StatusView::Throttled("replication lag 4.2s > 1s".into());
+    v.elapsed = Duration::from_secs(44 * 60 + 51);
+    v.progress.rows_done = 21_950_000;
+    v.progress.checkpoint = Some("21950000".into());
+    v.progress.rows_per_s = 1_180.0;
+    v.progress.eta = Some(Duration::from_secs(6 * 3600 + 48 * 60));
+    v.progress.batch_size = 1_000;
+    v.progress.batch_size_source = "throttle: halved".into();
+    v.charts = charts(Shape::Throttled);
+    v.db.replicas = Some(vec![
+        replica("replica-a", Some(4.2), 96 * MIB),
+        replica("replica-b", Some(0.3), 3 * MIB),
+    ]);
+    v.log.push(warn(
+        "12:04:29",
+        "throttle on: replication lag 4.2s > 1s on replica-a; batches wait until it is below 1s",
+    ));
+    v.log
+        .push(info("12:04:29", "batch size 2,000 → 1,000 (throttle)"));
+    v
+}
+
+/// Adding the column: the ALTER waits for its lock behind two sessions.
+pub fn waiting_for_lock() -> ViewModel {
+    let mut v = running();
+    v.phase = Some(Phase::AddColumn);
+    v.status = StatusView::WaitingForLock(vec![4711, 5120]);
+    v.elapsed = Duration::from_secs(74);
+    v.phases = phases(Phase::AddColumn, PhaseStatus::Running);
+    v.selected_phase = 1;
+    v.progress = ProgressView {
+        rows_total: Some(50_000_000),
+        batch_size: 2_000,
+        batch_size_source: "plan".into(),
+        ..ProgressView::default()
+    };
+    v.charts = charts(Shape::Starting);
+    v.blockers = vec![
+        Blocker {
+            pid: 4711,
+            application: "metabase".into(),
+            user: "analyst".into(),
+            state: "idle in transaction".into(),
+            xact_age_s: Some(1_325.0),
+            query: "SELECT o.customer_id, sum(o.amount_cents)\n  FROM public.orders o\n WHERE o.created_at > now() - interval '30 days'\n GROUP BY 1 ORDER BY 2 DESC".into(),
+        },
+        Blocker {
+            pid: 5120,
+            application: String::new(),
+            user: "postgres".into(),
+            state: "active".into(),
+            xact_age_s: Some(42.5),
+            query: "VACUUM (VERBOSE, ANALYZE) public.orders".into(),
+        },
+    ];
+    v.db.lock_waiters = Some(3);
+    v.db.longest_wait_s = Some(1.4);
+    v.db.autovacuum = None;
+    v.log = vec![
+        info(
+            "11:20:03",
+            "preflight: PostgreSQL 16.4, public.orders ≈ 50,000,000 rows (38 GiB), key id bigint",
+        ),
+        info("11:20:04", "preflight passed: no findings"),
+        info(
+            "11:20:04",
+            "add_column: ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS amount numeric(14,2)",
+        ),
+        warn(
+            "11:20:06",
+            "lock wait: ALTER TABLE gave up after lock_timeout 2s (attempt 1/30); blocked by pid 4711, 5120",
+        ),
+        warn(
+            "11:20:38",
+            "lock wait: ALTER TABLE gave up after lock_timeout 2s (attempt 12/30); blocked by pid 4711, 5120",
+        ),
+        warn(
+            "11:21:17",
+            "lock wait: ALTER TABLE gave up after lock_timeout 2s (attempt 24/30); blocked by pid 4711, 5120",
+        ),
+    ];
+    v
+}
+
+/// Failed during the backfill: the connection could not be re-established.
+pub fn failed() -> ViewModel {
+    let mut v = running();
+    v.status = StatusView::Failed(
+        "lost connection to db1.prod.internal:5432 and 5 reconnects failed; resumable from key 21004000".into(),
+    );
+    v.phases = phases(Phase::Backfill, PhaseStatus::Failed);
+    v.progress.rows_per_s = 0.0;
+    v.progress.eta = None;
+    v.charts = charts(Shape::Failed);
+    v.db = DbView::default();
+    v.host.net_rx_per_s = Some(0.0);
+    v.host.net_tx_per_s = Some(0.0);
+    v.log.push(error(
+        "12:02:24",
+        "connection lost: server closed the connection unexpectedly",
+    ));
+    v.log.push(warn("12:02:25", "reconnecting (1/5) in 1s"));
+    v.log.push(warn("12:02:41", "reconnecting (5/5) in 16s"));
+    v.log.push(error(
+        "12:02:57",
+        "gave up: 5 reconnects failed (connection refused); run pacer again to resume from key 21004000",
+    ));
+    v
+}
+
+/// Every phase finished.
+pub fn done() -> ViewModel {
+    let mut v = running();
+    v.phase = Some(Phase::Cleanup);
+    v.status = StatusView::Done;
+    v.elapsed = Duration::from_secs(2 * 3600 + 41 * 60 + 9);
+    v.phases = phases(Phase::Cleanup, PhaseStatus::Done);
+    v.selected_phase = 7;
+    v.progress.rows_done = 50_000_000;
+    v.progress.rows_per_s = 0.0;
+    v.progress.eta = None;
+    v.progress.checkpoint = Some("50000000".into());
+    v.charts = charts(Shape::Done);
+    v.db.table_bytes = Some(41 * GIB + 620 * MIB);
+    v.db.dead_tuples = Some(48_112_004);
+    v.db.autovacuum = Some("vacuuming heap".into());
+    v.log.extend([
+        info("13:40:12", "backfill done: 50,000,000 rows in 2h 20m"),
+        info("13:52:40", "verify: 10,000 chunks, 0 unfilled rows"),
+        info("13:52:41", "not_null: NOT NULL set without a table scan"),
+        info(
+            "14:01:07",
+            "index: orders_amount_idx built concurrently in 8m 26s",
+        ),
+        info(
+            "14:01:12",
+            "cleanup: sync trigger and function dropped; migration recorded as done",
+        ),
+    ]);
+    v
+}
+
+/// A primary without replicas: the lag chart says so instead of drawing a flat zero.
+pub fn no_replicas() -> ViewModel {
+    let mut v = running();
+    v.db.replicas = Some(Vec::new());
+    if let Some(lag) = v.charts.get_mut(2) {
+        lag.series.clear();
+        lag.note = Some("no replicas".into());
+    }
+    v
+}
+
+/// The sampler struggles: several failed samples, the latest one too; figures unknown.
+pub fn sample_gaps() -> ViewModel {
+    let mut v = running();
+    v.charts = charts(Shape::Gappy);
+    v.db.lock_waiters = None;
+    v.db.replicas = None;
+    v.db.wal_bytes_per_s = None;
+    v.db.dead_tuples = None;
+    v.host.cpu_pct = None;
+    v.log.push(warn(
+        "12:02:21",
+        "sample failed: metrics query timed out after 900 ms (gap in the charts)",
+    ));
+    v
+}
+
+/// The help overlay over a running migration.
+pub fn help_popup() -> ViewModel {
+    let mut v = running();
+    v.popup = Some(Popup::Help);
+    v
+}
+
+/// Quitting while the migration runs asks first.
+pub fn confirm_quit() -> ViewModel {
+    let mut v = running();
+    v.popup = Some(Popup::Confirm(
+        "Quit? The backfill stops at the next batch boundary; run pacer again to resume.".into(),
+    ));
+    v
+}
+
+/// Typing a batch size that is not a number.
+pub fn batch_size_error() -> ViewModel {
+    let mut v = running();
+    v.popup = Some(Popup::BatchSize {
+        input: "12k".into(),
+        error: Some("not a whole number: `12k` (10 – 100,000)".into()),
+    });
+    v
+}
+
+/// Backfill and verify done; the plan asks the operator before tightening to NOT NULL.
+pub fn gate() -> ViewModel {
+    let mut v = running();
+    v.phase = Some(Phase::NotNull);
+    v.status = StatusView::Gate(Phase::NotNull);
+    v.elapsed = Duration::from_secs(2 * 3600 + 32 * 60 + 40);
+    v.phases = phases(Phase::NotNull, PhaseStatus::Pending);
+    v.selected_phase = 5;
+    v.progress.rows_done = 50_000_000;
+    v.progress.rows_per_s = 0.0;
+    v.progress.eta = None;
+    v.progress.checkpoint = Some("50000000".into());
+    v.charts = charts(Shape::Done);
+    v.log.extend([
+        info("13:40:12", "backfill done: 50,000,000 rows in 2h 20m"),
+        info("13:52:40", "verify: 10,000 chunks, 0 unfilled rows"),
+        info(
+            "13:52:40",
+            "gate before not_null: press g to proceed (takes ACCESS EXCLUSIVE briefly)",
+        ),
+    ]);
+    v
+}
+
+/// Nothing known yet: no phases, no samples, no log.
+pub fn empty() -> ViewModel {
+    ViewModel {
+        target: "app@db1:5432/shop".into(),
+        table: "public.orders".into(),
+        column: "amount".into(),
+        phase: None,
+        status: StatusView::Preflight,
+        elapsed: Duration::ZERO,
+        phases: Vec::new(),
+        selected_phase: 0,
+        progress: ProgressView::default(),
+        charts: Vec::new(),
+        window_secs: WINDOW,
+        blockers: Vec::new(),
+        db: DbView::default(),
+        host: HostView::default(),
+        log: Vec::new(),
+        log_scroll: 0,
+        popup: None,
+        keys: Vec::new(),
+        braille: false,
+    }
+}
+
+/// Every fixture with its name, for tests that go over all of them.
+pub fn all() -> Vec<(&'static str, ViewModel)> {
+    vec![
+        ("running", running()),
+        ("pausing", pausing()),
+        ("paused", paused()),
+        ("throttled", throttled()),
+        ("waiting_for_lock", waiting_for_lock()),
+        ("failed", failed()),
+        ("done", done()),
+        ("no_replicas", no_replicas()),
+        ("sample_gaps", sample_gaps()),
+        ("help_popup", help_popup()),
+        ("confirm_quit", confirm_quit()),
+        ("batch_size_error", batch_size_error()),
+        ("gate", gate()),
+        ("empty", empty()),
+    ]
+}
+
+fn keys() -> Vec<KeyHelp> {
+    [
+        ("p, space", "pause/resume"),
+        ("+", "bigger batches"),
+        ("-", "smaller batches"),
+        ("b", "set batch size"),
+        ("g", "proceed past a gate"),
+        ("↑/↓, k/j", "select phase"),
+        ("PgUp/PgDn", "scroll the log"),
+        ("End", "follow the log"),
+        ("a", "abort at the next batch boundary"),
+        ("q", "quit (asks first while running)"),
+        ("?", "this help"),
+        ("Esc", "close a popup"),
+    ]
+    .into_iter()
+    .map(|(keys, desc)| KeyHelp {
+        keys: keys.into(),
+        desc: desc.into(),
+    })
+    .collect()
+}
+
+fn replica(name: &str, lag_s: Option<f64>, lag_bytes: u64) -> ReplicaView {
+    ReplicaView {
+        name: name.into(),
+        lag_s,
+        lag_bytes: Some(lag_bytes),
+    }
+}
+
+fn info(time: &str, text: &str) -> LogLine {
+    line(time, Level::Info, text)
+}
+
+fn warn(time: &str, text: &str) -> LogLine {
+    line(time, Level::Warn, text)
+}
+
+fn error(time: &str, text: &str) -> LogLine {
+    line(time, Level::Error, text)
+}
+
+fn line(time: &str, level: Level, text: &str) -> LogLine {
+    LogLine {
+        time: time.into(),
+        level,
+        text: text.into(),
+    }
+}
+
+fn running_log() -> Vec<LogLine> {
+    vec![
+        info(
+            "11:20:03",
+            "preflight: PostgreSQL 16.4, public.orders ≈ 50,000,000 rows (38 GiB), key id bigint",
+        ),
+        info("11:20:04", "preflight passed: no findings"),
+        info(
+            "11:20:04",
+            "add_column: ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS amount numeric(14,2)",
+        ),
+        warn(
+            "11:20:06",
+            "lock wait: ALTER TABLE gave up after lock_timeout 2s (attempt 1/30); blocked by pid 4711",
+        ),
+        info("11:20:09", "add_column done in 5.1s (2 attempts)"),
+        info("11:20:09", "sync: trigger pacer_sync_amount installed"),
+        info(
+            "11:20:10",
+            "backfill: from the first key, 2,000 rows per batch",
+        ),
+        warn(
+            "11:35:41",
+            "batch timed out after statement_timeout 5s at key 8112000; retrying at 1,000 rows",
+        ),
+        info("11:35:52", "batch size back to 2,000 (p95 231 ms)"),
+        warn(
+            "11:52:13",
+            "sample failed: replica lag query timed out (gap in the charts)",
+        ),
+        info("12:00:00", "checkpoint 20,000,000 rows (40.0%)"),
+        info("12:02:20", "checkpoint 21,004,000 rows (42.0%)"),
+    ]
+}
+
+/// The plan's phases, with `current` in `status`: earlier ones done, later ones pending.
+fn phases(current: Phase, status: PhaseStatus) -> Vec<PhaseRow> {
+    Phase::ALL
+        .into_iter()
+        .map(|phase| {
+            let (summary, steps) = plan_of(phase);
+            PhaseRow {
+                phase,
+                status: match phase.cmp(&current) {
+                    std::cmp::Ordering::Less => PhaseStatus::Done,
+                    std::cmp::Ordering::Equal => status,
+                    std::cmp::Ordering::Greater => PhaseStatus::Pending,
+                },
+                summary: summary.into(),
+                steps,
+            }
+        })
+        .collect()
+}
+
+fn step(title: &str, lock: &str, sql: &str) -> StepView {
+    StepView {
+        title: title.into(),
+        sql: sql.into(),
+        lock: lock.into(),
+    }
+}
+
+const KEY_RANGE: &str = "id > CAST($1::text AS bigint) AND id <= CAST($2::text AS bigint)";
+
+fn plan_of(phase: Phase) -> (&'static str, Vec<StepView>) {
+    match phase {
+        Phase::Preflight => (
+            "read-only checks: server version, table, key, column, type, default and expression, dependents",
+            vec![],
+        ),
+        Phase::AddColumn => (
+            "add the column: a catalog-only change, no rewrite, no scan",
+            vec![step(
+                "add column",
+                "ACCESS EXCLUSIVE, brief",
+                "ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS amount numeric(14,2)",
+            )],
+        ),
+        Phase::Sync => (
+            "keep new writes filled: a trigger computes the column for rows inserted or updated without it",
+            vec![
+                step(
+                    "sync function",
+                    "",
+                    "CREATE OR REPLACE FUNCTION public.pacer_sync_orders_amount() RETURNS trigger LANGUAGE plpgsql AS $pacer$\n\
+                     BEGIN\n  IF TG_OP = 'INSERT' THEN\n    IF NEW.amount IS NULL THEN\n      \
+                     NEW.amount := (SELECT (amount_cents / 100.0) FROM (SELECT NEW.*) AS pacer_row);\n    \
+                     END IF;\n  ELSIF NEW.amount IS NOT DISTINCT FROM OLD.amount THEN\n    \
+                     NEW.amount := (SELECT (amount_cents / 100.0) FROM (SELECT NEW.*) AS pacer_row);\n  \
+                     END IF;\n  RETURN NEW;\nEND\n$pacer$",
+                ),
+                step(
+                    "sync trigger",
+                    "SHARE ROW EXCLUSIVE, brief",
+                    "CREATE TRIGGER pacer_sync_amount BEFORE INSERT OR UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.pacer_sync_orders_amount()",
+                ),
+            ],
+        ),
+        Phase::Backfill => (
+            "fill existing rows in keyset batches; each batch commits with its checkpoint",
+            vec![
+                step(
+                    "batch end",
+                    "ACCESS SHARE, per batch",
+                    "SELECT id::text FROM public.orders WHERE id > CAST($1::text AS bigint) ORDER BY public.orders.id OFFSET $2::bigint LIMIT 1",
+                ),
+                step(
+                    "batch",
+                    "ROW EXCLUSIVE, per batch",
+                    &format!(
+                        "UPDATE public.orders SET amount = (amount_cents / 100.0) WHERE {KEY_RANGE} AND amount IS NULL"
+                    ),
+                ),
+                step(
+                    "checkpoint",
+                    "ROW EXCLUSIVE on the state table, per batch",
+                    "UPDATE pacer.migrations SET checkpoint = $2, rows_done = rows_done + $3, updated_at = now() WHERE id = $1 AND checkpoint IS NOT DISTINCT FROM $4",
+                ),
+            ],
+        ),
+        Phase::Verify => (
+            "check, chunk by chunk of keys, that no row was left unfilled",
+            vec![step(
+                "verify chunk",
+                "ACCESS SHARE, per chunk",
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE amount IS NULL AND CAST((amount_cents / 100.0) AS numeric(14,2)) IS DISTINCT FROM amount), count(*) FILTER (WHERE amount IS NULL) FROM public.orders WHERE {KEY_RANGE}"
+                ),
+            )],
+        ),
+        Phase::NotNull => (
+            "tighten to NOT NULL without a long exclusive lock",
+            vec![
+                step(
+                    "add NOT VALID check",
+                    "ACCESS EXCLUSIVE, brief",
+                    "ALTER TABLE public.orders ADD CONSTRAINT pacer_nn_amount CHECK (amount IS NOT NULL) NOT VALID",
+                ),
+                step(
+                    "validate check",
+                    "SHARE UPDATE EXCLUSIVE, long (reads and writes go on)",
+                    "ALTER TABLE public.orders VALIDATE CONSTRAINT pacer_nn_amount",
+                ),
+                step(
+                    "set NOT NULL",
+                    "ACCESS EXCLUSIVE, brief",
+                    "ALTER TABLE public.orders ALTER COLUMN amount SET NOT NULL",
+                ),
+                step(
+                    "drop check",
+                    "ACCESS EXCLUSIVE, brief",
+                    "ALTER TABLE public.orders DROP CONSTRAINT IF EXISTS pacer_nn_amount",
+                ),
+            ],
+        ),
+        Phase::Index => (
+            "build the index without blocking writes",
+            vec![step(
+                "create index",
+                "SHARE UPDATE EXCLUSIVE, long (reads and writes go on)",
+                "CREATE INDEX CONCURRENTLY orders_amount_idx ON public.orders (amount)",
+            )],
+        ),
+        Phase::Cleanup => (
+            "drop the sync trigger and record the migration as done",
+            vec![
+                step(
+                    "drop sync trigger",
+                    "ACCESS EXCLUSIVE, brief",
+                    "DROP TRIGGER IF EXISTS pacer_sync_amount ON public.orders",
+                ),
+                step(
+                    "drop sync function",
+                    "",
+                    "DROP FUNCTION IF EXISTS public.pacer_sync_orders_amount()",
+                ),
+            ],
+        ),
+    }
+}
+
+/// How the last 15 minutes went.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    Healthy,
+    Paused,
+    Throttled,
+    Starting,
+    Failed,
+    Done,
+    Gappy,
+}
+
+/// Deterministic noise in [0, 1) from a sample index.
+fn noise(i: u64, salt: u64) -> f64 {
+    let h = (i.wrapping_add(salt).wrapping_mul(2_654_435_761)) % 1_000_003;
+    (h % 1000) as f64 / 1000.0
+}
+
+/// A triangle wave in [-1, 1] with the given period, in samples.
+fn wave(i: u64, period: u64) -> f64 {
+    let p = i % period;
+    let half = period / 2;
+    let up = if p < half { p } else { period - p };
+    (up as f64 / half as f64) * 2.0 - 1.0
+}
+
+/// Seconds ago (900 … 0) of sample `i`.
+fn ago(i: u64) -> u64 {
+    WINDOW - i
+}
+
+fn missing(shape: Shape, i: u64) -> bool {
+    let failed_sample = (340..=369).contains(&ago(i));
+    match shape {
+        Shape::Healthy | Shape::Paused | Shape::Throttled | Shape::Done => failed_sample,
+        Shape::Starting => ago(i) > 74,
+        Shape::Failed => failed_sample || ago(i) < 33,
+        Shape::Gappy => {
+            failed_sample || (600..=640).contains(&ago(i)) || i.is_multiple_of(97) || ago(i) < 3
+        }
+    }
+}
+
+/// One series over the window; `value` is None where nothing was measured (no batches ran).
+fn series(name: &str, slot: usize, shape: Shape, value: impl Fn(u64) -> Option<f64>) -> SeriesView {
+    let sample = |i: u64| if missing(shape, i) { None } else { value(i) };
+    let mut segments: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut run = Vec::new();
+    for i in 0..=WINDOW {
+        match sample(i) {
+            Some(v) => run.push((-(ago(i) as f64), v)),
+            None if !run.is_empty() => segments.push(std::mem::take(&mut run)),
+            None => {}
+        }
+    }
+    if !run.is_empty() {
+        segments.push(run);
+    }
+    let current = sample(WINDOW);
+    SeriesView {
+        name: name.into(),
+        segments,
+        current,
+        slot,
+    }
+}
+
+fn charts(shape: Shape) -> Vec<ChartView> {
+    let throughput = move |i: u64| -> f64 {
+        let a = ago(i);
+        let healthy = 8_600.0 + 500.0 * wave(i, 240) + 400.0 * noise(i, 1);
+        let v = match shape {
+            Shape::Paused if a < 100 => 0.0,
+            Shape::Throttled if a < 150 => 900.0 + 300.0 * noise(i, 2),
+            Shape::Throttled if a < 180 => healthy * (a - 150) as f64 / 30.0,
+            Shape::Done if a < 500 => 0.0,
+            Shape::Starting => 0.0,
+            _ => healthy,
+        };
+        match shape {
+            _ if a > 0 || v == 0.0 => v,
+            Shape::Throttled => 1_180.0,
+            _ => 9_120.0,
+        }
+    };
+    let waits = move |i: u64| -> f64 {
+        let a = ago(i);
+        match shape {
+            Shape::Starting => (3 * (74 - a.min(74)) / 74) as f64,
+            _ if (412..=430).contains(&a) => 1.0 + ((430 - a) % 3) as f64,
+            _ if (700..=704).contains(&a) => 1.0,
+            _ => 0.0,
+        }
+    };
+    let lag = move |base: f64, salt: u64| {
+        move |i: u64| -> f64 {
+            let a = ago(i);
+            let calm = base + 0.12 * wave(i + salt, 180) + 0.1 * noise(i, salt);
+            match shape {
+                Shape::Throttled if salt == 3 && a < 180 => {
+                    let rise = (180 - a) as f64 / 180.0;
+                    calm + 3.9 * rise.min(1.0) * if a == 0 { 1.0 } else { 0.97 }
+                }
+                _ if a == 0 && salt == 3 => 0.4,
+                _ if a == 0 => 0.3,
+                _ => calm,
+            }
+        }
+    };
+    let throttled_lag = move |i: u64| -> f64 {
+        if shape == Shape::Throttled && ago(i) == 0 {
+            4.2
+        } else {
+            lag(0.3, 3)(i)
+        }
+    };
+    let batch = move |base: f64, spread: f64, salt: u64| {
+        move |i: u64| -> Option<f64> {
+            let a = ago(i);
+            let idle = match shape {
+                Shape::Paused => a < 100,
+                Shape::Done => a < 500,
+                Shape::Starting => true,
+                _ => false,
+            };
+            let v = base + spread * noise(i, salt) + 0.2 * base * wave(i, 300).max(0.0);
+            match shape {
+                _ if idle => None,
+                Shape::Throttled if a < 150 => Some(v * 0.55),
+                _ => Some(v),
+            }
+        }
+    };
+    let updates = move |i: u64| throughput(i) * 1.03 + 180.0 * noise(i, 13);
+    let mut charts = vec![
+        ChartView {
+            title: "throughput".into(),
+            unit: "rows/s".into(),
+            series: vec![
+                series("pacer", 0, shape, |i| Some(throughput(i))),
+                series("table updates", 1, shape, |i| Some(updates(i))),
+            ],
+            note: None,
+        },
+        ChartView {
+            title: "lock waits".into(),
+            unit: "sessions".into(),
+            series: vec![series("waiting", 0, shape, |i| Some(waits(i)))],
+            note: None,
+        },
+        ChartView {
+            title: "replication lag".into(),
+            unit: "s".into(),
+            series: vec![
+                series("replica-a", 0, shape, |i| Some(throttled_lag(i))),
+                series("replica-b", 1, shape, |i| Some(lag(0.22, 5)(i))),
+            ],
+            note: None,
+        },
+        ChartView {
+            title: "batch duration".into(),
+            unit: "ms".into(),
+            series: vec![series("longest batch", 0, shape, batch(205.0, 50.0, 11))],
+            note: None,
+        },
+    ];
+    if shape == Shape::Starting {
+        // Sampling starts with the run: 74 seconds of lock waits, nothing else yet.
+        charts[0].series.truncate(1);
+    }
+    charts
+}

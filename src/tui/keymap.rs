@@ -1,0 +1,173 @@
+//! Keys → actions. One table: it drives input handling, the help overlay and the key bar.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::view::KeyHelp;
+
+/// What a key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Pause, or resume when paused.
+    TogglePause,
+    /// Batch size up by a step.
+    BatchUp,
+    /// Batch size down by a step.
+    BatchDown,
+    /// Type an exact batch size.
+    BatchInput,
+    /// Abort at the next batch boundary (asks first).
+    Abort,
+    /// Quit (asks first while a migration runs).
+    Quit,
+    /// Show or hide the help overlay.
+    Help,
+    /// Close the popup.
+    Close,
+    /// Select the previous phase.
+    Up,
+    /// Select the next phase.
+    Down,
+    /// Scroll the event log up a page.
+    LogUp,
+    /// Scroll the event log down a page.
+    LogDown,
+    /// Follow the end of the event log.
+    LogEnd,
+    /// Shorter chart window.
+    ZoomIn,
+    /// Longer chart window.
+    ZoomOut,
+}
+
+/// One keymap entry: the keys, the action, and what it does in words.
+pub struct Binding {
+    /// Keys as shown in help.
+    pub label: &'static str,
+    /// Key codes that trigger it (without modifiers other than shift).
+    pub codes: &'static [KeyCode],
+    /// The action.
+    pub action: Action,
+    /// What it does.
+    pub desc: &'static str,
+}
+
+/// The keymap, in help order.
+pub const KEYMAP: &[Binding] = &[
+    Binding {
+        label: "p, space",
+        codes: &[KeyCode::Char('p'), KeyCode::Char(' ')],
+        action: Action::TogglePause,
+        desc: "pause / resume (a pause takes effect at the next batch boundary)",
+    },
+    Binding {
+        label: "+",
+        codes: &[KeyCode::Char('+'), KeyCode::Char('=')],
+        action: Action::BatchUp,
+        desc: "batch size up by 25% (at most 1,000,000)",
+    },
+    Binding {
+        label: "-",
+        codes: &[KeyCode::Char('-'), KeyCode::Char('_')],
+        action: Action::BatchDown,
+        desc: "batch size down by 20% (at least 1)",
+    },
+    Binding {
+        label: "b",
+        codes: &[KeyCode::Char('b')],
+        action: Action::BatchInput,
+        desc: "type an exact batch size",
+    },
+    Binding {
+        label: "a",
+        codes: &[KeyCode::Char('a')],
+        action: Action::Abort,
+        desc: "abort at the next batch boundary, resumable (asks first)",
+    },
+    Binding {
+        label: "q",
+        codes: &[KeyCode::Char('q')],
+        action: Action::Quit,
+        desc: "quit (asks first while a migration runs)",
+    },
+    Binding {
+        label: "?",
+        codes: &[KeyCode::Char('?')],
+        action: Action::Help,
+        desc: "this help",
+    },
+    Binding {
+        label: "Esc",
+        codes: &[KeyCode::Esc],
+        action: Action::Close,
+        desc: "close a popup (answers no)",
+    },
+    Binding {
+        label: "↑, k",
+        codes: &[KeyCode::Up, KeyCode::Char('k')],
+        action: Action::Up,
+        desc: "select the previous phase (its SQL is shown)",
+    },
+    Binding {
+        label: "↓, j",
+        codes: &[KeyCode::Down, KeyCode::Char('j')],
+        action: Action::Down,
+        desc: "select the next phase",
+    },
+    Binding {
+        label: "PgUp, u",
+        codes: &[KeyCode::PageUp, KeyCode::Char('u')],
+        action: Action::LogUp,
+        desc: "scroll the event log up",
+    },
+    Binding {
+        label: "PgDn, d",
+        codes: &[KeyCode::PageDown, KeyCode::Char('d')],
+        action: Action::LogDown,
+        desc: "scroll the event log down",
+    },
+    Binding {
+        label: "End, G",
+        codes: &[KeyCode::End, KeyCode::Char('G')],
+        action: Action::LogEnd,
+        desc: "follow the end of the event log",
+    },
+    Binding {
+        label: "[",
+        codes: &[KeyCode::Char('[')],
+        action: Action::ZoomIn,
+        desc: "charts: shorter time window (1m, 5m, 15m)",
+    },
+    Binding {
+        label: "]",
+        codes: &[KeyCode::Char(']')],
+        action: Action::ZoomOut,
+        desc: "charts: longer time window",
+    },
+];
+
+/// The action bound to a key, if any. Ctrl-C is Quit, like q.
+pub fn action_for(key: &KeyEvent) -> Option<Action> {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        return (key.code == KeyCode::Char('c')).then_some(Action::Quit);
+    }
+    KEYMAP
+        .iter()
+        .find(|b| b.codes.contains(&key.code))
+        .map(|b| b.action)
+}
+
+/// Every key with its meaning, for the help overlay.
+pub fn help() -> Vec<KeyHelp> {
+    let mut keys: Vec<KeyHelp> = KEYMAP
+        .iter()
+        .map(|b| KeyHelp {
+            keys: b.label.to_string(),
+            desc: b.desc.to_string(),
+        })
+        .collect();
+    keys.push(KeyHelp {
+        keys: "y / n".into(),
+        desc: "answer a question: yes / no".into(),
+    });
+    keys
+}

@@ -1,0 +1,266 @@
+//! The full-screen terminal interface (ratatui + crossterm) over the engine.
+//!
+//! `view` is the model the screen is drawn from; `draw` draws it (pure); `app` and `keymap`
+//! turn keys into engine commands; `model` remembers events; `terminal` runs the loop.
+
+pub mod app;
+pub mod draw;
+pub mod keymap;
+pub mod model;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::engine::{Event, EventKind, Handles};
+use crate::plan::Plan;
+use crate::sampler::{
+    DEFAULT_WINDOW, Metrics, PgSource, SeriesId, SharedMetrics, postgres::statement_timeout_for,
+};
+use crate::target::postgres::PgTarget;
+use app::App;
+use model::Model;
+use theme::Theme;
+use view::{ChartView, DbView, HostView, Level, ReplicaView, SeriesView, ViewModel};
+
+/// What `pacer run` hands the interface.
+pub struct Setup {
+    /// Colours.
+    pub theme: Theme,
+    /// Braille chart markers.
+    pub braille: bool,
+    /// Sampling interval.
+    pub sample_interval: Duration,
+    /// Connection settings for the sampler's own session.
+    pub conn: PgTarget,
+    /// The target as shown.
+    pub target: String,
+    /// The plan.
+    pub plan: Plan,
+}
+
+/// Runs the interface until the operator quits; the engine runs on its own task meanwhile.
+pub async fn run(
+    handles: Handles,
+    setup: Setup,
+    done: tokio::sync::oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    let job = handles.state.borrow().job.clone();
+    let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, setup.sample_interval));
+    let source = PgSource::new(setup.conn.clone(), &job, setup.plan.table.quoted())
+        .with_statement_timeout(statement_timeout_for(setup.sample_interval));
+    let sampler = crate::sampler::spawn(source, setup.sample_interval, metrics.clone());
+    let screen = terminal::Screen {
+        theme: setup.theme,
+        braille: setup.braille,
+        model: Model::new(
+            setup.target,
+            setup.plan.table.to_string(),
+            setup.plan.column.name.clone(),
+        ),
+        app: App::new(setup.plan.phases().len(), setup.plan.backfill.batch_size),
+        sampling: Some(Sampling { metrics }),
+    };
+    let result = terminal::run(handles, screen, done).await;
+    sampler.abort();
+    result
+}
+
+/// The interface's end of the sampler.
+pub struct Sampling {
+    metrics: SharedMetrics,
+}
+
+impl Sampling {
+    /// Wakes `tx` after every sampling round.
+    pub fn subscribe(&self, tx: mpsc::UnboundedSender<()>) {
+        let mut rx = self.metrics.subscribe();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    /// Feeds pacer's own batches into the throughput and batch-duration series.
+    pub fn on_event(&self, event: &Event) {
+        if let EventKind::BatchDone {
+            keys, duration_ms, ..
+        } = &event.kind
+        {
+            self.metrics
+                .record_batch(*keys, Duration::from_millis(*duration_ms));
+        }
+    }
+
+    /// Sampling failures and recoveries since the last call, for the event log.
+    pub fn drain_log(&self, model: &mut Model) {
+        for entry in self.metrics.take_errors() {
+            let level = if entry.failed {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            model.log(
+                terminal::wall_clock(),
+                level,
+                format!("sampler: {}", entry.text),
+            );
+        }
+    }
+
+    /// Fills the charts, database and host figures of the view from the latest metrics.
+    pub fn fill(&self, view: &mut ViewModel, window_secs: u64) {
+        let now = self.metrics.now();
+        self.metrics.read(|m| fill_from(m, view, now, window_secs));
+    }
+}
+
+fn series_view(
+    m: &Metrics,
+    id: SeriesId,
+    name: &str,
+    now: f64,
+    window: f64,
+    slot: usize,
+) -> SeriesView {
+    let s = m.series(id);
+    SeriesView {
+        name: name.to_string(),
+        segments: shift(s.points_since(now - window), now),
+        current: s.last_point().and_then(|(_, v)| v),
+        slot,
+    }
+}
+
+fn shift(segments: Vec<Vec<(f64, f64)>>, now: f64) -> Vec<Vec<(f64, f64)>> {
+    segments
+        .into_iter()
+        .map(|seg| seg.into_iter().map(|(t, v)| (t - now, v)).collect())
+        .collect()
+}
+
+/// Builds the sampled parts of the view (pure over the metrics, for tests).
+pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) {
+    let window = window_secs as f64;
+    let latest = m.latest();
+    let throughput = ChartView {
+        title: "throughput".into(),
+        unit: "rows/s".into(),
+        series: vec![
+            series_view(m, SeriesId::PacerRowsPerS, "pacer", now, window, 0),
+            series_view(
+                m,
+                SeriesId::TableUpdatesPerS,
+                "table updates",
+                now,
+                window,
+                1,
+            ),
+        ],
+        note: None,
+    };
+    let locks = ChartView {
+        title: "lock waits".into(),
+        unit: "sessions".into(),
+        series: vec![series_view(
+            m,
+            SeriesId::LockWaiters,
+            "waiting",
+            now,
+            window,
+            0,
+        )],
+        note: None,
+    };
+    let replicas = m.replica_series();
+    let (lag_series, lag_note) = match &latest.replicas {
+        Some(r) if r.is_empty() => (Vec::new(), Some("no replicas".to_string())),
+        None if replicas.is_empty() => (Vec::new(), Some("not sampled yet".to_string())),
+        _ => (
+            replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| SeriesView {
+                    name: r.name.clone(),
+                    segments: shift(r.lag_s.points_since(now - window), now),
+                    current: r.lag_s.last_point().and_then(|(_, v)| v),
+                    slot: i,
+                })
+                .collect(),
+            None,
+        ),
+    };
+    let lag = ChartView {
+        title: "replication lag".into(),
+        unit: "s".into(),
+        series: lag_series,
+        note: lag_note,
+    };
+    let batches = ChartView {
+        title: "batch duration".into(),
+        unit: "ms".into(),
+        series: vec![series_view(
+            m,
+            SeriesId::BatchMs,
+            "longest batch",
+            now,
+            window,
+            0,
+        )],
+        note: None,
+    };
+    view.charts = vec![throughput, locks, lag, batches];
+    if let Some(p50) = m.batch_ms_percentile(50.0) {
+        view.progress.batch_p50_ms = Some(p50);
+        view.progress.batch_p95_ms = m.batch_ms_percentile(95.0);
+    }
+    view.db = DbView {
+        lock_waiters: latest.lock_waits.as_ref().map(|l| l.waiting),
+        longest_wait_s: latest.lock_waits.as_ref().map(|l| l.longest_s),
+        replicas: latest.replicas.as_ref().map(|r| {
+            r.iter()
+                .map(|r| ReplicaView {
+                    name: r.name.clone(),
+                    lag_s: r.effective_lag_s(),
+                    lag_bytes: r.lag_bytes,
+                })
+                .collect()
+        }),
+        autovacuum: latest
+            .table
+            .as_ref()
+            .and_then(|t| t.autovacuum.as_ref())
+            .map(|v| v.to_string()),
+        table_bytes: latest.table_bytes,
+        dead_tuples: latest.table.as_ref().map(|t| t.dead_tuples),
+        wal_bytes_per_s: latest.wal_bytes_per_s,
+        table_updates_per_s: latest.table_updates_per_s,
+    };
+    let h = &latest.host;
+    view.host = HostView {
+        cpu_pct: h.cpu_pct,
+        mem_used: h.mem_used,
+        mem_total: h.mem_total,
+        net_rx_per_s: h.net_rx_per_s,
+        net_tx_per_s: h.net_tx_per_s,
+        own_cpu_pct: h.own_cpu_pct,
+        own_mem: h.own_mem,
+    };
+    // While pacer's DDL waits, the engine names its blockers; the sampler sees them too.
+    if view.blockers.is_empty()
+        && let Some(l) = &latest.lock_waits
+    {
+        view.blockers = l.blocking_pacer();
+    }
+}

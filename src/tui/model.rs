@@ -1,0 +1,248 @@
+//! What the interface remembers of the engine's events, and how it builds the view model from
+//! that, the engine's state, the sampled metrics and its own state.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::app::{App, EngineMode};
+use super::keymap;
+use super::view::{
+    DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
+    ViewModel,
+};
+use crate::engine::{Event, EventKind, SizeSource, State, Status};
+use crate::headless::human_line;
+use crate::plan::{Hold, Phase, PhasePlan, Severity};
+
+/// Event-log lines kept.
+const LOG_LINES: usize = 2000;
+/// Batch durations kept for percentiles.
+const BATCH_DURATIONS: usize = 200;
+
+/// The interface's memory of the run.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Target as shown (no password).
+    pub target: String,
+    /// Table.
+    pub table: String,
+    /// Column.
+    pub column: String,
+    plan: Vec<PhasePlan>,
+    failed_phase: Option<Phase>,
+    log: VecDeque<LogLine>,
+    batch_ms: VecDeque<f64>,
+    batch_size_source: String,
+    avg_rows_per_s: f64,
+    eta: Option<Duration>,
+}
+
+impl Model {
+    /// A model before any event.
+    pub fn new(target: String, table: String, column: String) -> Model {
+        Model {
+            target,
+            table,
+            column,
+            plan: Vec::new(),
+            failed_phase: None,
+            log: VecDeque::new(),
+            batch_ms: VecDeque::new(),
+            batch_size_source: "plan".into(),
+            avg_rows_per_s: 0.0,
+            eta: None,
+        }
+    }
+
+    /// Adds a line to the event log.
+    pub fn log(&mut self, time: String, level: Level, text: String) {
+        if self.log.len() == LOG_LINES {
+            self.log.pop_front();
+        }
+        self.log.push_back(LogLine { time, level, text });
+    }
+
+    /// The event log, oldest first.
+    pub fn log_lines(&self) -> Vec<LogLine> {
+        self.log.iter().cloned().collect()
+    }
+
+    /// Takes in one engine event.
+    pub fn on_event(&mut self, event: &Event) {
+        let time = event.ts.get(11..19).unwrap_or("").to_string();
+        match &event.kind {
+            EventKind::Started { table, .. } => self.table = table.clone(),
+            EventKind::Planned { plan } => self.plan = plan.clone(),
+            EventKind::BatchDone {
+                duration_ms,
+                avg_rows_per_s,
+                eta_s,
+                ..
+            } => {
+                if self.batch_ms.len() == BATCH_DURATIONS {
+                    self.batch_ms.pop_front();
+                }
+                self.batch_ms.push_back(*duration_ms as f64);
+                self.avg_rows_per_s = *avg_rows_per_s;
+                self.eta = eta_s.map(Duration::from_secs);
+                return; // the progress panel shows batches; the log would drown in them
+            }
+            EventKind::VerifyProgress { .. } => return,
+            EventKind::BatchSizeChanged { by, from, to } => {
+                self.batch_size_source = match by {
+                    SizeSource::Operator => "operator".into(),
+                    SizeSource::Timeout => format!("timeout: halved from {from}"),
+                };
+                let _ = to;
+            }
+            EventKind::Failed { phase, .. } => self.failed_phase = *phase,
+            _ => {}
+        }
+        let level = match &event.kind {
+            EventKind::Failed { .. } => Level::Error,
+            EventKind::Finding { severity, .. } => match severity {
+                Severity::Info => Level::Info,
+                Severity::Warning => Level::Warn,
+            },
+            EventKind::LockTimeout { .. }
+            | EventKind::Waiting { .. }
+            | EventKind::BatchTimeout { .. }
+            | EventKind::ConnectionLost { .. }
+            | EventKind::AbortRequested
+            | EventKind::Aborted { .. } => Level::Warn,
+            _ => Level::Info,
+        };
+        let text = match &event.kind {
+            EventKind::Failed { phase, error } => format!(
+                "FAILED{}: {error}",
+                phase.map(|p| format!(" during {p}")).unwrap_or_default()
+            ),
+            kind => match human_line(kind) {
+                Some(t) => t,
+                None => return,
+            },
+        };
+        self.log(time, level, text);
+    }
+
+    /// Batch duration percentile (0–100) over recent batches.
+    fn batch_percentile(&self, p: f64) -> Option<f64> {
+        if self.batch_ms.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.batch_ms.iter().copied().collect();
+        v.sort_by(|a, b| a.total_cmp(b));
+        let rank = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+        Some(v[rank.min(v.len() - 1)])
+    }
+
+    /// Builds the view model (without the sampled parts, which the caller fills in).
+    pub fn view(&self, state: &State, app: &App, elapsed: Duration, braille: bool) -> ViewModel {
+        let status = match state.status {
+            Status::Preflight => StatusView::Preflight,
+            Status::Running => StatusView::Running,
+            Status::Pausing => StatusView::Pausing,
+            Status::Paused => StatusView::Paused,
+            Status::WaitingForLock => {
+                StatusView::WaitingForLock(state.blockers.iter().map(|b| b.pid).collect())
+            }
+            Status::Reconnecting => StatusView::Reconnecting,
+            Status::Done => StatusView::Done,
+            Status::Failed => StatusView::Failed(state.error.clone().unwrap_or_default()),
+            Status::Aborted => StatusView::Aborted,
+        };
+        let phases = self
+            .plan
+            .iter()
+            .map(|p| PhaseRow {
+                phase: p.phase,
+                status: if state.phases_done.contains(&p.phase) {
+                    PhaseStatus::Done
+                } else if self.failed_phase == Some(p.phase) {
+                    PhaseStatus::Failed
+                } else if state.phase == Some(p.phase) && state.status != Status::Done {
+                    PhaseStatus::Running
+                } else if p.phase == Phase::Preflight && state.status != Status::Preflight {
+                    PhaseStatus::Done
+                } else {
+                    PhaseStatus::Pending
+                },
+                summary: p.summary.clone(),
+                steps: p
+                    .steps
+                    .iter()
+                    .map(|s| StepView {
+                        title: s.title.clone(),
+                        sql: s.sql.clone(),
+                        lock: lock_words(&s.lock, s.hold),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let (batch_size, batch_size_source) = match app.pending_batch {
+            Some(n) if n != state.batch_size => (n, "operator: from the next batch".to_string()),
+            _ => (state.batch_size, self.batch_size_source.clone()),
+        };
+        ViewModel {
+            target: self.target.clone(),
+            table: self.table.clone(),
+            column: self.column.clone(),
+            phase: state.phase,
+            status,
+            elapsed,
+            phases,
+            selected_phase: if app.follow_phase {
+                self.plan
+                    .iter()
+                    .position(|p| Some(p.phase) == state.phase)
+                    .unwrap_or(app.selected_phase)
+            } else {
+                app.selected_phase
+            },
+            progress: ProgressView {
+                rows_done: state.rows_done,
+                rows_total: state.rows_total,
+                rows_per_s: state.rows_per_s,
+                avg_rows_per_s: self.avg_rows_per_s,
+                eta: self.eta,
+                batch_size,
+                batch_size_source,
+                batch_p50_ms: self.batch_percentile(50.0),
+                batch_p95_ms: self.batch_percentile(95.0),
+                checkpoint: state.checkpoint.as_ref().map(|k| k.to_string()),
+            },
+            charts: Vec::new(),
+            window_secs: app.window_secs(),
+            blockers: state.blockers.clone(),
+            db: DbView::default(),
+            host: HostView::default(),
+            log: self.log.iter().cloned().collect(),
+            log_scroll: app.log_scroll,
+            popup: app.popup.clone(),
+            keys: keymap::help(),
+            braille,
+        }
+    }
+}
+
+/// The engine's state as the keys see it.
+pub fn engine_mode(status: Status) -> EngineMode {
+    match status {
+        Status::Paused | Status::Pausing => EngineMode::Paused,
+        Status::Done | Status::Failed | Status::Aborted => EngineMode::Finished,
+        _ => EngineMode::Running,
+    }
+}
+
+fn lock_words(lock: &str, hold: Hold) -> String {
+    if lock.is_empty() {
+        return "no table lock".into();
+    }
+    let hold = match hold {
+        Hold::None => "",
+        Hold::Brief => ", brief",
+        Hold::PerBatch => ", per batch",
+        Hold::Long => ", while it runs (reads and writes go on)",
+    };
+    format!("{lock}{hold}")
+}

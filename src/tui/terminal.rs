@@ -1,0 +1,194 @@
+//! The interface's loop: terminal setup and restore, input, redraw on change.
+//!
+//! Redraws only when something changed (an engine event or state change, a key, a resize, a
+//! new sample, the elapsed-time clock once a second), at most [`MAX_FPS`] times a second, each
+//! frame inside synchronized-update escapes so a slow SSH link never shows half a frame.
+
+use std::io::{self, Stdout, Write};
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event as TermEvent, EventStream, KeyEventKind};
+use crossterm::terminal::{
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen,
+    disable_raw_mode, enable_raw_mode,
+};
+use crossterm::{cursor, execute};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use super::app::App;
+use super::model::{Model, engine_mode};
+use super::theme::Theme;
+use super::view::{Level, ViewModel};
+use super::{Sampling, draw};
+use crate::engine::{Command, Handles};
+
+/// Frames per second at most.
+pub const MAX_FPS: u64 = 30;
+
+/// Puts the terminal back as it was; also called from the panic hook.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
+fn setup() -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
+    enable_raw_mode()?;
+    let mut stdout = io::stdout();
+    if let Err(e) = execute!(stdout, EnterAlternateScreen, cursor::Hide) {
+        restore();
+        return Err(e);
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+    Terminal::new(CrosstermBackend::new(stdout))
+}
+
+/// Everything the loop needs besides the engine's handles.
+pub struct Screen {
+    /// Colours.
+    pub theme: Theme,
+    /// Braille chart markers.
+    pub braille: bool,
+    /// The interface's memory of events.
+    pub model: Model,
+    /// Number of phases in the plan (for the selection) and the starting batch size.
+    pub app: App,
+    /// Live metrics, when sampling.
+    pub sampling: Option<Sampling>,
+}
+
+/// Runs the interface until the operator quits after the engine has stopped, or the engine
+/// stops while the operator has asked to quit. `done` fires when the engine task ends.
+pub async fn run(
+    mut handles: Handles,
+    mut screen: Screen,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) -> io::Result<()> {
+    let mut terminal = setup()?;
+    let result = event_loop(&mut terminal, &mut handles, &mut screen, &mut done).await;
+    restore();
+    result
+}
+
+async fn event_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    handles: &mut Handles,
+    screen: &mut Screen,
+    done: &mut tokio::sync::oneshot::Receiver<()>,
+) -> io::Result<()> {
+    let started = Instant::now();
+    let mut input = EventStream::new();
+    let mut engine_done = false;
+    let mut dirty = true;
+    let mut last_frame = Instant::now() - Duration::from_secs(1);
+    let frame_gap = Duration::from_millis(1000 / MAX_FPS);
+    let mut clock = tokio::time::interval(Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let commands = handles.commands.clone();
+    let (sample_tx, mut sample_rx) = mpsc::unbounded_channel::<()>();
+    if let Some(s) = &screen.sampling {
+        s.subscribe(sample_tx);
+    }
+
+    loop {
+        if dirty && last_frame.elapsed() >= frame_gap {
+            let state = handles.state.borrow().clone();
+            screen.app.sync_batch_size(state.batch_size);
+            let mut view =
+                screen
+                    .model
+                    .view(&state, &screen.app, started.elapsed(), screen.braille);
+            if screen.app.follow_phase {
+                screen.app.selected_phase = view.selected_phase;
+            }
+            if let Some(s) = &screen.sampling {
+                s.drain_log(&mut screen.model);
+                view.log = screen.model.log_lines();
+                s.fill(&mut view, screen.app.window_secs());
+            }
+            draw_frame(terminal, &view, &screen.theme)?;
+            dirty = false;
+            last_frame = Instant::now();
+        }
+        if screen.app.quit_requested && engine_done {
+            return Ok(());
+        }
+        let wait = if dirty {
+            frame_gap.saturating_sub(last_frame.elapsed())
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            event = handles.events.recv() => {
+                if let Some(e) = event {
+                    if let Some(s) = &screen.sampling {
+                        s.on_event(&e);
+                    }
+                    screen.model.on_event(&e);
+                    dirty = true;
+                }
+            }
+            changed = handles.state.changed() => {
+                if changed.is_ok() {
+                    dirty = true;
+                }
+            }
+            Some(term) = input.next() => match term {
+                Ok(TermEvent::Key(key)) if key.kind == KeyEventKind::Press => {
+                    let mode = engine_mode(handles.state.borrow().status);
+                    for command in screen.app.on_key(key, mode) {
+                        screen.model.log(
+                            wall_clock(),
+                            Level::Info,
+                            format!("operator: {}", describe(&command)),
+                        );
+                        let _ = commands.send(command);
+                    }
+                    dirty = true;
+                }
+                Ok(TermEvent::Resize(_, _)) => dirty = true,
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            },
+            Some(()) = sample_rx.recv() => dirty = true,
+            _ = clock.tick() => dirty = true,
+            _ = &mut *done, if !engine_done => {
+                engine_done = true;
+                dirty = true;
+            }
+            _ = tokio::time::sleep(wait), if dirty => {}
+        }
+    }
+}
+
+fn draw_frame(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    view: &ViewModel,
+    theme: &Theme,
+) -> io::Result<()> {
+    execute!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
+    terminal.draw(|frame| draw::draw(frame, view, theme))?;
+    execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    terminal.backend_mut().flush()
+}
+
+fn describe(command: &Command) -> String {
+    match command {
+        Command::Pause => "pause (at the next batch boundary)".into(),
+        Command::Resume => "resume".into(),
+        Command::SetBatchSize(n) => format!("batch size {n}"),
+        Command::Abort => "abort (at the next batch boundary)".into(),
+    }
+}
+
+/// `HH:MM:SS` UTC, like the engine's event times.
+pub fn wall_clock() -> String {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    now.get(11..19).unwrap_or("").to_string()
+}

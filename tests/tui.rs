@@ -1,0 +1,227 @@
+//! The real binary in a real terminal (tmux) against a real PostgreSQL: the screen shows the
+//! plan and the progress, and keys steer the engine.
+
+mod common;
+mod support;
+
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use support::PgServer;
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+static SESSIONS: AtomicUsize = AtomicUsize::new(0);
+
+impl Tmux {
+    /// Starts `command` in a detached session of `width`×`height`.
+    fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let socket = format!(
+            "pacer-test-{}-{}",
+            std::process::id(),
+            SESSIONS.fetch_add(1, Ordering::SeqCst)
+        );
+        let tmux = Tmux { socket };
+        let out = tmux
+            .cmd()
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .arg(command)
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    /// The visible screen as text.
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("capture");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types keys (tmux key names: "p", "Space", "Escape", "+").
+    fn keys(&self, keys: &[&str]) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .expect("send-keys");
+        assert!(status.success());
+    }
+
+    /// Waits until the screen contains `text`.
+    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {text:?} on the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+fn progress(pg: &PgServer) -> (i64, i64) {
+    let s = pg.psql(
+        "shop",
+        "SELECT rows_done || ' ' || batches FROM pacer.migrations",
+    );
+    let mut it = s.split(' ').map(|v| v.parse::<i64>().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+#[test]
+fn the_screen_shows_the_plan_and_progress_and_keys_steer_the_backfill() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 400_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 25", ""));
+    let command = format!(
+        "{} run {} --target {url}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_pacer"),
+        plan.path.display()
+    );
+    let tmux = Tmux::start(&command, 120, 40);
+
+    // The plan and the progress are on the screen.
+    let screen = tmux.wait_for("RUNNING", Duration::from_secs(30));
+    for phase in [
+        "add_column",
+        "sync",
+        "backfill",
+        "verify",
+        "not_null",
+        "index",
+        "cleanup",
+    ] {
+        assert!(screen.contains(phase), "phase {phase} missing:\n{screen}");
+    }
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        20_000,
+        Duration::from_secs(30),
+    );
+    tmux.wait_for("rows/s", Duration::from_secs(10));
+
+    // p pauses: the row count stops within one batch, and the screen says so.
+    let before = progress(&pg).0;
+    tmux.keys(&["p"]);
+    tmux.wait_for("PAUSED", Duration::from_secs(10));
+    let at_pause = progress(&pg).0;
+    assert!(
+        at_pause - before <= 2 * 1000,
+        "moved {} rows after p",
+        at_pause - before
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(progress(&pg).0, at_pause, "rows moved while paused");
+
+    // p again resumes.
+    tmux.keys(&["p"]);
+    tmux.wait_for("RUNNING", Duration::from_secs(10));
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        at_pause + 5000,
+        Duration::from_secs(30),
+    );
+
+    // + raises the batch size by a step: the screen shows it, the engine uses it.
+    tmux.keys(&["+"]);
+    tmux.wait_for("1,250", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    let (rows1, batches1) = progress(&pg);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (rows2, batches2) = progress(&pg);
+    assert!(batches2 > batches1, "no batch ran");
+    assert_eq!(
+        (rows2 - rows1) / (batches2 - batches1),
+        1250,
+        "batches after + are 1,250 rows"
+    );
+
+    // q asks first; n keeps running; q y stops at a batch boundary, resumably (exit 3).
+    tmux.keys(&["q"]);
+    tmux.wait_for("Quit?", Duration::from_secs(5));
+    tmux.keys(&["n"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !tmux.screen().contains("Quit?"),
+        "the question stays after n"
+    );
+    let running = progress(&pg).0;
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        running + 2000,
+        Duration::from_secs(10),
+    );
+    tmux.keys(&["q"]);
+    tmux.wait_for("Quit?", Duration::from_secs(5));
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("EXIT=", Duration::from_secs(30));
+    assert!(screen.contains("EXIT=3"), "{screen}");
+    assert!(screen.contains("aborted at a batch boundary"), "{screen}");
+    assert_eq!(
+        pg.psql("shop", "SELECT outcome FROM pacer.migrations"),
+        "aborted"
+    );
+}
+
+#[test]
+fn without_a_terminal_run_is_headless_and_says_so() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 1000);
+    let plan = plan_file(&orders_plan(500, "", ""));
+    let ran = run_pacer(&["run"], &plan.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stderr
+            .contains("standard output is not a terminal; running headless"),
+        "{ran}"
+    );
+    assert!(ran.stderr.contains("DONE"), "{ran}");
+}
