@@ -85,6 +85,10 @@ async fn event_loop(
     let started = Instant::now();
     let mut input = EventStream::new();
     let mut engine_done = false;
+    // Closed channels answer at once forever: stop polling them, or the loop would spin.
+    let mut events_open = true;
+    let mut state_open = true;
+    let mut input_open = true;
     let mut dirty = true;
     let mut last_frame = Instant::now() - Duration::from_secs(1);
     let frame_gap = Duration::from_millis(1000 / MAX_FPS);
@@ -125,21 +129,23 @@ async fn event_loop(
             Duration::from_secs(3600)
         };
         tokio::select! {
-            event = handles.events.recv() => {
-                if let Some(e) = event {
+            event = handles.events.recv(), if events_open => match event {
+                Some(e) => {
                     if let Some(s) = &screen.sampling {
                         s.on_event(&e);
                     }
                     screen.model.on_event(&e);
                     dirty = true;
                 }
-            }
-            changed = handles.state.changed() => {
-                if changed.is_ok() {
-                    dirty = true;
-                }
-            }
-            Some(term) = input.next() => match term {
+                None => events_open = false,
+            },
+            changed = handles.state.changed(), if state_open => match changed {
+                Ok(()) => dirty = true,
+                Err(_) => state_open = false,
+            },
+            term = input.next(), if input_open => match term {
+                None => input_open = false,
+                Some(term) => match term {
                 Ok(TermEvent::Key(key)) if key.kind == KeyEventKind::Press => {
                     let mode = engine_mode(handles.state.borrow().status);
                     for command in screen.app.on_key(key, mode) {
@@ -155,6 +161,7 @@ async fn event_loop(
                 Ok(TermEvent::Resize(_, _)) => dirty = true,
                 Ok(_) => {}
                 Err(e) => return Err(e),
+                },
             },
             Some(()) = sample_rx.recv() => dirty = true,
             _ = clock.tick() => dirty = true,
