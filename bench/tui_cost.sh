@@ -44,12 +44,17 @@ seed() { "$BIN/psql" -X -q "$URL" -v rows="$ROWS" -f demo/seed.sql >/dev/null 2>
 clk=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# Samples a pid's CPU ticks until it exits; prints "ticks seconds".
+# Samples a pid's CPU ticks until it exits (or, with a second argument, until the tmux screen
+# says DONE, then quits the interface with q); prints "ticks seconds".
 follow() {
-  local pid=$1 start ticks=0 t
+  local pid=$1 tui=${2:-} start ticks=0 t
   start=$(date +%s.%N)
   while kill -0 "$pid" 2>/dev/null; do
     t=$(cpu_ticks "$pid"); [ "$t" -gt 0 ] && ticks=$t
+    if [ -n "$tui" ] && tmux -L pacer-bench capture-pane -p -t b | grep -q " DONE "; then
+      tmux -L pacer-bench send-keys -t b q
+      break
+    fi
     sleep 0.2
   done
   echo "$ticks $(echo "$(date +%s.%N) - $start" | bc)"
@@ -64,7 +69,7 @@ tmux -L pacer-bench new-session -d -s b -x 160 -y 48 "$PACER run $WORK/plan.toml
 tmux -L pacer-bench pipe-pane -o -t b "cat > $WORK/tty.bytes"
 sleep 0.5
 pid=$(pgrep -f "^$PACER run $WORK/plan.toml" | head -1)
-read -r t_ticks t_secs < <(follow "$pid")
+read -r t_ticks t_secs < <(follow "$pid" tui)
 bytes=$(stat -c %s "$WORK/tty.bytes")
 
 python3 - "$h_ticks" "$h_secs" "$t_ticks" "$t_secs" "$bytes" "$clk" "$ROWS" <<'PY'

@@ -257,10 +257,93 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
         own_cpu_pct: h.own_cpu_pct,
         own_mem: h.own_mem,
     };
-    // While pacer's DDL waits, the engine names its blockers; the sampler sees them too.
+    // Between attempts the engine names the blockers of its DDL; while an attempt waits, the
+    // sampler sees pacer's session waiting and who blocks it: say so at once.
     if view.blockers.is_empty()
         && let Some(l) = &latest.lock_waits
     {
         view.blockers = l.blocking_pacer();
+        if !view.blockers.is_empty() && view.status == view::StatusView::Running {
+            view.status =
+                view::StatusView::WaitingForLock(view.blockers.iter().map(|b| b.pid).collect());
+        }
+    }
+}
+
+#[cfg(test)]
+mod fill_tests {
+    use super::*;
+    use crate::sampler::LockWait;
+    use crate::sampler::{DbSample, LockWaits, TableStats};
+    use crate::target::Blocker;
+
+    fn sample(pacer_waits: bool) -> DbSample {
+        let blocker = Blocker {
+            pid: 4242,
+            application: "psql".into(),
+            user: "app".into(),
+            state: "idle in transaction".into(),
+            xact_age_s: Some(12.5),
+            query: "SELECT 1".into(),
+        };
+        let waits = if pacer_waits {
+            vec![LockWait {
+                pid: 77,
+                application: "pacer:public.orders.amount".into(),
+                wait_s: 0.8,
+                pacer: true,
+                blockers: vec![blocker],
+            }]
+        } else {
+            vec![]
+        };
+        DbSample {
+            lock_waits: Ok(LockWaits::from_waits(waits)),
+            replicas: Ok(vec![]),
+            wal_bytes: Ok(1000),
+            table: Ok(TableStats::default()),
+            table_bytes: Ok(8192),
+        }
+    }
+
+    fn view() -> ViewModel {
+        let mut v = fixtures::running();
+        v.blockers.clear();
+        v.status = view::StatusView::Running;
+        v
+    }
+
+    #[test]
+    fn a_ddl_waiting_for_its_lock_shows_as_waiting_with_its_blockers_while_it_waits() {
+        let mut m = Metrics::new(DEFAULT_WINDOW, Duration::from_secs(1));
+        m.record_db(1.0, &sample(true));
+        let mut v = view();
+        fill_from(&m, &mut v, 1.0, 60);
+        assert_eq!(v.status, view::StatusView::WaitingForLock(vec![4242]));
+        assert_eq!(v.blockers.len(), 1);
+        assert_eq!(v.blockers[0].application, "psql");
+    }
+
+    #[test]
+    fn no_replicas_is_a_note_not_a_zero_line_and_charts_come_in_order() {
+        let mut m = Metrics::new(DEFAULT_WINDOW, Duration::from_secs(1));
+        m.record_db(1.0, &sample(false));
+        let mut v = view();
+        fill_from(&m, &mut v, 1.0, 60);
+        assert_eq!(v.status, view::StatusView::Running);
+        let titles: Vec<&str> = v.charts.iter().map(|c| c.title.as_str()).collect();
+        assert_eq!(
+            titles,
+            [
+                "throughput",
+                "lock waits",
+                "replication lag",
+                "batch duration"
+            ]
+        );
+        assert_eq!(v.charts[2].note.as_deref(), Some("no replicas"));
+        assert!(v.charts[2].series.is_empty());
+        assert_eq!(v.db.replicas, Some(vec![]));
+        assert_eq!(v.db.table_bytes, Some(8192));
     }
 }
