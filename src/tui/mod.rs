@@ -29,7 +29,7 @@ use crate::target::postgres::PgTarget;
 use app::App;
 use model::Model;
 use theme::Theme;
-use view::{ChartView, DbView, HostView, Level, ReplicaView, SeriesView, ViewModel};
+use view::{ChartView, DbView, Level, ReplicaView, SeriesView, ViewModel};
 
 /// What `pacer run` hands the interface.
 pub struct Setup {
@@ -247,16 +247,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
         wal_bytes_per_s: latest.wal_bytes_per_s,
         table_updates_per_s: latest.table_updates_per_s,
     };
-    let h = &latest.host;
-    view.host = HostView {
-        cpu_pct: h.cpu_pct,
-        mem_used: h.mem_used,
-        mem_total: h.mem_total,
-        net_rx_per_s: h.net_rx_per_s,
-        net_tx_per_s: h.net_tx_per_s,
-        own_cpu_pct: h.own_cpu_pct,
-        own_mem: h.own_mem,
-    };
+    view.host = latest.host.clone();
     // Between attempts the engine names the blockers of its DDL; while an attempt waits, the
     // sampler sees pacer's session waiting and who blocks it: say so at once.
     if view.blockers.is_empty()

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::plan::Phase;
+/// Host figures (the machine pacer runs on) and pacer's own cost: as the sampler keeps them.
+pub use crate::sampler::metrics::HostFigures as HostView;
 use crate::target::Blocker;
 
 /// What the whole screen shows.
@@ -198,25 +200,6 @@ pub struct ReplicaView {
     pub lag_s: Option<f64>,
     /// Replay lag in bytes of WAL.
     pub lag_bytes: Option<u64>,
-}
-
-/// Host figures (the machine pacer runs on) and pacer's own cost.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct HostView {
-    /// CPU use of the machine, percent of all cores.
-    pub cpu_pct: Option<f64>,
-    /// Memory in use, bytes.
-    pub mem_used: Option<u64>,
-    /// Memory in all, bytes.
-    pub mem_total: Option<u64>,
-    /// Network received, bytes per second.
-    pub net_rx_per_s: Option<f64>,
-    /// Network sent, bytes per second.
-    pub net_tx_per_s: Option<f64>,
-    /// pacer's own CPU, percent of one core.
-    pub own_cpu_pct: Option<f64>,
-    /// pacer's own resident memory, bytes.
-    pub own_mem: Option<u64>,
 }
 
 /// How much an event-log line matters.
