@@ -2,14 +2,14 @@
 # What the full-screen interface costs over SSH: CPU of the pacer process with the TUI open vs
 # --headless during the same backfill, and bytes written to the terminal per second.
 #
-#   bash bench/tui_cost.sh [ROWS]        (default 300000; needs PostgreSQL server binaries and tmux)
+#   bash bench/tui_cost.sh [ROWS]        (default 600000; needs PostgreSQL server binaries and tmux)
 #
 # It starts a throwaway PostgreSQL in a temporary directory on a free port, seeds `orders`,
 # runs the same paced backfill (batch 1000, pause_ms 20) once headless and once in a 160x48
 # tmux pane whose output is captured with pipe-pane, reads each pacer process's CPU time from
 # /proc, and prints one line per mode plus the ratio. Everything is removed at the end.
 set -euo pipefail
-ROWS=${1:-300000}
+ROWS=${1:-600000}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 PACER=$PWD/target/release/pacer

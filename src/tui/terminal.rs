@@ -1,8 +1,11 @@
 //! The interface's loop: terminal setup and restore, input, redraw on change.
 //!
 //! Redraws only when something changed (an engine event or state change, a key, a resize, a
-//! new sample, the elapsed-time clock once a second), at most [`MAX_FPS`] times a second, each
-//! frame inside synchronized-update escapes so a slow SSH link never shows half a frame.
+//! new sample, the elapsed-time clock once a second). What the operator did (a key, a resize)
+//! is drawn at once, at most [`MAX_FPS`] times a second; what the data did (batches finish
+//! many times a second) is coalesced to at most [`DATA_FPS`] frames a second, which is plenty
+//! to read and keeps the bytes sent over SSH low. Each frame goes inside synchronized-update
+//! escapes so a slow link never shows half a frame.
 
 use std::io::{self, Stdout, Write};
 use std::time::{Duration, Instant};
@@ -25,8 +28,10 @@ use super::view::{Level, ViewModel};
 use super::{Sampling, draw};
 use crate::engine::{Command, Handles};
 
-/// Frames per second at most.
+/// Frames per second at most, after a key or a resize.
 pub const MAX_FPS: u64 = 30;
+/// Frames per second at most for data changes alone.
+pub const DATA_FPS: u64 = 4;
 
 /// Puts the terminal back as it was; also called from the panic hook.
 pub fn restore() {
@@ -91,7 +96,10 @@ async fn event_loop(
     let mut input_open = true;
     let mut dirty = true;
     let mut last_frame = Instant::now() - Duration::from_secs(1);
-    let frame_gap = Duration::from_millis(1000 / MAX_FPS);
+    let key_gap = Duration::from_millis(1000 / MAX_FPS);
+    let data_gap = Duration::from_millis(1000 / DATA_FPS);
+    // Set by what the operator did; data changes leave it false.
+    let mut urgent = true;
     let mut clock = tokio::time::interval(Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let commands = handles.commands.clone();
@@ -101,6 +109,7 @@ async fn event_loop(
     }
 
     loop {
+        let frame_gap = if urgent { key_gap } else { data_gap };
         if dirty && last_frame.elapsed() >= frame_gap {
             let state = handles.state.borrow().clone();
             screen.app.sync_batch_size(state.batch_size);
@@ -118,6 +127,7 @@ async fn event_loop(
             }
             draw_frame(terminal, &view, &screen.theme)?;
             dirty = false;
+            urgent = false;
             last_frame = Instant::now();
         }
         if screen.app.quit_requested && engine_done {
@@ -157,8 +167,12 @@ async fn event_loop(
                         let _ = commands.send(command);
                     }
                     dirty = true;
+                    urgent = true;
                 }
-                Ok(TermEvent::Resize(_, _)) => dirty = true,
+                Ok(TermEvent::Resize(_, _)) => {
+                    dirty = true;
+                    urgent = true;
+                }
                 Ok(_) => {}
                 Err(e) => return Err(e),
                 },
