@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use crate::commands::thousands;
-use crate::engine::{Event, EventKind};
+use crate::engine::{Event, EventKind, SizeSource};
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,12 +223,23 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             thousands(*from),
             thousands(*to)
         ),
-        EventKind::BatchSizeChanged { from, to, by } => format!(
-            "batch size {} → {} (by {by:?})",
-            thousands(*from),
-            thousands(*to)
-        )
-        .to_lowercase_first(),
+        // The sizer adjusts most batches; progress lines show the size. Only cuts are news.
+        EventKind::BatchSizeChanged {
+            by: SizeSource::Adaptive,
+            reason,
+            ..
+        } if !reason.contains("cut at once") && !reason.contains("handed back") => {
+            return None;
+        }
+        EventKind::BatchSizeChanged {
+            from, to, reason, ..
+        } => {
+            format!(
+                "batch size {} → {} ({reason})",
+                thousands(*from),
+                thousands(*to)
+            )
+        }
         EventKind::VerifyProgress { rows_checked, .. } => {
             format!("verify: {} rows checked", thousands(*rows_checked))
         }

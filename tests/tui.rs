@@ -113,7 +113,8 @@ fn the_screen_shows_the_plan_and_progress_and_keys_steer_the_backfill() {
     let pg = PgServer::start();
     let url = pg.create_database("shop");
     seed_orders(&pg, "shop", 400_000);
-    let plan = plan_file(&orders_plan(1000, "pause_ms = 25", ""));
+    // A fixed size, so that + has an exact expected result (the sizer is tested elsewhere).
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 25\nadaptive = false", ""));
     let command = format!(
         "{} run {} --target {url}; echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_pacer"),

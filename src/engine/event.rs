@@ -13,9 +13,10 @@ pub enum Command {
     /// Go on after a pause.
     Resume,
     /// Use this many keys per batch from the next batch on (clamped to the allowed range).
-    /// Sent by the engine's tests today; the TUI and `pacer ctl` send it too once they exist.
-    #[allow(dead_code)]
+    /// An operator's size holds until [`Command::AutoBatchSize`].
     SetBatchSize(u64),
+    /// Hand the batch size back to the adaptive sizer.
+    AutoBatchSize,
     /// Stop at the next boundary, leaving everything resumable.
     Abort,
 }
@@ -28,6 +29,8 @@ pub enum SizeSource {
     Operator,
     /// A batch timed out and pacer halved the size.
     Timeout,
+    /// The adaptive sizer, steering toward target_batch_ms.
+    Adaptive,
 }
 
 /// Something that happened, with when and to which migration.
@@ -113,8 +116,13 @@ pub enum EventKind {
     },
     /// A batch reached statement_timeout and was rolled back; the size was cut.
     BatchTimeout { from: u64, to: u64, detail: String },
-    /// The batch size changed.
-    BatchSizeChanged { from: u64, to: u64, by: SizeSource },
+    /// The batch size changed (or changed hands: `from` may equal `to`).
+    BatchSizeChanged {
+        from: u64,
+        to: u64,
+        by: SizeSource,
+        reason: String,
+    },
     /// Verification progress.
     VerifyProgress {
         rows_checked: u64,
@@ -194,6 +202,8 @@ pub struct State {
     pub rows_per_s: f64,
     /// Keys per batch.
     pub batch_size: u64,
+    /// Who set the batch size and why.
+    pub batch_size_reason: String,
     /// Last checkpoint.
     pub checkpoint: Option<Key>,
     /// Who blocks the DDL pacer waits for, when it waits.

@@ -5,6 +5,7 @@ pub mod clock;
 pub mod event;
 pub mod progress;
 pub mod retry;
+pub mod sizer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +16,7 @@ pub use clock::{Clock, SystemClock};
 pub use event::{Command, Event, EventKind, SizeSource, State, Status};
 use progress::Progress;
 use retry::{Backoff, Jitter, RetryBudget};
+use sizer::{Resize, Sizer, SizerConfig};
 
 use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, Plan, lint};
 use crate::target::{DdlStep, Key, Outcome, StepOutcome, Target, TargetError};
@@ -76,6 +78,7 @@ pub struct Engine<T: Target> {
     paused: bool,
     abort: bool,
     batch_size: u64,
+    sizer: Sizer,
     phase: Option<Phase>,
     /// Set once `open_job` has claimed the migration: only then may this run record an outcome.
     claimed: bool,
@@ -95,6 +98,7 @@ impl<T: Target> Engine<T> {
             rows_total: None,
             rows_per_s: 0.0,
             batch_size: plan.backfill.batch_size,
+            batch_size_reason: "plan".into(),
             checkpoint: None,
             blockers: Vec::new(),
             error: None,
@@ -105,9 +109,19 @@ impl<T: Target> Engine<T> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7)
             ^ u64::from(std::process::id());
+        let sizer = Sizer::new(
+            SizerConfig {
+                target: Duration::from_millis(plan.backfill.target_batch_ms),
+                min: plan.backfill.min_batch_size,
+                max: plan.backfill.max_batch_size,
+                adaptive: plan.backfill.adaptive,
+            },
+            plan.backfill.batch_size,
+        );
         let engine = Engine {
             target,
             batch_size: plan.backfill.batch_size,
+            sizer,
             plan,
             clock,
             commands: cmd_rx,
@@ -486,8 +500,15 @@ impl<T: Target> Engine<T> {
                 }
             }
             Command::SetBatchSize(n) => {
-                let to = n.clamp(MIN_BATCH_SIZE, MAX_BATCH_SIZE);
-                self.set_batch_size(to, SizeSource::Operator);
+                let resize = self
+                    .sizer
+                    .set_by_operator(n.clamp(MIN_BATCH_SIZE, MAX_BATCH_SIZE));
+                self.resized(resize, SizeSource::Operator, true);
+            }
+            Command::AutoBatchSize => {
+                if let Some(resize) = self.sizer.hand_back() {
+                    self.resized(resize, SizeSource::Adaptive, true);
+                }
             }
             Command::Abort => {
                 if !self.abort {
@@ -498,13 +519,24 @@ impl<T: Target> Engine<T> {
         }
     }
 
-    fn set_batch_size(&mut self, to: u64, by: SizeSource) {
+    /// Applies a size change; `always` reports it even when only its holder changed.
+    fn resized(&mut self, resize: Resize, by: SizeSource, always: bool) {
         let from = self.batch_size;
-        if from != to {
-            self.batch_size = to;
-            self.set_state(|s| s.batch_size = to);
-            self.emit(EventKind::BatchSizeChanged { from, to, by });
+        let Resize { to, reason } = resize;
+        if from == to && !always {
+            return;
         }
+        self.batch_size = to;
+        self.set_state(|s| {
+            s.batch_size = to;
+            s.batch_size_reason = reason.clone();
+        });
+        self.emit(EventKind::BatchSizeChanged {
+            from,
+            to,
+            by,
+            reason,
+        });
     }
 
     fn drain_commands(&mut self) {
@@ -635,25 +667,37 @@ impl<T: Target> Engine<T> {
                     if batch.last {
                         break;
                     }
+                    if let Some(resize) = self
+                        .sizer
+                        .after_batch(batch.keys, now.saturating_duration_since(t0))
+                    {
+                        self.resized(resize, SizeSource::Adaptive, false);
+                    }
                     if !self.plan.backfill.pause.is_zero() {
                         self.sleep(self.plan.backfill.pause).await?;
                     }
                 }
                 Err(TargetError::StatementTimeout(detail)) => {
-                    let to = (size / 2).max(MIN_BATCH_SIZE);
+                    let resize = self.sizer.after_timeout();
                     self.emit(EventKind::BatchTimeout {
                         from: size,
-                        to,
+                        to: resize.to,
                         detail: detail.clone(),
                     });
-                    if size == MIN_BATCH_SIZE {
+                    if resize.to == size {
                         return Err(EngineError::Failed(format!(
-                            "a batch of a single row reached batch_timeout ({}): {detail}. Something \
-                             blocks or slows every update of the table; look at its triggers and locks.",
+                            "a batch of {} reached batch_timeout ({}) and cannot be made smaller: \
+                             {detail}. Something blocks or slows every update of the table; look at \
+                             its triggers and locks.",
+                            if size == 1 {
+                                "a single row".to_string()
+                            } else {
+                                format!("{size} rows (min_batch_size)")
+                            },
                             humantime::format_duration(self.plan.safety.batch_timeout)
                         )));
                     }
-                    self.set_batch_size(to, SizeSource::Timeout);
+                    self.resized(resize, SizeSource::Timeout, false);
                 }
                 Err(e) => {
                     self.recover(e, "backfill batch", &mut lock_budget).await?;

@@ -505,8 +505,14 @@ index = true
 "#;
 
 /// The test plan (every phase) with extra `[backfill]` and `[safety]` keys.
+/// The adaptive sizer is off unless a test turns it on (`adaptive = true`), so sizes are exact.
 fn plan(backfill: &str, safety: &str) -> Plan {
-    let text = format!("{PLAN}\n[backfill]\n{backfill}\n\n[safety]\n{safety}\n");
+    let adaptive = if backfill.contains("adaptive") {
+        ""
+    } else {
+        "adaptive = false"
+    };
+    let text = format!("{PLAN}\n[backfill]\n{adaptive}\n{backfill}\n\n[safety]\n{safety}\n");
     Plan::parse(Path::new("t.toml"), &text).expect("the test plan parses")
 }
 
@@ -642,7 +648,7 @@ fn command_marks(events: &[EventKind]) -> Vec<String> {
             EventKind::Resumed => Some("resumed".into()),
             EventKind::AbortRequested => Some("abort requested".into()),
             EventKind::Aborted { .. } => Some("aborted".into()),
-            EventKind::BatchSizeChanged { from, to, by } => {
+            EventKind::BatchSizeChanged { from, to, by, .. } => {
                 Some(format!("size {from} -> {to} by {by:?}"))
             }
             EventKind::Done { .. } => Some("done".into()),
@@ -1150,7 +1156,7 @@ async fn set_batch_size_is_clamped_to_one_through_a_million() {
         .events
         .iter()
         .filter_map(|e| match e {
-            EventKind::BatchSizeChanged { from, to, by } => Some((*from, *to, *by)),
+            EventKind::BatchSizeChanged { from, to, by, .. } => Some((*from, *to, *by)),
             _ => None,
         })
         .collect();
@@ -1251,7 +1257,7 @@ async fn a_batch_timeout_halves_the_size_until_the_batch_fits() {
         .iter()
         .filter_map(|e| match e {
             EventKind::BatchTimeout { from, to, .. } => Some(format!("timeout {from} -> {to}")),
-            EventKind::BatchSizeChanged { from, to, by } => {
+            EventKind::BatchSizeChanged { from, to, by, .. } => {
                 Some(format!("size {from} -> {to} by {by:?}"))
             }
             _ => None,
@@ -1509,5 +1515,56 @@ async fn a_failed_preflight_records_no_outcome() {
         db.outcome,
         Outcome::Done,
         "the finished migration stays done"
+    );
+}
+
+/// Every batch takes 100 ms on the fake's clock; with a 200 ms target the sizer grows the
+/// size, at most ×1.5 a batch.
+#[tokio::test]
+async fn the_adaptive_sizer_steers_toward_the_target_and_an_operator_size_holds_until_handed_back()
+{
+    let fake = Fake::new(200);
+    fake.db().commands_after_batch =
+        vec![(3, Command::SetBatchSize(5)), (5, Command::AutoBatchSize)];
+    let run = run(
+        &fake,
+        plan(
+            "adaptive = true\nbatch_size = 4\nmin_batch_size = 1\ntarget_batch_ms = 200",
+            "",
+        ),
+        &[],
+    )
+    .await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    let db = fake.db();
+    let sizes = db.batch_sizes();
+    assert_eq!(
+        &sizes[..7],
+        &[4, 6, 9, 5, 5, 5, 7],
+        "grows ×1.5, holds 5 for the operator, then grows again"
+    );
+    db.assert_every_key_filled_once();
+    let reasons: Vec<(SizeSource, String)> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::BatchSizeChanged { by, reason, .. } => Some((*by, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        reasons[0].0 == SizeSource::Adaptive && reasons[0].1.contains("toward 200 ms"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(by, r)| *by == SizeSource::Operator && r.contains("holds until handed back"))
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(by, r)| *by == SizeSource::Adaptive && r.contains("handed back"))
     );
 }

@@ -68,6 +68,10 @@ struct BackfillFile {
     target_batch_ms: Spanned<u64>,
     #[serde(default)]
     pause_ms: u64,
+    min_batch_size: Option<Spanned<u64>>,
+    max_batch_size: Option<Spanned<u64>>,
+    #[serde(default = "default_adaptive")]
+    adaptive: bool,
 }
 
 impl Default for BackfillFile {
@@ -76,8 +80,15 @@ impl Default for BackfillFile {
             batch_size: default_batch_size(),
             target_batch_ms: default_target_batch_ms(),
             pause_ms: 0,
+            min_batch_size: None,
+            max_batch_size: None,
+            adaptive: true,
         }
     }
+}
+
+fn default_adaptive() -> bool {
+    true
 }
 
 fn default_batch_size() -> Spanned<u64> {
@@ -149,6 +160,12 @@ pub struct BackfillSpec {
     pub target_batch_ms: u64,
     /// Sleep between batches.
     pub pause: Duration,
+    /// Smallest size the adaptive sizer may choose.
+    pub min_batch_size: u64,
+    /// Largest size the adaptive sizer may choose.
+    pub max_batch_size: u64,
+    /// Whether the size is steered toward `target_batch_ms` between batches.
+    pub adaptive: bool,
 }
 
 /// Lock, timeout and retry limits.
@@ -165,6 +182,12 @@ pub struct SafetySpec {
     /// How many times pacer reconnects after losing its connection before it gives up.
     pub reconnect_attempts: u32,
 }
+
+/// Default smallest size of the adaptive sizer (or batch_size, when that is smaller).
+pub const DEFAULT_MIN_BATCH_SIZE: u64 = 100;
+/// Default largest size of the adaptive sizer (or batch_size, when that is larger): above this,
+/// throughput stops improving while row-lock hold time keeps growing.
+pub const DEFAULT_MAX_BATCH_SIZE: u64 = 50_000;
 
 /// Smallest and largest batch size an operator or the plan may set.
 pub const MIN_BATCH_SIZE: u64 = 1;
@@ -311,6 +334,45 @@ impl Plan {
             ));
         }
 
+        let min_batch_size = match &b.min_batch_size {
+            Some(v) => *v.get_ref(),
+            None => DEFAULT_MIN_BATCH_SIZE.min(batch_size),
+        };
+        let max_batch_size = match &b.max_batch_size {
+            Some(v) => *v.get_ref(),
+            None => DEFAULT_MAX_BATCH_SIZE.max(batch_size),
+        };
+        for (v, key) in [
+            (&b.min_batch_size, "min_batch_size"),
+            (&b.max_batch_size, "max_batch_size"),
+        ] {
+            if let Some(v) = v
+                && !(MIN_BATCH_SIZE..=MAX_BATCH_SIZE).contains(v.get_ref())
+            {
+                return Err(fail(
+                    v.span(),
+                    format!(
+                        "{key} = {} is out of range; use {MIN_BATCH_SIZE} to {MAX_BATCH_SIZE}",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        }
+        if !(min_batch_size..=max_batch_size).contains(&batch_size) {
+            let span = b
+                .min_batch_size
+                .as_ref()
+                .or(b.max_batch_size.as_ref())
+                .map_or(b.batch_size.span(), |v| v.span());
+            return Err(fail(
+                span,
+                format!(
+                    "batch_size = {batch_size} must lie between min_batch_size = {min_batch_size} and \
+                     max_batch_size = {max_batch_size}"
+                ),
+            ));
+        }
+
         let s = &file.safety;
         let duration = |v: &Option<Spanned<String>>,
                         key: &str,
@@ -385,6 +447,9 @@ impl Plan {
                 batch_size,
                 target_batch_ms,
                 pause: Duration::from_millis(b.pause_ms),
+                min_batch_size,
+                max_batch_size,
+                adaptive: b.adaptive,
             },
             safety: SafetySpec {
                 lock_timeout,

@@ -212,3 +212,35 @@ fn lint_flags_long_lock_timeout_and_huge_batches() {
     );
     assert!(lint::lint(&parse(EXAMPLE).unwrap()).is_empty());
 }
+
+#[test]
+fn adaptive_sizing_is_on_by_default_with_bounds_around_batch_size() {
+    let plan = parse(EXAMPLE).unwrap();
+    assert!(plan.backfill.adaptive);
+    assert_eq!(
+        (plan.backfill.min_batch_size, plan.backfill.max_batch_size),
+        (100, 50_000)
+    );
+    let plan = parse(&EXAMPLE.replace("batch_size = 5000", "batch_size = 50")).unwrap();
+    assert_eq!(
+        plan.backfill.min_batch_size, 50,
+        "min follows a smaller batch_size"
+    );
+    let plan = parse(&EXAMPLE.replace(
+        "pause_ms = 0",
+        "pause_ms = 0\nmin_batch_size = 1000\nmax_batch_size = 20000\nadaptive = false",
+    ))
+    .unwrap();
+    assert_eq!(
+        (plan.backfill.min_batch_size, plan.backfill.max_batch_size),
+        (1000, 20_000)
+    );
+    assert!(!plan.backfill.adaptive);
+}
+
+#[test]
+fn batch_size_outside_its_bounds_is_refused_with_the_line() {
+    let e = err(&EXAMPLE.replace("pause_ms = 0", "pause_ms = 0\nmin_batch_size = 6000"));
+    assert!(e.starts_with("plan.toml:15:"), "{e}");
+    assert!(e.contains("must lie between"), "{e}");
+}

@@ -136,6 +136,13 @@ impl App {
             },
             Action::BatchUp => self.set_batch(step_up(self.batch_size), mode),
             Action::BatchDown => self.set_batch(step_down(self.batch_size), mode),
+            Action::BatchAuto => match mode {
+                EngineMode::Finished => Vec::new(),
+                _ => {
+                    self.pending_batch = None;
+                    vec![Command::AutoBatchSize]
+                }
+            },
             Action::BatchInput => {
                 if mode != EngineMode::Finished {
                     self.popup = Some(Popup::BatchSize {
@@ -375,6 +382,18 @@ mod tests {
         assert_eq!((app.batch_size, app.pending_batch), (6250, None));
         app.sync_batch_size(3125);
         assert_eq!(app.batch_size, 3125, "the engine halved it after a timeout");
+    }
+
+    #[test]
+    fn r_hands_the_batch_size_back_to_the_sizer() {
+        let mut app = App::new(8, 5000);
+        script(&mut app, EngineMode::Running, &[key('+')]);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('r')]),
+            vec![Command::AutoBatchSize]
+        );
+        assert_eq!(app.pending_batch, None);
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('r')]), vec![]);
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub enum Action {
     BatchDown,
     /// Type an exact batch size.
     BatchInput,
+    /// Hand the batch size back to the adaptive sizer.
+    BatchAuto,
     /// Abort at the next batch boundary (asks first).
     Abort,
     /// Quit (asks first while a migration runs).
@@ -76,6 +78,12 @@ pub const KEYMAP: &[Binding] = &[
         codes: &[KeyCode::Char('b')],
         action: Action::BatchInput,
         desc: "type an exact batch size",
+    },
+    Binding {
+        label: "r",
+        codes: &[KeyCode::Char('r')],
+        action: Action::BatchAuto,
+        desc: "hand the batch size back to the adaptive sizer (+, -, b hold it until then)",
     },
     Binding {
         label: "a",

@@ -10,7 +10,7 @@ use super::view::{
     DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
     ViewModel,
 };
-use crate::engine::{Event, EventKind, SizeSource, State, Status};
+use crate::engine::{Event, EventKind, State, Status};
 use crate::headless::human_line;
 use crate::plan::{Hold, Phase, PhasePlan, Severity};
 
@@ -88,12 +88,8 @@ impl Model {
                 return; // the progress panel shows batches; the log would drown in them
             }
             EventKind::VerifyProgress { .. } => return,
-            EventKind::BatchSizeChanged { by, from, to } => {
-                self.batch_size_source = match by {
-                    SizeSource::Operator => "operator".into(),
-                    SizeSource::Timeout => format!("timeout: halved from {from}"),
-                };
-                let _ = to;
+            EventKind::BatchSizeChanged { reason, .. } => {
+                self.batch_size_source = reason.clone();
             }
             EventKind::Failed { phase, .. } => self.failed_phase = *phase,
             _ => {}

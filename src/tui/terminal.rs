@@ -203,7 +203,8 @@ fn describe(command: &Command) -> String {
     match command {
         Command::Pause => "pause (at the next batch boundary)".into(),
         Command::Resume => "resume".into(),
-        Command::SetBatchSize(n) => format!("batch size {n}"),
+        Command::SetBatchSize(n) => format!("batch size {n} (holds until r hands it back)"),
+        Command::AutoBatchSize => "batch size back to the adaptive sizer".into(),
         Command::Abort => "abort (at the next batch boundary)".into(),
     }
 }
