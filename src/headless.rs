@@ -243,6 +243,18 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
         EventKind::VerifyProgress { rows_checked, .. } => {
             format!("verify: {} rows checked", thousands(*rows_checked))
         }
+        EventKind::Throttled { reasons } => format!(
+            "THROTTLED: {}; waiting at the batch boundary",
+            reasons
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        EventKind::Unthrottled { after_ms } => format!(
+            "throttle lifted after {:.1}s; going on",
+            *after_ms as f64 / 1000.0
+        ),
         EventKind::PauseRequested => {
             "pause requested: takes effect at the next batch boundary".into()
         }

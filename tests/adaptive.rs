@@ -37,13 +37,19 @@ fn a_slow_batch_makes_the_size_shrink_toward_the_target() {
         .collect();
     assert_eq!(sizes[0], 2000, "{sizes:?}");
     let last = *sizes.iter().rev().nth(1).unwrap(); // the very last batch may be a remainder
-    assert!(last <= 400, "sizes shrink toward 100 ms batches (~200 rows): {sizes:?}");
+    assert!(
+        last <= 400,
+        "sizes shrink toward 100 ms batches (~200 rows): {sizes:?}"
+    );
     let cut = events
         .iter()
         .find(|e| e["event"] == "batch_size_changed")
         .expect("a size change");
     assert_eq!(cut["by"], "adaptive");
-    assert!(cut["reason"].as_str().unwrap().contains("cut at once"), "{cut}");
+    assert!(
+        cut["reason"].as_str().unwrap().contains("cut at once"),
+        "{cut}"
+    );
     assert!(cut["to"].as_u64().unwrap() <= 1000, "{cut}");
     assert_eq!(wrong_amounts(&pg, "shop"), 0);
 }

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use super::{EXIT_ABORTED, EXIT_DONE, Failure, connect, load_plan};
 use crate::TargetArgs;
-use crate::engine::{Command, Engine, EngineError, Handles, RunOutcome, SystemClock};
+use crate::engine::throttle::Signals;
+use crate::engine::{Command, Engine, EngineError, Handles, RunOutcome, SignalSource, SystemClock};
 use crate::headless::{Printer, Style};
+use crate::sampler::{
+    self, DEFAULT_WINDOW, Metrics, PgSource, SharedMetrics, postgres::statement_timeout_for,
+};
 use crate::target::Target;
 use crate::tui;
 
@@ -50,7 +54,21 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
     let target = connect(args, &plan).await?;
     let conn = target.connection().clone();
     let describe = target.describe();
-    let (engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
+    let (mut engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
+
+    // The sampler runs for the screen's charts and for health throttling, on its own session.
+    let needs_sampler = interactive || plan.throttle.needs_sampler();
+    let sampling = needs_sampler.then(|| {
+        let job = handles.state.borrow().job.clone();
+        let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
+        let source = PgSource::new(conn.clone(), &job, plan.table.quoted())
+            .with_statement_timeout(statement_timeout_for(options.sample_interval));
+        let task = sampler::spawn(source, options.sample_interval, metrics.clone());
+        (metrics, task)
+    });
+    if let Some((metrics, _)) = &sampling {
+        engine = engine.with_signals(signals_from(metrics.clone(), options.sample_interval));
+    }
     let commands = handles.commands.clone();
     spawn_signal_handler(commands.clone(), interactive);
 
@@ -65,8 +83,7 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
             let setup = tui::Setup {
                 theme,
                 braille: options.braille,
-                sample_interval: options.sample_interval,
-                conn,
+                metrics: sampling.as_ref().map(|(m, _)| m.clone()),
                 target: describe,
                 plan,
             };
@@ -97,6 +114,9 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
             outcome
         }
     };
+    if let Some((_, task)) = sampling {
+        task.abort();
+    }
     match outcome {
         Ok(RunOutcome::Done) | Ok(RunOutcome::AlreadyDone) => Ok(EXIT_DONE),
         Ok(RunOutcome::Aborted) => Ok(EXIT_ABORTED),
@@ -107,6 +127,44 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
         Err(EngineError::Failed(m)) => Err(Failure::failed(m)),
         Err(EngineError::Aborted) => Ok(EXIT_ABORTED),
     }
+}
+
+/// Health signals from the sampler's latest round. A sample older than three intervals
+/// counts as unread (so replication lag fails closed after its grace period).
+fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
+    let stale_after = 3.0 * interval.as_secs_f64();
+    Box::new(move || {
+        let now = metrics.now();
+        metrics.read(|m| {
+            let l = m.latest();
+            if l.t.is_none_or(|t| now - t > stale_after) {
+                return Signals::default();
+            }
+            Signals {
+                replicas: l.replicas.as_ref().map(|rs| {
+                    rs.iter()
+                        .map(|r| (r.name.clone(), r.effective_lag_s()))
+                        .collect()
+                }),
+                // Sessions waiting on a lock that one of pacer's sessions holds.
+                lock_waiters: l.lock_waits.as_ref().map(|w| {
+                    w.waits
+                        .iter()
+                        .filter(|w| {
+                            !w.pacer
+                                && w.blockers
+                                    .iter()
+                                    .any(|b| b.application.starts_with("pacer"))
+                        })
+                        .count() as u32
+                }),
+                autovacuum: l.table.as_ref().map(|t| t.autovacuum.is_some()),
+                wal_rate: l.wal_bytes_per_s,
+                query: None,
+                file_exists: false,
+            }
+        })
+    })
 }
 
 fn summary(outcome: RunOutcome) -> &'static str {

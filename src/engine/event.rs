@@ -128,6 +128,12 @@ pub enum EventKind {
         rows_checked: u64,
         up_to: Option<Key>,
     },
+    /// A health signal is over its limit: batches wait (reasons: value against limit).
+    Throttled {
+        reasons: Vec<crate::engine::throttle::Reason>,
+    },
+    /// Every signal stayed clear long enough; batches go on.
+    Unthrottled { after_ms: u64 },
     /// A pause was asked for; it takes effect at the next batch boundary.
     PauseRequested,
     /// The engine is paused at a batch boundary.
@@ -173,6 +179,8 @@ pub enum Status {
     Paused,
     /// A DDL statement waits for (or retries) its lock.
     WaitingForLock,
+    /// Waiting at a batch boundary because a health signal is over its limit.
+    Throttled,
     /// Reconnecting after a lost connection.
     Reconnecting,
     /// Finished.
@@ -210,4 +218,6 @@ pub struct State {
     pub blockers: Vec<Blocker>,
     /// Last error, if failed.
     pub error: Option<String>,
+    /// Why batches wait, while throttled.
+    pub throttle: Option<String>,
 }

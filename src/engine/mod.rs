@@ -6,6 +6,7 @@ pub mod event;
 pub mod progress;
 pub mod retry;
 pub mod sizer;
+pub mod throttle;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,6 +18,14 @@ pub use event::{Command, Event, EventKind, SizeSource, State, Status};
 use progress::Progress;
 use retry::{Backoff, Jitter, RetryBudget};
 use sizer::{Resize, Sizer, SizerConfig};
+use throttle::{Signals, Throttle, Verdict};
+
+/// Reads the latest health signals (from the sampler); the engine adds the throttle file and
+/// the throttle query itself.
+pub type SignalSource = Box<dyn Fn() -> Signals + Send + Sync>;
+
+/// How often a throttled engine looks at the signals again.
+pub const THROTTLE_POLL: Duration = Duration::from_millis(250);
 
 use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, Plan, lint};
 use crate::target::{DdlStep, Key, Outcome, StepOutcome, Target, TargetError};
@@ -82,6 +91,10 @@ pub struct Engine<T: Target> {
     phase: Option<Phase>,
     /// Set once `open_job` has claimed the migration: only then may this run record an outcome.
     claimed: bool,
+    throttle: Throttle,
+    signals: Option<SignalSource>,
+    throttled_since: Option<Instant>,
+    last_query: Option<(Instant, Result<f64, String>)>,
 }
 
 impl<T: Target> Engine<T> {
@@ -102,6 +115,7 @@ impl<T: Target> Engine<T> {
             checkpoint: None,
             blockers: Vec::new(),
             error: None,
+            throttle: None,
         };
         let (state_tx, state_rx) = watch::channel(state);
         let seed = SystemTime::now()
@@ -109,6 +123,7 @@ impl<T: Target> Engine<T> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(7)
             ^ u64::from(std::process::id());
+        let plan_throttle = plan.throttle.clone();
         let sizer = Sizer::new(
             SizerConfig {
                 target: Duration::from_millis(plan.backfill.target_batch_ms),
@@ -133,6 +148,10 @@ impl<T: Target> Engine<T> {
             abort: false,
             phase: None,
             claimed: false,
+            throttle: Throttle::new(plan_throttle),
+            signals: None,
+            throttled_since: None,
+            last_query: None,
         };
         (
             engine,
@@ -142,6 +161,13 @@ impl<T: Target> Engine<T> {
                 state: state_rx,
             },
         )
+    }
+
+    /// Where the health signals come from (the sampler). Without it, only the throttle file
+    /// and the throttle query can throttle.
+    pub fn with_signals(mut self, signals: SignalSource) -> Engine<T> {
+        self.signals = Some(signals);
+        self
     }
 
     fn emit(&self, kind: EventKind) {
@@ -632,6 +658,7 @@ impl<T: Target> Engine<T> {
         let mut lock_budget = self.lock_budget();
         while after.as_ref() != Some(&end) {
             self.check_boundary().await?;
+            self.throttle_wait().await?;
             let size = self.batch_size;
             let t0 = self.clock.now();
             match self.target.run_batch(after.as_ref(), &end, size).await {
@@ -721,6 +748,74 @@ impl<T: Target> Engine<T> {
             }
         }
         Ok(())
+    }
+
+    /// The latest signals: the sampler's, the throttle file, and the throttle query (at most
+    /// once per poll interval, on another session).
+    async fn signals(&mut self) -> Signals {
+        let mut s = self.signals.as_ref().map(|f| f()).unwrap_or_default();
+        let config = self.throttle.config().clone();
+        if let Some(path) = &config.throttle_file {
+            s.file_exists = path.exists();
+        }
+        if let Some(sql) = &config.throttle_query {
+            let now = self.clock.now();
+            let fresh = self
+                .last_query
+                .as_ref()
+                .is_some_and(|(at, _)| now.saturating_duration_since(*at) < THROTTLE_POLL);
+            if !fresh {
+                let value = self
+                    .target
+                    .throttle_query(sql)
+                    .await
+                    .map_err(|e| e.to_string());
+                self.last_query = Some((now, value));
+            }
+            s.query = self.last_query.as_ref().map(|(_, v)| v.clone());
+        }
+        s
+    }
+
+    /// Waits at a batch boundary while a health signal is over its limit (commands still work).
+    async fn throttle_wait(&mut self) -> Result<(), EngineError> {
+        if !self.throttle.config().any() {
+            return Ok(());
+        }
+        loop {
+            let signals = self.signals().await;
+            match self.throttle.evaluate(self.clock.now(), &signals) {
+                Verdict::Go => {
+                    if let Some(since) = self.throttled_since.take() {
+                        let after_ms = elapsed_ms(self.clock.now(), since);
+                        let status = self.running_status();
+                        self.set_state(|s| {
+                            s.status = status;
+                            s.throttle = None;
+                        });
+                        self.emit(EventKind::Unthrottled { after_ms });
+                    }
+                    return Ok(());
+                }
+                Verdict::Wait(reasons) => {
+                    let text = reasons
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    if self.throttled_since.is_none() {
+                        self.throttled_since = Some(self.clock.now());
+                        self.emit(EventKind::Throttled { reasons });
+                    }
+                    self.set_state(|s| {
+                        s.status = Status::Throttled;
+                        s.throttle = Some(text);
+                    });
+                    self.sleep(THROTTLE_POLL).await?;
+                    self.check_boundary().await?;
+                }
+            }
+        }
     }
 
     /// Verification in key chunks over the whole table (rows added since are included).

@@ -86,6 +86,8 @@ struct Db {
     lose_connection: Option<(u64, Loss)>,
     /// Commands sent to the engine right after batch number .0 commits.
     commands_after_batch: Vec<(u64, Command)>,
+    /// What the throttle query answers.
+    throttle_value: f64,
     /// The engine's command channel, while scripted commands remain.
     commands: Option<mpsc::UnboundedSender<Command>>,
     /// The engine's clock: each committed batch takes `BATCH_TIME` on it.
@@ -201,6 +203,7 @@ impl Fake {
             timeout_above: None,
             lose_connection: None,
             commands_after_batch: Vec::new(),
+            throttle_value: 0.0,
             commands: None,
             clock: None,
         })))
@@ -477,6 +480,10 @@ impl Target for Fake {
     async fn finish(&mut self, outcome: Outcome, _message: &str) -> TargetResult<()> {
         self.enter(Call::Finish(outcome))?.outcome = outcome;
         Ok(())
+    }
+
+    async fn throttle_query(&mut self, _sql: &str) -> TargetResult<f64> {
+        Ok(self.db().throttle_value)
     }
 
     async fn reconnect(&mut self) -> TargetResult<()> {

@@ -29,6 +29,22 @@ struct PlanFile {
     backfill: BackfillFile,
     #[serde(default)]
     safety: SafetyFile,
+    #[serde(default)]
+    throttle: ThrottleFile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ThrottleFile {
+    max_replication_lag: Option<Spanned<String>>,
+    max_lock_waiters: Option<u32>,
+    #[serde(default)]
+    pause_on_autovacuum: bool,
+    max_wal_rate: Option<u64>,
+    throttle_query: Option<Spanned<String>>,
+    throttle_file: Option<String>,
+    lag_grace: Option<Spanned<String>>,
+    resume_after: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +139,49 @@ pub struct Plan {
     pub backfill: BackfillSpec,
     /// Lock and retry limits.
     pub safety: SafetySpec,
+    /// Health throttling.
+    pub throttle: ThrottleSpec,
+}
+
+/// The plan's `[throttle]` settings, all optional.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ThrottleSpec {
+    /// Worst replica's replay lag allowed.
+    pub max_replication_lag: Option<Duration>,
+    /// Sessions allowed to wait on locks held by pacer.
+    pub max_lock_waiters: Option<u32>,
+    /// Wait while autovacuum works on the table.
+    pub pause_on_autovacuum: bool,
+    /// WAL bytes per second allowed.
+    pub max_wal_rate: Option<u64>,
+    /// A query returning a number; > 0 throttles.
+    pub throttle_query: Option<String>,
+    /// While this file exists, wait.
+    pub throttle_file: Option<PathBuf>,
+    /// How long a replica's lag may be unreadable before it counts as over the limit.
+    pub lag_grace: Duration,
+    /// How long every signal must be clear before the throttle lifts.
+    pub resume_after: Duration,
+}
+
+impl ThrottleSpec {
+    /// Whether a signal needs the sampler (the file and the query do not).
+    pub fn needs_sampler(&self) -> bool {
+        self.max_replication_lag.is_some()
+            || self.max_lock_waiters.is_some()
+            || self.pause_on_autovacuum
+            || self.max_wal_rate.is_some()
+    }
+
+    /// Whether any signal is configured.
+    pub fn any(&self) -> bool {
+        self.max_replication_lag.is_some()
+            || self.max_lock_waiters.is_some()
+            || self.pause_on_autovacuum
+            || self.max_wal_rate.is_some()
+            || self.throttle_query.is_some()
+            || self.throttle_file.is_some()
+    }
 }
 
 /// The column to add.
@@ -431,6 +490,46 @@ impl Plan {
         let ddl_retries = count(&s.ddl_retries, "ddl_retries", 30)?;
         let reconnect_attempts = count(&s.reconnect_attempts, "reconnect_attempts", 10)?;
 
+        let t = &file.throttle;
+        let max_replication_lag = match &t.max_replication_lag {
+            None => None,
+            some => Some(duration(
+                some,
+                "max_replication_lag",
+                Duration::ZERO,
+                Duration::from_millis(10),
+                Duration::from_secs(3600),
+            )?),
+        };
+        if let Some(q) = &t.throttle_query {
+            expr::check_fragment("throttle_query", q.get_ref()).map_err(|m| fail(q.span(), m))?;
+        }
+        let throttle = ThrottleSpec {
+            max_replication_lag,
+            max_lock_waiters: t.max_lock_waiters,
+            pause_on_autovacuum: t.pause_on_autovacuum,
+            max_wal_rate: t.max_wal_rate,
+            throttle_query: t
+                .throttle_query
+                .as_ref()
+                .map(|q| q.get_ref().trim().to_string()),
+            throttle_file: t.throttle_file.as_ref().map(PathBuf::from),
+            lag_grace: duration(
+                &t.lag_grace,
+                "lag_grace",
+                Duration::from_secs(5),
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?,
+            resume_after: duration(
+                &t.resume_after,
+                "resume_after",
+                Duration::from_secs(2),
+                Duration::ZERO,
+                Duration::from_secs(3600),
+            )?,
+        };
+
         Ok(Plan {
             path: path.to_path_buf(),
             table,
@@ -458,6 +557,7 @@ impl Plan {
                 batch_timeout,
                 reconnect_attempts,
             },
+            throttle,
         })
     }
 

@@ -359,6 +359,10 @@ pub trait Target: Send {
         message: &str,
     ) -> impl Future<Output = TargetResult<()>> + Send;
 
+    /// Runs the plan's throttle_query (on a session other than the one that changes data) and
+    /// returns its number.
+    fn throttle_query(&mut self, sql: &str) -> impl Future<Output = TargetResult<f64>> + Send;
+
     /// Drops the connection(s) and connects again, re-applying session settings and the claim.
     fn reconnect(&mut self) -> impl Future<Output = TargetResult<()>> + Send;
 }

@@ -22,10 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Event, EventKind, Handles};
 use crate::plan::Plan;
-use crate::sampler::{
-    DEFAULT_WINDOW, Metrics, PgSource, SeriesId, SharedMetrics, postgres::statement_timeout_for,
-};
-use crate::target::postgres::PgTarget;
+use crate::sampler::{Metrics, SeriesId, SharedMetrics};
 use app::App;
 use model::Model;
 use theme::Theme;
@@ -37,10 +34,8 @@ pub struct Setup {
     pub theme: Theme,
     /// Braille chart markers.
     pub braille: bool,
-    /// Sampling interval.
-    pub sample_interval: Duration,
-    /// Connection settings for the sampler's own session.
-    pub conn: PgTarget,
+    /// The sampler's metrics (the sampler runs on its own task).
+    pub metrics: Option<SharedMetrics>,
     /// The target as shown.
     pub target: String,
     /// The plan.
@@ -53,11 +48,6 @@ pub async fn run(
     setup: Setup,
     done: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
-    let job = handles.state.borrow().job.clone();
-    let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, setup.sample_interval));
-    let source = PgSource::new(setup.conn.clone(), &job, setup.plan.table.quoted())
-        .with_statement_timeout(statement_timeout_for(setup.sample_interval));
-    let sampler = crate::sampler::spawn(source, setup.sample_interval, metrics.clone());
     let screen = terminal::Screen {
         theme: setup.theme,
         braille: setup.braille,
@@ -67,16 +57,19 @@ pub async fn run(
             setup.plan.column.name.clone(),
         ),
         app: App::new(setup.plan.phases().len(), setup.plan.backfill.batch_size),
-        sampling: Some(Sampling { metrics }),
+        sampling: setup.metrics.map(|metrics| Sampling {
+            metrics,
+            throttled: std::sync::Mutex::new(Vec::new()),
+        }),
     };
-    let result = terminal::run(handles, screen, done).await;
-    sampler.abort();
-    result
+    terminal::run(handles, screen, done).await
 }
 
 /// The interface's end of the sampler.
 pub struct Sampling {
     metrics: SharedMetrics,
+    /// Throttled intervals on the sampler's time axis: (start, end; None while it lasts).
+    throttled: std::sync::Mutex<Vec<(f64, Option<f64>)>>,
 }
 
 impl Sampling {
@@ -92,14 +85,26 @@ impl Sampling {
         });
     }
 
-    /// Feeds pacer's own batches into the throughput and batch-duration series.
+    /// Feeds pacer's own batches into the throughput and batch-duration series, and notes
+    /// throttled intervals for the charts.
     pub fn on_event(&self, event: &Event) {
-        if let EventKind::BatchDone {
-            keys, duration_ms, ..
-        } = &event.kind
-        {
-            self.metrics
-                .record_batch(*keys, Duration::from_millis(*duration_ms));
+        match &event.kind {
+            EventKind::BatchDone {
+                keys, duration_ms, ..
+            } => self
+                .metrics
+                .record_batch(*keys, Duration::from_millis(*duration_ms)),
+            EventKind::Throttled { .. } => {
+                let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+                t.push((self.metrics.now(), None));
+            }
+            EventKind::Unthrottled { .. } => {
+                let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(last) = t.last_mut() {
+                    last.1.get_or_insert(self.metrics.now());
+                }
+            }
+            _ => {}
         }
     }
 
@@ -123,6 +128,54 @@ impl Sampling {
     pub fn fill(&self, view: &mut ViewModel, window_secs: u64) {
         let now = self.metrics.now();
         self.metrics.read(|m| fill_from(m, view, now, window_secs));
+        let intervals = self
+            .throttled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        mark_throttled(view, &intervals, now, window_secs as f64);
+    }
+}
+
+/// Draws throttled intervals as a band along the top of the throughput chart.
+pub fn mark_throttled(
+    view: &mut ViewModel,
+    intervals: &[(f64, Option<f64>)],
+    now: f64,
+    window: f64,
+) {
+    let Some(chart) = view.charts.first_mut() else {
+        return;
+    };
+    let top = chart
+        .series
+        .iter()
+        .flat_map(|s| s.segments.iter().flatten().map(|p| p.1))
+        .fold(0.0_f64, f64::max)
+        .max(1.0);
+    let segments: Vec<Vec<(f64, f64)>> = intervals
+        .iter()
+        .filter_map(|&(start, end)| {
+            let (a, b) = (
+                (start - now).max(-window),
+                (end.unwrap_or(now) - now).min(0.0),
+            );
+            (b >= a).then(|| {
+                let steps = ((b - a) / (window / 200.0)).ceil().max(1.0) as usize;
+                (0..=steps)
+                    .map(|i| (a + (b - a) * i as f64 / steps as f64, top))
+                    .collect()
+            })
+        })
+        .collect();
+    if !segments.is_empty() {
+        let slot = chart.series.len();
+        chart.series.push(SeriesView {
+            name: "throttled".into(),
+            segments,
+            current: None,
+            slot,
+        });
     }
 }
 
@@ -265,7 +318,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
 mod fill_tests {
     use super::*;
     use crate::sampler::LockWait;
-    use crate::sampler::{DbSample, LockWaits, TableStats};
+    use crate::sampler::{DEFAULT_WINDOW, DbSample, LockWaits, TableStats};
     use crate::target::Blocker;
 
     fn sample(pacer_waits: bool) -> DbSample {
@@ -336,5 +389,34 @@ mod fill_tests {
         assert!(v.charts[2].series.is_empty());
         assert_eq!(v.db.replicas, Some(vec![]));
         assert_eq!(v.db.table_bytes, Some(8192));
+    }
+
+    #[test]
+    fn throttled_intervals_show_as_a_band_on_the_throughput_chart() {
+        let mut m = Metrics::new(DEFAULT_WINDOW, Duration::from_secs(1));
+        m.record_db(1.0, &sample(false));
+        let mut v = view();
+        fill_from(&m, &mut v, 100.0, 60);
+        mark_throttled(
+            &mut v,
+            &[(10.0, Some(20.0)), (70.0, Some(80.0)), (95.0, None)],
+            100.0,
+            60.0,
+        );
+        let band = v.charts[0].series.last().unwrap();
+        assert_eq!(band.name, "throttled");
+        assert_eq!(
+            band.segments.len(),
+            2,
+            "the interval before the window is left out"
+        );
+        let first = &band.segments[0];
+        assert_eq!((first[0].0, first.last().unwrap().0), (-30.0, -20.0));
+        let open = &band.segments[1];
+        assert_eq!(
+            (open[0].0, open.last().unwrap().0),
+            (-5.0, 0.0),
+            "a throttle still on runs to now"
+        );
     }
 }

@@ -104,6 +104,7 @@ impl Model {
             | EventKind::Waiting { .. }
             | EventKind::BatchTimeout { .. }
             | EventKind::ConnectionLost { .. }
+            | EventKind::Throttled { .. }
             | EventKind::AbortRequested
             | EventKind::Aborted { .. } => Level::Warn,
             _ => Level::Info,
@@ -143,6 +144,7 @@ impl Model {
                 StatusView::WaitingForLock(state.blockers.iter().map(|b| b.pid).collect())
             }
             Status::Reconnecting => StatusView::Reconnecting,
+            Status::Throttled => StatusView::Throttled(state.throttle.clone().unwrap_or_default()),
             Status::Done => StatusView::Done,
             Status::Failed => StatusView::Failed(state.error.clone().unwrap_or_default()),
             Status::Aborted => StatusView::Aborted,

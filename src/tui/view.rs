@@ -62,9 +62,7 @@ pub enum StatusView {
     Pausing,
     /// Paused at a batch boundary.
     Paused,
-    /// Throttled by a health signal (reason shown). The engine throttles once health
-    /// throttling lands (issue 5); the screen draws it already (snapshot-tested).
-    #[allow(dead_code)]
+    /// Throttled by a health signal (reason: value against limit).
     Throttled(String),
     /// A DDL statement waits for its lock; the blocking pids.
     WaitingForLock(Vec<i32>),

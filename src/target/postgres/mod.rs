@@ -856,6 +856,29 @@ impl Target for Postgres {
         Ok(())
     }
 
+    async fn throttle_query(&mut self, sql: &str) -> TargetResult<f64> {
+        let Some(observer) = self.observer().await else {
+            return Err(TargetError::ConnectionLost(
+                "no session for the throttle query".into(),
+            ));
+        };
+        let text = format!("SELECT (({sql}))::float8");
+        let run = async {
+            observer
+                .batch_execute("SET statement_timeout = '1s'")
+                .await?;
+            observer.query_one(text.as_str(), &[]).await
+        };
+        match run.await {
+            Ok(row) => Ok(row.get::<_, Option<f64>>(0).unwrap_or(0.0)),
+            Err(e) => Err(TargetError::Failed(
+                e.as_db_error()
+                    .map(errors::describe_db_error)
+                    .unwrap_or_else(|| e.to_string()),
+            )),
+        }
+    }
+
     async fn reconnect(&mut self) -> TargetResult<()> {
         let previous = self.backend_pid;
         self.client = None;

@@ -1,0 +1,422 @@
+//! Health throttling: pure rules over the latest signals, with hysteresis and fail-closed
+//! handling, against an injected clock.
+//!
+//! The engine asks [`Throttle::evaluate`] at every batch boundary. Any signal over its limit
+//! throttles at once; the throttle lifts only after every signal has been clear for
+//! `resume_after` (so it does not flap). A replica whose lag cannot be read counts as over
+//! the limit once it has been unreadable for `lag_grace` (fail closed).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+pub use crate::plan::ThrottleSpec as ThrottleConfig;
+
+/// One replica's lag as last read: seconds, or None when it could not be read.
+pub type ReplicaReading = (String, Option<f64>);
+
+/// The latest readings. `None` everywhere means "not read (yet, or the read failed)".
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Signals {
+    /// Each replica's lag (Some(empty): no replicas; None: the lag query failed).
+    pub replicas: Option<Vec<ReplicaReading>>,
+    /// Sessions waiting on locks held by pacer.
+    pub lock_waiters: Option<u32>,
+    /// Autovacuum working on the table.
+    pub autovacuum: Option<bool>,
+    /// WAL bytes per second.
+    pub wal_rate: Option<f64>,
+    /// The throttle query's value, or its error.
+    pub query: Option<Result<f64, String>>,
+    /// Whether the throttle file exists.
+    pub file_exists: bool,
+}
+
+/// One signal over its limit, with the value against the limit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    /// Which signal.
+    pub signal: String,
+    /// Its value, in words.
+    pub value: String,
+    /// The limit, in words.
+    pub limit: String,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.limit.is_empty() {
+            write!(f, "{} {}", self.signal, self.value)
+        } else {
+            write!(f, "{} {} > {}", self.signal, self.value, self.limit)
+        }
+    }
+}
+
+/// What to do at a batch boundary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Go on.
+    Go,
+    /// Wait; why (every signal over its limit, or the last ones while clearing).
+    Wait(Vec<Reason>),
+}
+
+/// The throttle's state between evaluations.
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    config: ThrottleConfig,
+    throttled: bool,
+    last_reasons: Vec<Reason>,
+    clear_since: Option<Instant>,
+    lag_unreadable_since: Option<Instant>,
+}
+
+impl Throttle {
+    /// A throttle for the plan's settings.
+    pub fn new(config: ThrottleConfig) -> Throttle {
+        Throttle {
+            config,
+            throttled: false,
+            last_reasons: Vec::new(),
+            clear_since: None,
+            lag_unreadable_since: None,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ThrottleConfig {
+        &self.config
+    }
+
+    /// Judges the latest signals at `now`.
+    pub fn evaluate(&mut self, now: Instant, s: &Signals) -> Verdict {
+        let reasons = self.over_limits(now, s);
+        if !reasons.is_empty() {
+            self.throttled = true;
+            self.clear_since = None;
+            self.last_reasons = reasons.clone();
+            return Verdict::Wait(reasons);
+        }
+        if !self.throttled {
+            return Verdict::Go;
+        }
+        let since = *self.clear_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= self.config.resume_after {
+            self.throttled = false;
+            self.clear_since = None;
+            self.last_reasons.clear();
+            return Verdict::Go;
+        }
+        let mut waiting = self.last_reasons.clone();
+        for r in &mut waiting {
+            r.value = format!(
+                "{} (clear; resuming after {})",
+                r.value,
+                humantime::format_duration(self.config.resume_after)
+            );
+            r.limit.clear();
+        }
+        Verdict::Wait(waiting)
+    }
+
+    fn over_limits(&mut self, now: Instant, s: &Signals) -> Vec<Reason> {
+        let c = &self.config;
+        let mut out = Vec::new();
+        if let Some(limit) = c.max_replication_lag {
+            let limit_s = limit.as_secs_f64();
+            let unreadable = match &s.replicas {
+                None => true,
+                Some(rs) => rs.iter().any(|(_, lag)| lag.is_none()),
+            };
+            if unreadable {
+                let since = *self.lag_unreadable_since.get_or_insert(now);
+                if now.saturating_duration_since(since) >= c.lag_grace {
+                    out.push(Reason {
+                        signal: "replication lag".into(),
+                        value: format!(
+                            "unreadable for {}",
+                            humantime::format_duration(Duration::from_secs(
+                                now.saturating_duration_since(since).as_secs()
+                            ))
+                        ),
+                        limit: format!(
+                            "grace {} (fail closed)",
+                            humantime::format_duration(c.lag_grace)
+                        ),
+                    });
+                }
+            } else {
+                self.lag_unreadable_since = None;
+            }
+            if let Some(rs) = &s.replicas
+                && let Some((name, worst)) = rs
+                    .iter()
+                    .filter_map(|(n, l)| l.map(|l| (n, l)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                && worst > limit_s
+            {
+                out.push(Reason {
+                    signal: format!("replication lag ({name})"),
+                    value: format!("{worst:.1}s"),
+                    limit: format!("{limit_s}s"),
+                });
+            }
+        }
+        if let (Some(limit), Some(n)) = (c.max_lock_waiters, s.lock_waiters)
+            && n > limit
+        {
+            out.push(Reason {
+                signal: "sessions waiting on pacer's locks".into(),
+                value: n.to_string(),
+                limit: limit.to_string(),
+            });
+        }
+        if c.pause_on_autovacuum && s.autovacuum == Some(true) {
+            out.push(Reason {
+                signal: "autovacuum".into(),
+                value: "working on the table".into(),
+                limit: String::new(),
+            });
+        }
+        if let (Some(limit), Some(rate)) = (c.max_wal_rate, s.wal_rate)
+            && rate > limit as f64
+        {
+            out.push(Reason {
+                signal: "WAL rate".into(),
+                value: format!("{:.1} MB/s", rate / 1e6),
+                limit: format!("{:.1} MB/s", limit as f64 / 1e6),
+            });
+        }
+        if c.throttle_query.is_some() {
+            match &s.query {
+                Some(Ok(v)) if *v > 0.0 => out.push(Reason {
+                    signal: "throttle_query".into(),
+                    value: format!("{v}"),
+                    limit: "0".into(),
+                }),
+                // A query that fails throttles too: its author wanted a say.
+                Some(Err(e)) => out.push(Reason {
+                    signal: "throttle_query".into(),
+                    value: format!("failed: {e}"),
+                    limit: String::new(),
+                }),
+                _ => {}
+            }
+        }
+        if let Some(path) = &c.throttle_file
+            && s.file_exists
+        {
+            out.push(Reason {
+                signal: "throttle_file".into(),
+                value: format!("{} exists", path.display()),
+                limit: String::new(),
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ThrottleConfig {
+        ThrottleConfig {
+            max_replication_lag: Some(Duration::from_secs(1)),
+            max_lock_waiters: Some(3),
+            pause_on_autovacuum: true,
+            max_wal_rate: Some(50_000_000),
+            throttle_query: Some("SELECT 0".into()),
+            throttle_file: Some("/tmp/pacer-throttle".into()),
+            lag_grace: Duration::from_secs(5),
+            resume_after: Duration::from_secs(2),
+        }
+    }
+
+    fn clear() -> Signals {
+        Signals {
+            replicas: Some(vec![("r1".into(), Some(0.2))]),
+            lock_waiters: Some(0),
+            autovacuum: Some(false),
+            wal_rate: Some(1e6),
+            query: Some(Ok(0.0)),
+            file_exists: false,
+        }
+    }
+
+    fn secs(t0: Instant, s: f64) -> Instant {
+        t0 + Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn clear_signals_go() {
+        let mut t = Throttle::new(config());
+        assert_eq!(t.evaluate(Instant::now(), &clear()), Verdict::Go);
+    }
+
+    #[test]
+    fn each_signal_over_its_limit_throttles_with_value_and_limit() {
+        let t0 = Instant::now();
+        let cases: Vec<(Signals, &str)> = vec![
+            (
+                Signals {
+                    replicas: Some(vec![("r1".into(), Some(0.2)), ("r2".into(), Some(4.2))]),
+                    ..clear()
+                },
+                "replication lag (r2) 4.2s > 1s",
+            ),
+            (
+                Signals {
+                    lock_waiters: Some(5),
+                    ..clear()
+                },
+                "sessions waiting on pacer's locks 5 > 3",
+            ),
+            (
+                Signals {
+                    autovacuum: Some(true),
+                    ..clear()
+                },
+                "autovacuum working on the table",
+            ),
+            (
+                Signals {
+                    wal_rate: Some(80e6),
+                    ..clear()
+                },
+                "WAL rate 80.0 MB/s > 50.0 MB/s",
+            ),
+            (
+                Signals {
+                    query: Some(Ok(2.0)),
+                    ..clear()
+                },
+                "throttle_query 2 > 0",
+            ),
+            (
+                Signals {
+                    query: Some(Err("relation does not exist".into())),
+                    ..clear()
+                },
+                "throttle_query failed: relation does not exist",
+            ),
+            (
+                Signals {
+                    file_exists: true,
+                    ..clear()
+                },
+                "throttle_file /tmp/pacer-throttle exists",
+            ),
+        ];
+        for (signals, expected) in cases {
+            let mut t = Throttle::new(config());
+            match t.evaluate(t0, &signals) {
+                Verdict::Wait(r) => assert_eq!(
+                    r.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                    vec![expected]
+                ),
+                Verdict::Go => panic!("{expected}: not throttled"),
+            }
+        }
+    }
+
+    #[test]
+    fn unreadable_lag_fails_closed_after_the_grace_period() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(config());
+        let unreadable = Signals {
+            replicas: None,
+            ..clear()
+        };
+        assert_eq!(
+            t.evaluate(t0, &unreadable),
+            Verdict::Go,
+            "within the grace period"
+        );
+        assert_eq!(t.evaluate(secs(t0, 4.9), &unreadable), Verdict::Go);
+        let Verdict::Wait(r) = t.evaluate(secs(t0, 5.0), &unreadable) else {
+            panic!("fails closed after 5s")
+        };
+        assert!(r[0].to_string().contains("unreadable for 5s"), "{}", r[0]);
+        let one_unknown = Signals {
+            replicas: Some(vec![("r1".into(), None)]),
+            ..clear()
+        };
+        assert!(
+            matches!(t.evaluate(secs(t0, 6.0), &one_unknown), Verdict::Wait(_)),
+            "a replica without a reading counts too"
+        );
+    }
+
+    #[test]
+    fn no_replicas_is_not_a_reason_to_wait() {
+        let mut t = Throttle::new(config());
+        let none = Signals {
+            replicas: Some(vec![]),
+            ..clear()
+        };
+        assert_eq!(t.evaluate(Instant::now(), &none), Verdict::Go);
+    }
+
+    #[test]
+    fn hysteresis_resumes_only_after_signals_stay_clear() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(config());
+        let lagging = Signals {
+            replicas: Some(vec![("r1".into(), Some(3.0))]),
+            ..clear()
+        };
+        assert!(matches!(t.evaluate(t0, &lagging), Verdict::Wait(_)));
+        // Clear for 1.5 s: still waiting, and it says it is clearing.
+        let Verdict::Wait(r) = t.evaluate(secs(t0, 1.0), &clear()) else {
+            panic!("resumed too soon")
+        };
+        assert!(
+            r[0].to_string().contains("clear; resuming after 2s"),
+            "{}",
+            r[0]
+        );
+        assert!(matches!(
+            t.evaluate(secs(t0, 2.5), &clear()),
+            Verdict::Wait(_)
+        ));
+        // Over again: the clear time starts over.
+        assert!(matches!(
+            t.evaluate(secs(t0, 2.9), &lagging),
+            Verdict::Wait(_)
+        ));
+        assert!(matches!(
+            t.evaluate(secs(t0, 3.0), &clear()),
+            Verdict::Wait(_)
+        ));
+        assert!(matches!(
+            t.evaluate(secs(t0, 4.9), &clear()),
+            Verdict::Wait(_)
+        ));
+        assert_eq!(
+            t.evaluate(secs(t0, 5.0), &clear()),
+            Verdict::Go,
+            "clear for 2s"
+        );
+        assert_eq!(t.evaluate(secs(t0, 5.1), &clear()), Verdict::Go);
+    }
+
+    #[test]
+    fn unset_signals_never_throttle() {
+        let mut t = Throttle::new(ThrottleConfig::default());
+        let noisy = Signals {
+            replicas: None,
+            lock_waiters: Some(100),
+            autovacuum: Some(true),
+            wal_rate: Some(1e12),
+            query: Some(Ok(5.0)),
+            file_exists: true,
+        };
+        let t0 = Instant::now();
+        assert_eq!(t.evaluate(t0, &noisy), Verdict::Go);
+        assert_eq!(t.evaluate(secs(t0, 60.0), &noisy), Verdict::Go);
+        assert!(!ThrottleConfig::default().any());
+    }
+}
