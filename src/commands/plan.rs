@@ -17,6 +17,8 @@ struct PlanReport<'a> {
     phases_done: Vec<String>,
     phases: Vec<PhasePlan>,
     findings: Vec<Finding>,
+    batches: String,
+    throttle: String,
 }
 
 /// Prints the plan. Changes nothing in the database.
@@ -47,6 +49,8 @@ pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
             .unwrap_or_default(),
         phases,
         findings,
+        batches: describe_batches(&plan),
+        throttle: describe_throttle(&plan.throttle),
     };
     if json {
         println!(
@@ -60,6 +64,59 @@ pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
         );
     }
     Ok(super::EXIT_DONE)
+}
+
+/// How batches are sized and paced, in one line.
+fn describe_batches(plan: &crate::plan::Plan) -> String {
+    let b = &plan.backfill;
+    let sizing = if b.adaptive {
+        format!(
+            "{} keys to start, then steered toward {} ms batches within {} … {}",
+            thousands(b.batch_size),
+            b.target_batch_ms,
+            thousands(b.min_batch_size),
+            thousands(b.max_batch_size)
+        )
+    } else {
+        format!("{} keys (adaptive sizing off)", thousands(b.batch_size))
+    };
+    format!(
+        "{sizing}; pause {} between batches; batch_timeout {}",
+        humantime::format_duration(b.pause),
+        humantime::format_duration(plan.safety.batch_timeout)
+    )
+}
+
+/// The throttle signals in force, in one line.
+fn describe_throttle(t: &crate::plan::ThrottleSpec) -> String {
+    let mut parts = Vec::new();
+    if let Some(l) = t.max_replication_lag {
+        parts.push(format!("replica lag > {}", humantime::format_duration(l)));
+    }
+    if let Some(n) = t.max_lock_waiters {
+        parts.push(format!("more than {n} sessions waiting on pacer's locks"));
+    }
+    if t.pause_on_autovacuum {
+        parts.push("autovacuum on the table".to_string());
+    }
+    if let Some(w) = t.max_wal_rate {
+        parts.push(format!("WAL > {}/s", bytes(w)));
+    }
+    if let Some(q) = &t.throttle_query {
+        parts.push(format!("`{q}` > 0"));
+    }
+    if let Some(f) = &t.throttle_file {
+        parts.push(format!("{} exists", f.display()));
+    }
+    if parts.is_empty() {
+        "none (no [throttle] settings)".into()
+    } else {
+        format!(
+            "waits while {}; resumes after {} clear",
+            parts.join(", or "),
+            humantime::format_duration(t.resume_after)
+        )
+    }
 }
 
 fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
@@ -81,6 +138,8 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
         t.key_source
     );
     let _ = writeln!(out, "server   PostgreSQL {}", t.server_version);
+    let _ = writeln!(out, "batches  {}", r.batches);
+    let _ = writeln!(out, "throttle {}", r.throttle);
     if let Some(outcome) = outcome {
         let _ = writeln!(
             out,
