@@ -2,6 +2,9 @@
 """Backfill benchmark: pacer against the hand-written alternatives on a real PostgreSQL.
 
     python3 bench/backfill.py [--rows 2000000] [--repeats 2] [--only 1,2,3,4,5] [--keep]
+                              [--extras] [--fg-variant target_batch_ms=50,pause_ms=20] [--tui]
+    (python3 bench/backfill.py --help lists every option; the default run takes ~7 minutes
+    on 2 cores)
 
 Python 3.11 standard library only; it shells out to the PostgreSQL 15 binaries
 (/usr/lib/postgresql/15/bin, or $PGBIN) and to pacer ($PACER_BIN, else it builds pacer with
@@ -18,21 +21,26 @@ run is reported and the median of each method is taken.
      ÷ a server-side PL/pgSQL loop of 10k-row keyset ranges with a COMMIT each, and
      ÷ the common loop `UPDATE … WHERE id IN (SELECT id … WHERE amount IS NULL LIMIT 10000)`
      (also a PL/pgSQL procedure, COMMIT each: the most favourable form of that loop).
-     Diagnostic extras: pacer with batch_size = 10000 (the loop's batch), and the server-side
-     loop with pacer's sync trigger installed (what pacer's batches pay per row).
+     With --extras also: pacer at a fixed batch_size = 10000 (the loop's batch), and the
+     server-side loop with pacer's sync trigger installed (what pacer's batches pay per row).
   2. Foreground impact: pgbench at a fixed rate (point SELECT + UPDATE of `status` by random
      id) on the same table; p50/p99 latency (from the per-transaction logs, measured from each
      transaction's scheduled start, so queueing counts) of the transactions scheduled while
-     the method ran: no migration, pacer with default settings, one whole-table UPDATE.
+     the method ran: no migration, pacer with default settings, one whole-table UPDATE (and
+     pacer with other [backfill] settings, --fg-variant).
   3. Pause latency: many SIGUSR1 pauses during one backfill with default settings; time from
      the signal to the last row change (the `ts` of the last `batch_done` before `paused`),
      against the duration of the batch that was running.
   4. Lag held: a streaming replica (pg_basebackup) whose replay is slowed by a duty cycle of
-     pg_wal_replay_pause()/pg_wal_replay_resume(); highest replay lag during the backfill with
-     `[throttle] max_replication_lag = "1s"` vs without (the throttled run is reported as not
-     available when this pacer build rejects the key).
-  5. pacer's own cost: CPU time and peak RSS of every pacer run (wait4 rusage), headless and
-     with the full-screen interface in a tmux pane (/proc/PID/stat, as bench/tui_cost.sh).
+     pg_wal_replay_pause()/pg_wal_replay_resume() (--replay-duty); highest replay lag during
+     the backfill with `[throttle] max_replication_lag = "1s"` vs without (the throttled run is
+     reported as not available when this pacer build rejects the key). Lag is measured from
+     positions: now minus the time the primary had written the WAL the replica just replayed;
+     the primary's pg_stat_replication.replay_lag (what pacer reads) is reported beside it.
+     One repeat by default (--lag-repeats): the throttled run waits for the slow replica.
+  5. pacer's own cost: CPU time and peak RSS of every pacer run (wait4 rusage), headless; with
+     --tui also with the full-screen interface in a tmux pane (/proc/PID/stat, as
+     bench/tui_cost.sh).
 
 The report goes to stdout and to bench/results/backfill-<date>.txt (raw numbers in .json).
 Everything it started is stopped and removed at the end, also on Ctrl-C or an error.
@@ -863,9 +871,9 @@ class Bench:
         run(as_postgres([str(PGBIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres",
                          "-D", str(rep.data), "-R", "-X", "stream", "-c", "fast"]))
         # The primary's replay_lag (what pacer reads) is only as fresh as the replica's reports:
-        # every 10 s by default; 1 s here.
+        # every 10 s by default; 1 s here unless --replica-status-interval says otherwise.
         with open(rep.data / "postgresql.auto.conf", "a") as f:
-            f.write("wal_receiver_status_interval = '1s'\nhot_standby = on\n")
+            f.write(f"wal_receiver_status_interval = '{self.a.replica_status_interval}'\nhot_standby = on\n")
         rep.start()
         self.replica = rep
         for _ in range(300):
@@ -990,9 +998,10 @@ class Bench:
     def item4(self):
         cap = self.a.lag_rows if self.a.lag_rows and self.a.lag_rows < self.rows else self.rows
         self.out(f"4. Lag held: a streaming replica whose replay runs {self.a.replay_duty * 100:.0f} ms of every 100 ms "
-                 f"(pg_wal_replay_pause/resume duty cycle; wal_receiver_status_interval = 1s); replay lag "
+                 f"(pg_wal_replay_pause/resume duty cycle; wal_receiver_status_interval = {self.a.replica_status_interval}); replay lag "
                  f"(now − when the primary wrote the WAL just replayed, sampled every 100 ms) during the backfill "
-                 f"of the first {cap:,} rows (default settings; the run is then stopped)")
+                 + (f"of the first {cap:,} rows (default settings; the run is then stopped)" if cap < self.rows
+                    else f"of all {cap:,} rows (default settings)"))
         self.start_replica()
         variants = ["unthrottled"] + (["throttled"] if self.throttle_supported else [])
         runs = {v: [] for v in variants}
@@ -1097,7 +1106,7 @@ class Bench:
                 f"{s['cpu_s'] / max(1, s['rows']) * 1e6:.2f} s per million rows), peak RSS "
                 f"{s['maxrss_kib'] / 1024:.1f} MiB" for s in ss if s.get("cpu_s") is not None))
         tui = None
-        if not self.a.no_tui:
+        if self.a.tui:
             tui = self.tui_run()
         if tui:
             self.results["runs"].append({"item": 5, "mode": "tui", **tui})
@@ -1115,7 +1124,7 @@ class Bench:
                          f"headless {hrss / 1024:.1f} MiB, TUI {tui['maxrss_kib'] / 1024:.1f} MiB "
                          f"(the interface's cost at a paced backfill: BENCHMARKS.md, bench/tui_cost.sh)")
         else:
-            self.out("   TUI: not measured in this run (--no-tui; at a paced backfill: BENCHMARKS.md, "
+            self.out("   TUI: not measured in this run (add --tui; at a paced backfill: BENCHMARKS.md, "
                      "bench/tui_cost.sh)")
         self.out()
 
@@ -1167,16 +1176,18 @@ def main():
     ap.add_argument("--pause-hold", type=float, default=0.3, help="seconds each pause is held")
     ap.add_argument("--replay-duty", type=float, default=0.15,
                     help="4.: fraction of each 100 ms the replica replays (default 0.15)")
+    ap.add_argument("--replica-status-interval", default="1s",
+                    help="4.: the replica's wal_receiver_status_interval (PostgreSQL's default is 10s)")
     ap.add_argument("--lag-repeats", type=int, default=1,
                     help="4.: repeats of the lag runs (default 1: the throttled run waits for the slow replica)")
-    ap.add_argument("--no-tui", action="store_true",
-                    help="5.: skip the run of the full-screen interface in a tmux pane (one more full backfill)")
+    ap.add_argument("--tui", action="store_true",
+                    help="5.: also run the full-screen interface in a tmux pane (one more full backfill, ~25 s)")
     ap.add_argument("--fg-variant", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
                     help="2.: also measure pacer with these [backfill] settings, e.g. target_batch_ms=50,pause_ms=20")
     ap.add_argument("--no-secondary-index", action="store_true",
                     help="drop orders_customer_idx from the seeded table (every update is then cheaper)")
-    ap.add_argument("--lag-rows", type=int, default=1_000_000,
-                    help="4.: stop each lag run after this many rows (0: the whole table; default 1,000,000)")
+    ap.add_argument("--lag-rows", type=int, default=0,
+                    help="4.: stop each lag run after this many rows (default 0: the whole table)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (servers are stopped)")
     args = ap.parse_args()
 
