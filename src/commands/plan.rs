@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Failure, bytes, connect, load_plan, thousands};
 use crate::TargetArgs;
-use crate::plan::{Finding, Hold, PhasePlan, lint};
+use crate::plan::{Finding, PhasePlan, lint};
 use crate::target::{Preflight, TableInfo, Target, TargetError};
 
 #[derive(Serialize)]
@@ -162,13 +162,7 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
             let lock = if s.lock.is_empty() {
                 "no table lock".to_string()
             } else {
-                let hold = match s.hold {
-                    Hold::None => "",
-                    Hold::Brief => ", brief",
-                    Hold::PerBatch => ", per batch",
-                    Hold::Long => ", for the whole statement",
-                };
-                format!("lock {}{hold}", s.lock)
+                format!("lock {}{}", s.lock, s.hold.suffix())
             };
             let work = match (s.rewrites, s.scans) {
                 (true, _) => "REWRITES the table",

@@ -895,16 +895,8 @@ async fn a_resumed_backfill_starts_after_the_recorded_checkpoint() {
 
 #[tokio::test]
 async fn a_job_already_done_at_preflight_returns_already_done_without_any_ddl() {
-    let all = [
-        Phase::AddColumn,
-        Phase::Sync,
-        Phase::Backfill,
-        Phase::Verify,
-        Phase::NotNull,
-        Phase::Index,
-        Phase::Cleanup,
-    ];
-    let fake = Fake::resumed(10, &all, Some(10), Outcome::Done);
+    let all = &Phase::ALL[1..]; // every phase after preflight
+    let fake = Fake::resumed(10, all, Some(10), Outcome::Done);
     let run = run(&fake, plan("", ""), &[]).await;
 
     assert_eq!(run.result.unwrap(), RunOutcome::AlreadyDone);
@@ -1500,16 +1492,8 @@ async fn an_abort_before_the_migration_is_claimed_records_no_outcome() {
 
 #[tokio::test]
 async fn a_failed_preflight_records_no_outcome() {
-    let all = [
-        Phase::AddColumn,
-        Phase::Sync,
-        Phase::Backfill,
-        Phase::Verify,
-        Phase::NotNull,
-        Phase::Index,
-        Phase::Cleanup,
-    ];
-    let fake = Fake::resumed(10, &all, Some(10), Outcome::Done);
+    let all = &Phase::ALL[1..]; // every phase after preflight
+    let fake = Fake::resumed(10, all, Some(10), Outcome::Done);
     fake.db().preflight_error = Some(TargetError::Failed(
         "preflight could not create a temporary table: permission denied".into(),
     ));

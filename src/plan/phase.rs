@@ -85,6 +85,18 @@ pub enum Hold {
     Long,
 }
 
+impl Hold {
+    /// How long the lock is held, as a suffix for the lock's name (`, brief`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Hold::None => "",
+            Hold::Brief => ", brief",
+            Hold::PerBatch => ", per batch",
+            Hold::Long => ", for the whole statement",
+        }
+    }
+}
+
 /// One statement a phase runs, with what it costs the table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Step {

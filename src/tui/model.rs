@@ -236,11 +236,5 @@ fn lock_words(lock: &str, hold: Hold) -> String {
     if lock.is_empty() {
         return "no table lock".into();
     }
-    let hold = match hold {
-        Hold::None => "",
-        Hold::Brief => ", brief",
-        Hold::PerBatch => ", per batch",
-        Hold::Long => ", while it runs (reads and writes go on)",
-    };
-    format!("{lock}{hold}")
+    format!("{lock}{}", hold.suffix())
 }
