@@ -1,6 +1,8 @@
 //! pacer: add a column to a large, live table without downtime.
 
+mod audit;
 mod commands;
+mod control;
 mod engine;
 mod headless;
 mod plan;
@@ -22,6 +24,10 @@ struct Cli {
     /// Append logs to this file (level from RUST_LOG, default info). Without it, warnings go to stderr.
     #[arg(long, global = true, value_name = "PATH")]
     log_file: Option<PathBuf>,
+    /// The audit log (JSON lines: every statement sent, every operator action), or `off`.
+    /// Default: $XDG_STATE_HOME/pacer/audit.jsonl, else ~/.local/state/pacer/audit.jsonl.
+    #[arg(long, global = true, value_name = "PATH|off", env = "PACER_AUDIT_LOG")]
+    audit_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -32,6 +38,83 @@ enum Cmd {
     Run(RunArgs),
     /// Show the migration's recorded state from the database.
     Status(StatusArgs),
+    /// Control a running migration from any shell (over its control socket).
+    Ctl(CtlArgs),
+    /// Open the full screen on a migration running elsewhere (another terminal, or headless).
+    Attach(AttachArgs),
+}
+
+/// Which running migration: a plan file, or a socket; neither picks the only one running.
+#[derive(Debug, Args, Clone)]
+struct WhichArgs {
+    /// The plan file of the running migration.
+    #[arg(value_name = "PLAN.toml")]
+    plan: Option<PathBuf>,
+    /// The migration's control socket (see `pacer ctl list`).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The database, when the plan runs against several from this machine.
+    #[arg(long, value_name = "URL")]
+    target: Option<String>,
+}
+
+impl WhichArgs {
+    fn which(&self) -> commands::ctl::Which {
+        commands::ctl::Which {
+            plan: self.plan.clone(),
+            socket: self.socket.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct CtlArgs {
+    #[command(subcommand)]
+    action: CtlAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum CtlAction {
+    /// Pause at the next batch boundary.
+    Pause(WhichArgs),
+    /// Go on after a pause.
+    Resume(WhichArgs),
+    /// Keys per batch from the next batch on (holds until `auto`), or `auto` to hand the size
+    /// back to the adaptive sizer.
+    BatchSize {
+        /// A number of keys (100 to 1,000,000), or `auto`.
+        #[arg(value_name = "N|auto")]
+        size: String,
+        #[command(flatten)]
+        which: WhichArgs,
+    },
+    /// Go past the gate the migration waits at.
+    Proceed(WhichArgs),
+    /// Stop at the next boundary; everything stays resumable.
+    Abort(WhichArgs),
+    /// Where the running migration is: one screen, or `--json`.
+    Status {
+        #[command(flatten)]
+        which: WhichArgs,
+        /// One JSON object: {"runner": {...}, "state": {...}}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The migrations running on this machine under your account.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct AttachArgs {
+    #[command(flatten)]
+    which: WhichArgs,
+    /// Colour theme: dark, light, high-contrast, mono, or a path to a theme .toml (NO_COLOR wins).
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
+    /// Draw chart lines with plain dots instead of Braille.
+    #[arg(long)]
+    ascii: bool,
 }
 
 /// Where the plan and the database are.
@@ -73,6 +156,13 @@ struct RunArgs {
     /// Draw chart lines with plain dots instead of Braille (for fonts without Braille glyphs).
     #[arg(long)]
     ascii: bool,
+    /// When the terminal is lost (SSH drop, window closed, SIGHUP) without detaching: keep
+    /// running (`pacer attach` brings the screen back), or pause at the next batch boundary.
+    #[arg(long, value_enum, default_value = "continue", value_name = "WHAT")]
+    on_hangup: control::OnHangup,
+    /// Internal: the background half of a run started on a terminal.
+    #[arg(long, hide = true)]
+    runner: bool,
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -92,11 +182,39 @@ struct StatusArgs {
     json: bool,
 }
 
+async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
+    use commands::ctl;
+    use control::protocol::CtlCommand;
+    match action {
+        CtlAction::Pause(w) => ctl::command(&w.which(), CtlCommand::Pause).await,
+        CtlAction::Resume(w) => ctl::command(&w.which(), CtlCommand::Resume).await,
+        CtlAction::Proceed(w) => ctl::command(&w.which(), CtlCommand::Proceed).await,
+        CtlAction::Abort(w) => ctl::command(&w.which(), CtlCommand::Abort).await,
+        CtlAction::BatchSize { size, which } => {
+            let command = if size.eq_ignore_ascii_case("auto") {
+                CtlCommand::AutoBatchSize
+            } else {
+                let n = tui::app::parse_batch_size(&size).map_err(|e| {
+                    commands::Failure::refused(format!("batch size {size:?}: {e}, or auto"))
+                })?;
+                CtlCommand::BatchSize { size: n }
+            };
+            ctl::command(&which.which(), command).await
+        }
+        CtlAction::Status { which, json } => ctl::status(&which.which(), json).await,
+        CtlAction::List => ctl::list().await,
+    }
+}
+
 fn main() -> ExitCode {
     let _ = color_eyre::install();
     let cli = Cli::parse();
     // While the full-screen interface owns the terminal, logs must go to a file.
-    let tui = matches!(&cli.command, Cmd::Run(a) if commands::run::uses_tui(a.headless));
+    let tui = match &cli.command {
+        Cmd::Run(a) => a.runner || commands::run::uses_tui(a.headless),
+        Cmd::Attach(_) => true,
+        _ => false,
+    };
     let _log_guard = commands::init_logging(cli.log_file.as_deref(), tui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -119,10 +237,29 @@ fn main() -> ExitCode {
                     theme: a.theme,
                     sample_interval: a.sample_interval,
                     braille: !a.ascii,
+                    on_hangup: a.on_hangup,
+                    runner: a.runner,
+                    log_file: cli.log_file.clone(),
+                    audit_log: cli.audit_log.clone(),
                 };
                 commands::run::run(&a.target, options).await
             }
             Cmd::Status(a) => commands::status::run(&a.target, a.json).await,
+            Cmd::Ctl(c) => ctl(c.action).await,
+            Cmd::Attach(a) => {
+                let options = commands::run::RunOptions {
+                    headless: false,
+                    json: false,
+                    theme: a.theme,
+                    sample_interval: std::time::Duration::from_secs(1),
+                    braille: !a.ascii,
+                    on_hangup: control::OnHangup::Continue,
+                    runner: false,
+                    log_file: cli.log_file.clone(),
+                    audit_log: None,
+                };
+                commands::ctl::attach(&a.which.which(), options).await
+            }
         }
     });
     match result {

@@ -1,5 +1,6 @@
 //! The subcommands, and what they share: exit codes, loading the plan, connecting.
 
+pub mod ctl;
 pub mod plan;
 pub mod run;
 pub mod status;

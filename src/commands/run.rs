@@ -1,20 +1,48 @@
-//! `pacer run`: the migration, in the full-screen interface on a terminal, else headless
-//! (progress lines on stderr, or JSON events on stdout).
+//! `pacer run`: the migration.
+//!
+//! - **Headless** (`--headless`, or stdout not a terminal): the engine runs in this process,
+//!   progress lines on stderr or JSON events on stdout.
+//! - **On a terminal**: the engine runs in a *runner*, a child process in a session of its own
+//!   with no terminal (so an SSH drop, a closed window or SIGHUP cannot reach it), and this
+//!   process is the screen, attached to the runner's control socket like `pacer attach`.
+//!   Quitting the screen offers detach (the migration goes on), abort, or cancel; losing it
+//!   without detaching is a *hangup*: the runner goes on (`--on-hangup continue`, the
+//!   default) or pauses at the next batch boundary (`--on-hangup pause`).
+//!
+//! Either way the migration listens on a control socket (see [`crate::control`]) for `pacer
+//! ctl` and `pacer attach`, and writes the audit log.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_ABORTED, EXIT_DONE, Failure, connect, load_plan};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+
+use super::{EXIT_ABORTED, EXIT_DONE, EXIT_FAILURE, EXIT_REFUSED, Failure, connect, load_plan};
 use crate::TargetArgs;
+use crate::audit::Audit;
+use crate::control::client::{self, Ending};
+use crate::control::protocol::{CtlCommand, End, Info, Reply};
+use crate::control::server::Server;
+use crate::control::{self, Hub, OnHangup};
 use crate::engine::throttle::Signals;
-use crate::engine::{Command, Engine, EngineError, Handles, RunOutcome, SignalSource, SystemClock};
+use crate::engine::{Engine, EngineError, RunOutcome, SignalSource, SystemClock};
 use crate::headless::{Printer, Style};
+use crate::plan::Plan;
 use crate::sampler::{
     self, DEFAULT_WINDOW, Metrics, PgSource, SharedMetrics, postgres::statement_timeout_for,
 };
 use crate::target::Target;
+use crate::target::postgres::Postgres;
 use crate::tui;
+
+/// The line a runner prints on stdout once its socket listens.
+const READY: &str = "PACER-RUNNER-READY ";
+/// How long a finished runner waits for its viewers to read the end.
+const LINGER: Duration = Duration::from_secs(3);
+/// How long a runner waits for the terminal that started it before counting it as lost.
+const OWNER_GRACE: Duration = Duration::from_secs(15);
 
 /// How `pacer run` shows what it does.
 #[derive(Debug, Clone)]
@@ -29,6 +57,14 @@ pub struct RunOptions {
     pub sample_interval: Duration,
     /// Braille chart markers.
     pub braille: bool,
+    /// What losing the terminal does.
+    pub on_hangup: OnHangup,
+    /// This process is the runner of an interactive run (internal).
+    pub runner: bool,
+    /// `--log-file`, passed on to the runner.
+    pub log_file: Option<PathBuf>,
+    /// `--audit-log`: a path, `off`, or None for the default place.
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Whether `pacer run` opens the full-screen interface: asked for, and on a terminal.
@@ -39,93 +75,511 @@ pub fn uses_tui(headless: bool) -> bool {
 /// Runs or resumes the migration; returns the exit code.
 pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
+    if options.runner {
+        return runner(args, plan, options).await;
+    }
     let interactive = uses_tui(options.headless);
-    if !options.headless && !interactive {
+    if interactive {
+        return with_screen(args, plan, options).await;
+    }
+    if !options.headless {
         eprintln!(
             "pacer: standard output is not a terminal; running headless (as with --headless)."
         );
     }
-    let theme = if interactive {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-        Some(tui::theme::from_env(options.theme.as_deref(), no_color).map_err(Failure::refused)?)
-    } else {
-        None
-    };
+    headless(args, plan, options).await
+}
+
+/// The job of a plan as far as it can be known without connecting: `schema.table.column`, or
+/// `.table.column` (any schema) when the plan names none.
+pub fn job_selector(plan: &Plan) -> String {
+    match &plan.table.schema {
+        Some(schema) => format!("{schema}.{}.{}", plan.table.name, plan.column.name),
+        None => format!(".{}.{}", plan.table.name, plan.column.name),
+    }
+}
+
+/// Refuses when the plan's migration already runs on this machine against the same target
+/// (the database's advisory lock refuses a second runner from anywhere; this says it sooner,
+/// and says where the running one is).
+async fn refuse_if_running(args: &TargetArgs, plan: &Plan) -> Result<(), Failure> {
+    let target = super::resolve_target(args)?.redacted();
+    let job = job_selector(plan);
+    let running = client::running(&control::socket_dir()).await;
+    let same = running.iter().find(|(_, i)| {
+        let same_job = if job.starts_with('.') {
+            i.job.ends_with(&job)
+        } else {
+            i.job == job
+        };
+        same_job && i.target == target
+    });
+    if let Some((path, info)) = same {
+        return Err(Failure::refused(format!(
+            "{} is already running on {} (pid {}, started {}, socket {}); a second run would \
+             double-run batches. Watch it with `pacer attach {}`; control it with `pacer ctl \
+             status|pause|resume {}`.",
+            info.job,
+            info.target,
+            info.pid,
+            info.started_at,
+            path.display(),
+            args.plan.display(),
+            args.plan.display()
+        )));
+    }
+    Ok(())
+}
+
+/// What a running migration is made of, before the engine starts.
+struct Prepared {
+    engine: Engine<Postgres>,
+    hub: Arc<Hub>,
+    pump: tokio::task::JoinHandle<()>,
+    server: Server,
+    sampler: tokio::task::JoinHandle<()>,
+}
+
+/// Connects, starts the sampler, opens the audit log, and listens on the control socket.
+async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<Prepared, Failure> {
+    let plan_toml = std::fs::read_to_string(&args.plan).unwrap_or_default();
     let target = connect(args, &plan).await?;
     let conn = target.connection().clone();
     let describe = target.describe();
-    let (mut engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
+    let (engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
+    let job = handles.state.borrow().job.clone();
 
-    // The sampler runs for the screen's charts and for health throttling, on its own session.
-    let needs_sampler = interactive || plan.throttle.needs_sampler();
-    let sampling = needs_sampler.then(|| {
-        let job = handles.state.borrow().job.clone();
-        let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
-        let source = PgSource::new(conn.clone(), &job, plan.table.quoted())
-            .with_statement_timeout(statement_timeout_for(options.sample_interval));
-        let task = sampler::spawn(source, options.sample_interval, metrics.clone());
-        (metrics, task)
-    });
-    if let Some((metrics, _)) = &sampling {
-        engine = engine.with_signals(signals_from(metrics.clone(), options.sample_interval));
-    }
-    let commands = handles.commands.clone();
-    spawn_signal_handler(commands.clone(), interactive);
+    // The sampler always runs: the charts of any viewer that attaches, and health throttling.
+    let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
+    let source = PgSource::new(conn.clone(), &job, plan.table.quoted())
+        .with_statement_timeout(statement_timeout_for(options.sample_interval));
+    let sampler = sampler::spawn(source, options.sample_interval, metrics.clone());
+    let engine = engine.with_signals(signals_from(metrics.clone(), options.sample_interval));
 
-    let outcome = match theme {
-        Some(theme) => {
-            let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-            let engine_task = tokio::spawn(async move {
-                let outcome = engine.run().await;
-                let _ = done_tx.send(());
-                outcome
-            });
-            let setup = tui::Setup {
-                theme,
-                braille: options.braille,
-                metrics: sampling.as_ref().map(|(m, _)| m.clone()),
-                target: describe,
-                plan,
-            };
-            if let Err(e) = tui::run(handles, setup, done_rx).await {
-                // The screen failed (a lost terminal, most likely), not the migration: it goes
-                // on to its end; `pacer status` follows it.
-                tracing::warn!("terminal interface ended: {e}; the migration continues");
-                eprintln!("pacer: the terminal interface ended ({e}); the migration continues.");
-            }
-            let outcome = engine_task
-                .await
-                .map_err(|e| Failure::failed(format!("the migration task failed: {e}")))?;
-            if let Ok(o) = &outcome {
-                eprintln!("pacer: {}", summary(*o));
-            }
-            outcome
-        }
-        None => {
-            let style = if options.json {
-                Style::Json
-            } else {
-                Style::Human
-            };
-            let Handles { events, .. } = handles;
-            let printer = tokio::spawn(Printer::new(style).run(events));
-            let outcome = engine.run().await;
-            let _ = printer.await;
-            outcome
-        }
+    let audit = open_audit(options.audit_log.as_deref(), &job);
+    let dir = control::socket_dir();
+    control::ensure_dir(&dir).map_err(Failure::failed)?;
+    let pid = std::process::id();
+    let path = control::socket_path(&dir, &job, pid);
+    let info = Info {
+        job: job.clone(),
+        pid,
+        plan_path: args.plan.display().to_string(),
+        plan_toml,
+        target: describe.clone(),
+        started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        socket: path.display().to_string(),
+        audit_log: audit.path().map(|p| p.display().to_string()),
+        on_hangup: options.on_hangup.as_str().to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    if let Some((_, task)) = sampling {
-        task.abort();
+    audit.note(
+        "run_started",
+        serde_json::json!({
+            "plan": info.plan_path,
+            "target": describe,
+            "socket": info.socket,
+            "on_hangup": info.on_hangup,
+            "version": info.version,
+        }),
+    );
+    let (hub, pump) = Hub::spawn(
+        handles,
+        info,
+        Some(metrics.clone()),
+        audit,
+        options.on_hangup,
+    );
+    let server = Server::bind(&path, hub.clone()).map_err(Failure::failed)?;
+    tracing::info!(socket = %path.display(), "control socket listening");
+    Ok(Prepared {
+        engine,
+        hub,
+        pump,
+        server,
+        sampler,
+    })
+}
+
+/// The audit log: `--audit-log PATH`, `--audit-log off`, else the default place. A file that
+/// cannot be opened is a warning, not a refusal (the database keeps its own record).
+fn open_audit(setting: Option<&std::path::Path>, job: &str) -> Audit {
+    let path = match setting {
+        Some(p) if p.as_os_str() == "off" => return Audit::disabled(),
+        Some(p) => Some(p.to_path_buf()),
+        None => crate::audit::default_path(),
+    };
+    let Some(path) = path else {
+        tracing::warn!("no place for the audit log (no HOME); running without one");
+        return Audit::disabled();
+    };
+    match Audit::open(&path, job) {
+        Ok(audit) => audit,
+        Err(e) => {
+            tracing::warn!("cannot open the audit log {}: {e}", path.display());
+            eprintln!(
+                "pacer: warning: cannot open the audit log {}: {e}; running without one",
+                path.display()
+            );
+            Audit::disabled()
+        }
     }
+}
+
+/// How an engine outcome ends the run.
+fn end_of(args: &TargetArgs, outcome: Result<RunOutcome, EngineError>) -> End {
     match outcome {
-        Ok(RunOutcome::Done) | Ok(RunOutcome::AlreadyDone) => Ok(EXIT_DONE),
-        Ok(RunOutcome::Aborted) => Ok(EXIT_ABORTED),
-        Err(EngineError::Refused(m)) => Err(Failure::refused(format!(
-            "preflight refuses {}: {m}",
+        Ok(o @ (RunOutcome::Done | RunOutcome::AlreadyDone)) => End {
+            code: EXIT_DONE,
+            message: summary(o).to_string(),
+        },
+        Ok(RunOutcome::Aborted) | Err(EngineError::Aborted) => End {
+            code: EXIT_ABORTED,
+            message: summary(RunOutcome::Aborted).to_string(),
+        },
+        Err(EngineError::Refused(m)) => End {
+            code: EXIT_REFUSED,
+            message: format!("preflight refuses {}: {m}", args.plan.display()),
+        },
+        Err(EngineError::Failed(m)) => End {
+            code: EXIT_FAILURE,
+            message: m,
+        },
+    }
+}
+
+/// Runs the engine to its end and tells the hub; returns how it ended.
+async fn drive(args: &TargetArgs, prepared: Prepared) -> (End, Arc<Hub>, Server) {
+    let Prepared {
+        engine,
+        hub,
+        pump,
+        server,
+        sampler,
+    } = prepared;
+    let outcome = engine.run().await;
+    sampler.abort();
+    let end = end_of(args, outcome);
+    // The engine is dropped: the pump forwards what is left and ends.
+    let _ = pump.await;
+    hub.audit().note(
+        "run_ended",
+        serde_json::json!({ "code": end.code, "message": end.message }),
+    );
+    hub.finish(end.clone());
+    (end, hub, server)
+}
+
+/// Headless: engine, socket and progress printer in this process.
+async fn headless(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8, Failure> {
+    refuse_if_running(args, &plan).await?;
+    let prepared = prepare(args, plan, &options).await?;
+    let hub = prepared.hub.clone();
+    eprintln!(
+        "pacer: control socket {} (pacer ctl / pacer attach); audit log {}",
+        prepared.server.path().display(),
+        hub.info().audit_log.as_deref().unwrap_or("off")
+    );
+    let style = if options.json {
+        Style::Json
+    } else {
+        Style::Human
+    };
+    let (_, updates) = hub.subscribe(false);
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(forward_events(updates, events_tx));
+    let printer = tokio::spawn(Printer::new(style).run(events_rx));
+    spawn_signal_handler(hub.clone(), false, options.on_hangup);
+    let (end, _hub, server) = drive(args, prepared).await;
+    let _ = printer.await;
+    drop(server);
+    exit_with(end)
+}
+
+/// The events of a hub subscription, for the printer.
+async fn forward_events(
+    mut updates: tokio::sync::mpsc::Receiver<Reply>,
+    events: tokio::sync::mpsc::UnboundedSender<crate::engine::Event>,
+) {
+    while let Some(update) = updates.recv().await {
+        let sent = match update {
+            Reply::Event { event } => events.send(event).is_ok(),
+            Reply::End { .. } => false,
+            _ => true,
+        };
+        if !sent {
+            break;
+        }
+    }
+}
+
+fn exit_with(end: End) -> Result<u8, Failure> {
+    match end.code {
+        EXIT_DONE | EXIT_ABORTED => Ok(end.code),
+        code => Err(Failure {
+            code,
+            message: end.message,
+        }),
+    }
+}
+
+/// The runner of an interactive run: connects, listens, says READY on stdout, lets go of the
+/// terminal's pipes and runs the migration to its end.
+async fn runner(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8, Failure> {
+    let prepared = prepare(args, plan, &options).await?;
+    let hub = prepared.hub.clone();
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{READY}{}", prepared.server.path().display());
+        let _ = out.flush();
+    }
+    detach_stdio();
+    spawn_signal_handler(hub.clone(), false, OnHangup::Continue);
+    // The terminal that started the run attaches at once; if it never does (it was closed
+    // while pacer was connecting), that is a hangup too.
+    let watch = hub.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(OWNER_GRACE).await;
+        if !watch.owner_seen() {
+            watch.owner_lost();
+        }
+    });
+    let (end, hub, server) = drive(args, prepared).await;
+    // Give the viewers a moment to read the end before the socket goes.
+    let deadline = tokio::time::Instant::now() + LINGER;
+    while hub.subscriber_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
+    exit_with(end)
+}
+
+/// Points stdin, stdout and stderr at /dev/null: the terminal's pipes close when the screen
+/// goes, and a write to a closed pipe must not end the runner.
+fn detach_stdio() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in [0, 1, 2] {
+        // SAFETY: dup2 onto the standard descriptors with a valid open descriptor.
+        unsafe {
+            libc::dup2(null.as_raw_fd(), fd);
+        }
+    }
+}
+
+/// On a terminal: start the runner, then be its screen.
+async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8, Failure> {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let theme =
+        tui::theme::from_env(options.theme.as_deref(), no_color).map_err(Failure::refused)?;
+    refuse_if_running(args, &plan).await?;
+    let (socket, runner_pid) = start_runner(args, &options).await?;
+    let attached = client::attach(&socket, true)
+        .await
+        .map_err(|e| Failure::failed(format!("cannot attach to the runner: {}", e.message)))?;
+    let info = attached.info.clone();
+    let result = screen(attached, theme, &options, plan, true).await;
+    match result {
+        Ok(Left::Detached) => {
+            eprintln!(
+                "pacer: detached. {} goes on in the background (runner pid {runner_pid}).\n\
+                 pacer attach {}      brings the screen back\n\
+                 pacer ctl status {}  shows where it is",
+                info.job,
+                args.plan.display(),
+                args.plan.display()
+            );
+            Ok(EXIT_DONE)
+        }
+        Ok(Left::Ended(end)) => {
+            eprintln!("pacer: {}", end.message);
+            exit_with(end)
+        }
+        Ok(Left::Lost(why)) => Err(Failure::failed(format!(
+            "lost the runner (pid {runner_pid}): {why}. `pacer status {}` shows what the \
+             database recorded; run again to resume from the last checkpoint.",
             args.plan.display()
         ))),
-        Err(EngineError::Failed(m)) => Err(Failure::failed(m)),
-        Err(EngineError::Aborted) => Ok(EXIT_ABORTED),
+        Err(e) => {
+            // The terminal is gone or broken: the runner goes on (or pauses, with
+            // --on-hangup pause) and `pacer attach` finds it.
+            eprintln!(
+                "pacer: the terminal interface ended ({e}); the migration goes on in the \
+                 runner (pid {runner_pid}), --on-hangup {}: `pacer attach {}` brings it back.",
+                options.on_hangup.as_str(),
+                args.plan.display()
+            );
+            Ok(EXIT_FAILURE)
+        }
+    }
+}
+
+/// How a screen was left.
+pub enum Left {
+    /// The operator detached; the migration goes on.
+    Detached,
+    /// The run ended.
+    Ended(End),
+    /// The connection to the runner was lost.
+    Lost(String),
+}
+
+/// Runs the screen on an attached migration until the operator leaves.
+pub async fn screen(
+    attached: client::Attached,
+    theme: tui::theme::Theme,
+    options: &RunOptions,
+    plan: Plan,
+    detachable: bool,
+) -> std::io::Result<Left> {
+    let client::Parts {
+        info,
+        handles,
+        metrics,
+        done,
+        ending,
+        detacher,
+    } = attached.into_parts();
+    // The screen's `done`: when the connection ends, with a log line if it was lost.
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let watch_ending = ending.clone();
+    tokio::spawn(async move {
+        let _ = done.await;
+        let note = match &*watch_ending.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(Ending::Lost(why)) => Some(format!("connection to the runner lost: {why}")),
+            _ => None,
+        };
+        let _ = done_tx.send(note);
+    });
+    let setup = tui::Setup {
+        theme,
+        braille: options.braille,
+        metrics,
+        target: info.target.clone(),
+        plan,
+        detachable,
+    };
+    let exit = tui::run(handles, setup, done_rx).await?;
+    if exit == tui::Exit::Detached {
+        detacher.detach().await;
+        return Ok(Left::Detached);
+    }
+    let ending = ending.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(match (exit, ending) {
+        (tui::Exit::Detached, _) => Left::Detached,
+        (tui::Exit::Quit, Some(Ending::End(end))) => Left::Ended(end),
+        (tui::Exit::Quit, Some(Ending::Lost(why))) => Left::Lost(why),
+        (tui::Exit::Quit, None) => Left::Lost("the connection ended".into()),
+    })
+}
+
+/// Starts the runner: this binary, `run … --runner`, in a session of its own, with the
+/// target in its environment (not on its command line, where `ps` would show a password).
+/// Returns its socket once it listens, or its error and exit code when it could not start.
+async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBuf, u32), Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::failed(format!("cannot find pacer's own binary: {e}")))?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg("run")
+        .arg(&args.plan)
+        .arg("--runner")
+        .arg("--on-hangup")
+        .arg(options.on_hangup.as_str())
+        .arg("--sample-interval")
+        .arg(format!("{}ms", options.sample_interval.as_millis()));
+    if let Some(log) = &options.log_file {
+        cmd.arg("--log-file").arg(log);
+    }
+    if let Some(audit) = &options.audit_log {
+        cmd.arg("--audit-log").arg(audit);
+    }
+    if let Some(target) = &args.target {
+        cmd.env("PACER_TARGET", target);
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(false);
+    // SAFETY: setsid is async-signal-safe; it only fails when already a group leader, which a
+    // freshly forked child is not.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::failed(format!("cannot start the runner: {e}")))?;
+    let pid = child.id().unwrap_or(0);
+    let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
+    let mut stderr = child.stderr.take().expect("piped");
+    let errors = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    // Ctrl-C while connecting cancels: the runner must not go on by itself.
+    let ready = tokio::select! {
+        line = async {
+            loop {
+                match stdout.next_line().await {
+                    Ok(Some(line)) => {
+                        if let Some(path) = line.strip_prefix(READY) {
+                            break Some(PathBuf::from(path));
+                        }
+                    }
+                    _ => break None,
+                }
+            }
+        } => line,
+        _ = tokio::signal::ctrl_c() => {
+            // SAFETY: signalling our own child by pid.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL); }
+            let _ = child.wait().await;
+            return Err(Failure { code: EXIT_ABORTED, message: "cancelled before the migration started; nothing was changed.".into() });
+        }
+    };
+    match ready {
+        Some(path) => {
+            let warnings = errors.await.unwrap_or_default();
+            for line in warnings.lines().filter(|l| !l.trim().is_empty()) {
+                eprintln!("{line}");
+            }
+            // Reap it when it ends while this process still runs (no zombie).
+            tokio::spawn(async move {
+                let _ = child.wait().await;
+            });
+            Ok((path, pid))
+        }
+        None => {
+            let status = child.wait().await.ok();
+            let text = errors.await.unwrap_or_default();
+            let code = status
+                .and_then(|s| s.code())
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(EXIT_FAILURE);
+            let message = text
+                .lines()
+                .map(|l| l.strip_prefix("pacer: ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n");
+            Err(Failure {
+                code: if code == 0 { EXIT_FAILURE } else { code },
+                message: if message.trim().is_empty() {
+                    "the runner ended before it was ready (see the log file)".into()
+                } else {
+                    message
+                },
+            })
+        }
     }
 }
 
@@ -178,11 +632,11 @@ fn summary(outcome: RunOutcome) -> &'static str {
 }
 
 /// Ctrl-C / SIGTERM stop at the next batch boundary (resumable); a second one exits now, which
-/// is safe too: an unfinished transaction rolls back and DDL is atomic. (In the interface,
-/// Ctrl-C is a key and asks first; SIGINT from elsewhere still stops.) SIGHUP is ignored: losing
-/// the terminal must not stop a migration half-way. SIGUSR1 pauses at the next batch boundary,
-/// SIGUSR2 resumes: control from any shell.
-fn spawn_signal_handler(commands: tokio::sync::mpsc::UnboundedSender<Command>, interactive: bool) {
+/// is safe too: an unfinished transaction rolls back and DDL is atomic. SIGHUP (the terminal
+/// went away) never stops a migration: with `--on-hangup pause` it pauses at the next batch
+/// boundary, else it is ignored. SIGUSR1 pauses, SIGUSR2 resumes. Every one goes through the
+/// hub, so it is in the audit log as coming from a signal.
+fn spawn_signal_handler(hub: Arc<Hub>, interactive: bool, on_hangup: OnHangup) {
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut int), Ok(mut term), Ok(mut hup), Ok(mut usr1), Ok(mut usr2)) = (
@@ -199,13 +653,20 @@ fn spawn_signal_handler(commands: tokio::sync::mpsc::UnboundedSender<Command>, i
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
-                _ = hup.recv() => continue,
+                _ = hup.recv() => {
+                    if on_hangup == OnHangup::Pause {
+                        let _ = hub.command(CtlCommand::Pause, "hangup");
+                    } else {
+                        tracing::warn!("SIGHUP: the terminal is gone; the migration continues");
+                    }
+                    continue;
+                }
                 _ = usr1.recv() => {
-                    let _ = commands.send(Command::Pause);
+                    let _ = hub.command(CtlCommand::Pause, "signal");
                     continue;
                 }
                 _ = usr2.recv() => {
-                    let _ = commands.send(Command::Resume);
+                    let _ = hub.command(CtlCommand::Resume, "signal");
                     continue;
                 }
             }
@@ -213,6 +674,7 @@ fn spawn_signal_handler(commands: tokio::sync::mpsc::UnboundedSender<Command>, i
                 if interactive {
                     tui::terminal::restore();
                 }
+                hub.audit().operator("exit_now", "signal", None);
                 eprintln!("pacer: stopping now; the migration resumes from its last checkpoint.");
                 std::process::exit(i32::from(EXIT_ABORTED));
             }
@@ -220,7 +682,7 @@ fn spawn_signal_handler(commands: tokio::sync::mpsc::UnboundedSender<Command>, i
             if !interactive {
                 eprintln!("pacer: stopping at the next batch boundary (again to stop at once).");
             }
-            let _ = commands.send(Command::Abort);
+            let _ = hub.command(CtlCommand::Abort, "signal");
         }
     });
 }

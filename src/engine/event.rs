@@ -1,6 +1,6 @@
 //! What goes into the engine (commands) and what comes out (events and state).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::{Phase, PhasePlan, Severity};
 use crate::target::{Blocker, Key};
@@ -17,12 +17,14 @@ pub enum Command {
     SetBatchSize(u64),
     /// Hand the batch size back to the adaptive sizer.
     AutoBatchSize,
+    /// Go past the gate the engine waits at (dropped when it waits at none).
+    Proceed,
     /// Stop at the next boundary, leaving everything resumable.
     Abort,
 }
 
 /// Who changed the batch size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SizeSource {
     /// An operator command.
@@ -34,7 +36,7 @@ pub enum SizeSource {
 }
 
 /// Something that happened, with when and to which migration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     /// RFC 3339 UTC time with milliseconds.
     pub ts: String,
@@ -46,7 +48,7 @@ pub struct Event {
 }
 
 /// What happened. Serialized with an `event` field naming the variant in snake_case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     /// The run began.
@@ -166,7 +168,7 @@ pub enum EventKind {
 }
 
 /// What the engine is doing, in words a status line can show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Checking before changing anything.
@@ -181,6 +183,8 @@ pub enum Status {
     WaitingForLock,
     /// Waiting at a batch boundary because a health signal is over its limit.
     Throttled,
+    /// Waiting for the operator to proceed past a gate before a phase.
+    Gate,
     /// Reconnecting after a lost connection.
     Reconnecting,
     /// Finished.
@@ -192,7 +196,7 @@ pub enum Status {
 }
 
 /// A snapshot of the engine's state, for status displays.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct State {
     /// The migration.
     pub job: String,
@@ -220,4 +224,6 @@ pub struct State {
     pub error: Option<String>,
     /// Why batches wait, while throttled.
     pub throttle: Option<String>,
+    /// The phase a gate guards, while the engine waits at it.
+    pub gate: Option<Phase>,
 }

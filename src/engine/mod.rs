@@ -116,6 +116,7 @@ impl<T: Target> Engine<T> {
             blockers: Vec::new(),
             error: None,
             throttle: None,
+            gate: None,
         };
         let (state_tx, state_rx) = watch::channel(state);
         let seed = SystemTime::now()
@@ -536,6 +537,8 @@ impl<T: Target> Engine<T> {
                     self.resized(resize, SizeSource::Adaptive, true);
                 }
             }
+            // Gates arrive with the gates change; until then there is no gate to pass.
+            Command::Proceed => {}
             Command::Abort => {
                 if !self.abort {
                     self.abort = true;

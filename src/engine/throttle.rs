@@ -34,7 +34,7 @@ pub struct Signals {
 }
 
 /// One signal over its limit, with the value against the limit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Reason {
     /// Which signal.
     pub signal: String,

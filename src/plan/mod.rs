@@ -165,14 +165,6 @@ pub struct ThrottleSpec {
 }
 
 impl ThrottleSpec {
-    /// Whether a signal needs the sampler (the file and the query do not).
-    pub fn needs_sampler(&self) -> bool {
-        self.max_replication_lag.is_some()
-            || self.max_lock_waiters.is_some()
-            || self.pause_on_autovacuum
-            || self.max_wal_rate.is_some()
-    }
-
     /// Whether any signal is configured.
     pub fn any(&self) -> bool {
         self.max_replication_lag.is_some()

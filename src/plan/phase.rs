@@ -6,7 +6,9 @@ use std::str::FromStr;
 use serde::Serialize;
 
 /// One phase of the add-column procedure, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Read-only checks; changes nothing.
@@ -72,7 +74,7 @@ impl FromStr for Phase {
 }
 
 /// How long a statement holds its strongest lock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Hold {
     /// Takes no table lock worth naming.
@@ -98,7 +100,7 @@ impl Hold {
 }
 
 /// One statement a phase runs, with what it costs the table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Step {
     /// What the step does, in words.
     pub title: String,
@@ -117,7 +119,7 @@ pub struct Step {
 }
 
 /// The statements of one phase.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PhasePlan {
     /// The phase.
     pub phase: Phase,

@@ -7,7 +7,7 @@ use sysinfo::{MemoryRefreshKind, Networks, Pid, ProcessRefreshKind, ProcessesToU
 
 /// One reading of the host. Counters are totals since boot (or since pacer started, for its
 /// own CPU time); [`crate::sampler::Metrics`] turns them into rates.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HostSample {
     /// Machine CPU use, percent of all cores, since the previous sample (None on the first).
     pub cpu_pct: Option<f64>,

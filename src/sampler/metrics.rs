@@ -157,6 +157,35 @@ pub struct Metrics {
     last_interval_end: Option<f64>,
     recent_batches: Recent,
     failures: FailureLog,
+    throttled: Vec<(f64, Option<f64>)>,
+}
+
+/// One thing recorded into [`Metrics`]. The runner publishes these as they happen, so a viewer
+/// in another process (`pacer attach`) rebuilds the same series by applying them in order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "m", rename_all = "snake_case")]
+pub enum MetricInput {
+    /// One sampling round at `t`: the database and the host; ends the interval.
+    Round {
+        t: f64,
+        db: Box<DbSample>,
+        host: HostSample,
+    },
+    /// One of pacer's batches finished at `t`.
+    Batch { t: f64, keys: u64, ms: f64 },
+    /// Throttling began (`on`) or ended at `t`.
+    Throttle { t: f64, on: bool },
+}
+
+impl MetricInput {
+    /// When it was recorded.
+    pub fn t(&self) -> f64 {
+        match self {
+            MetricInput::Round { t, .. }
+            | MetricInput::Batch { t, .. }
+            | MetricInput::Throttle { t, .. } => *t,
+        }
+    }
 }
 
 impl Metrics {
@@ -182,6 +211,7 @@ impl Metrics {
             last_interval_end: None,
             recent_batches: Recent::with_capacity(RECENT_BATCHES),
             failures: FailureLog::default(),
+            throttled: Vec::new(),
         }
     }
 
@@ -198,6 +228,52 @@ impl Metrics {
     /// The latest figures.
     pub fn latest(&self) -> &Latest {
         &self.latest
+    }
+
+    /// The series' width: the charts' widest window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The sampling interval the series were made for.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Applies one recorded input (see [`MetricInput`]).
+    pub fn apply(&mut self, input: &MetricInput) {
+        match input {
+            MetricInput::Round { t, db, host } => {
+                self.record_db(*t, db);
+                self.record_host(*t, host);
+                self.end_interval(*t);
+            }
+            MetricInput::Batch { t, keys, ms } => self.record_batch(*t, *keys, *ms),
+            MetricInput::Throttle { t, on } => self.mark_throttle(*t, *on),
+        }
+    }
+
+    /// Notes that throttling began (`on`) or ended at `t`; intervals older than the window
+    /// are forgotten.
+    pub fn mark_throttle(&mut self, t: f64, on: bool) {
+        let open = self.throttled.last().is_some_and(|(_, end)| end.is_none());
+        match (on, open) {
+            (true, false) => self.throttled.push((t, None)),
+            (false, true) => {
+                if let Some(last) = self.throttled.last_mut() {
+                    last.1 = Some(t);
+                }
+            }
+            _ => {}
+        }
+        let horizon = t - self.window.as_secs_f64();
+        self.throttled
+            .retain(|(_, end)| end.is_none_or(|end| end >= horizon));
+    }
+
+    /// Throttled intervals (start, end; None while it lasts), oldest first.
+    pub fn throttled(&self) -> &[(f64, Option<f64>)] {
+        &self.throttled
     }
 
     /// The `p`-th percentile (0–100) of the last 100 batch durations, ms.

@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::target::Blocker;
 
 // The sampler's API in one place.
-pub use metrics::{Metrics, SeriesId};
+pub use metrics::{MetricInput, Metrics, SeriesId};
 pub use postgres::PgSource;
 pub use runner::{SharedMetrics, spawn};
 
@@ -38,7 +38,7 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// One round of database queries. Each figure is sampled by its own query: an `Err` (the
 /// query's error, in words, without any password) is a gap in that figure's chart only.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DbSample {
     /// Sessions waiting on locks and who blocks them.
     pub lock_waits: Result<LockWaits, String>,
@@ -66,7 +66,7 @@ impl DbSample {
 }
 
 /// Lock waits at one moment.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LockWaits {
     /// Sessions waiting for a lock, pacer's own sessions not counted.
     pub waiting: u32,
@@ -107,7 +107,7 @@ impl LockWaits {
 }
 
 /// One session waiting for a lock.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LockWait {
     /// Backend process id of the waiting session.
     pub pid: i32,
@@ -122,7 +122,7 @@ pub struct LockWait {
 }
 
 /// One replica's lag, as the primary sees it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReplicaLag {
     /// Its name: application name, else address; made unique within a sample.
     pub name: String,
@@ -144,7 +144,7 @@ impl ReplicaLag {
 }
 
 /// The table's counters and state.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TableStats {
     /// Rows updated (all sessions, HOT included) since statistics were reset: a counter.
     pub n_tup_upd: u64,
@@ -161,7 +161,7 @@ pub struct TableStats {
 }
 
 /// A vacuum running on the table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct VacuumRun {
     /// Started by autovacuum (else by someone's VACUUM).
     pub automatic: bool,

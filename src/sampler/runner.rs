@@ -11,14 +11,17 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use super::failures::SampleLog;
 use super::host::HostSampler;
-use super::metrics::Metrics;
+use super::metrics::{MetricInput, Metrics};
 use super::{DbSample, MetricSource};
+
+/// Inputs a tap may fall behind by before it misses some (see [`SharedMetrics::tap`]).
+const TAP_CAPACITY: usize = 4096;
 
 /// Share of the interval one round of database queries may take before it counts as failed.
 const ROUND_BUDGET: f64 = 0.8;
@@ -29,15 +32,40 @@ const ROUND_BUDGET: f64 = 0.8;
 pub struct SharedMetrics {
     tx: watch::Sender<Metrics>,
     origin: Instant,
+    tap: broadcast::Sender<MetricInput>,
 }
 
 impl SharedMetrics {
     /// Shares `metrics`; times are measured from now.
     pub fn new(metrics: Metrics) -> SharedMetrics {
+        SharedMetrics::with_elapsed(metrics, Duration::ZERO)
+    }
+
+    /// Shares `metrics` whose time axis began `elapsed` ago (a viewer joining a running
+    /// migration takes the runner's clock).
+    pub fn with_elapsed(metrics: Metrics, elapsed: Duration) -> SharedMetrics {
+        let now = Instant::now();
         SharedMetrics {
             tx: watch::Sender::new(metrics),
-            origin: Instant::now(),
+            origin: now.checked_sub(elapsed).unwrap_or(now),
+            tap: broadcast::channel(TAP_CAPACITY).0,
         }
+    }
+
+    /// Every input recorded from now on, in order (for the control socket's viewers).
+    pub fn tap(&self) -> broadcast::Receiver<MetricInput> {
+        self.tap.subscribe()
+    }
+
+    /// Records `input`: a sampling round wakes the receivers, a batch or a throttle mark does
+    /// not (an engine event does). Taps see it too.
+    pub fn apply(&self, input: MetricInput) {
+        let wake = matches!(input, MetricInput::Round { .. });
+        self.tx.send_if_modified(|m| {
+            m.apply(&input);
+            wake
+        });
+        let _ = self.tap.send(input);
     }
 
     /// A receiver for a reader: `changed().await` wakes it after each sampling round.
@@ -60,18 +88,18 @@ impl SharedMetrics {
         f(&self.tx.borrow())
     }
 
-    /// Changes the metrics and wakes every receiver.
-    pub fn update(&self, f: impl FnOnce(&mut Metrics)) {
-        self.tx.send_modify(f);
-    }
-
     /// Records one of pacer's batches that finished now (from the engine's BatchDone event).
     pub fn record_batch(&self, keys: u64, duration: Duration) {
-        let t = self.now();
-        self.tx.send_if_modified(|m| {
-            m.record_batch(t, keys, duration.as_secs_f64() * 1000.0);
-            false
+        self.apply(MetricInput::Batch {
+            t: self.now(),
+            keys,
+            ms: duration.as_secs_f64() * 1000.0,
         });
+    }
+
+    /// Notes that throttling began (`on`) or ended now.
+    pub fn mark_throttle(&self, on: bool) {
+        self.apply(MetricInput::Throttle { t: self.now(), on });
     }
 
     /// Sampling failures and recoveries since the last call, for the event log (does not wake
@@ -115,10 +143,10 @@ pub fn spawn<S: MetricSource + 'static>(
                 )),
             };
             let host_sample = host.sample();
-            metrics.update(|m| {
-                m.record_db(t, &db);
-                m.record_host(t, &host_sample);
-                m.end_interval(t);
+            metrics.apply(MetricInput::Round {
+                t,
+                db: Box::new(db),
+                host: host_sample,
             });
         }
     })

@@ -139,7 +139,7 @@ pub struct JobState {
 }
 
 /// A session that holds a lock someone else waits for.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Blocker {
     /// Backend process id.
     pub pid: i32,

@@ -17,7 +17,8 @@ const LOG_PAGE: usize = 10;
 /// A question waiting for y/n.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Question {
-    /// Quit while the migration runs (stops it at the next batch boundary).
+    /// Quit while the migration runs, where the migration cannot go on without this process
+    /// (`pacer demo`): stops it at the next batch boundary.
     Quit,
     /// Abort the migration.
     Abort,
@@ -71,6 +72,10 @@ pub struct App {
     pub pending_batch: Option<u64>,
     /// The operator asked to quit; the loop exits once the engine has stopped.
     pub quit_requested: bool,
+    /// The migration runs in another process: leaving may detach from it.
+    pub detachable: bool,
+    /// The operator chose to detach: the loop exits now, the migration goes on.
+    pub detach_requested: bool,
 }
 
 impl App {
@@ -87,7 +92,16 @@ impl App {
             batch_size,
             pending_batch: None,
             quit_requested: false,
+            detachable: false,
+            detach_requested: false,
         }
+    }
+
+    /// The same, for a screen attached to a migration running in another process: `q` offers
+    /// detach, abort or cancel.
+    pub fn detachable(mut self) -> App {
+        self.detachable = true;
+        self
     }
 
     /// Follows the engine's batch size: clears a pending size once applied, and takes sizes the
@@ -110,6 +124,7 @@ impl App {
     pub fn on_key(&mut self, key: KeyEvent, mode: EngineMode) -> Vec<Command> {
         match self.popup.clone() {
             Some(Popup::Confirm(_)) => self.on_confirm_key(key),
+            Some(Popup::Leave) => self.on_leave_key(key),
             Some(Popup::BatchSize { input, .. }) => self.on_batch_key(key, input),
             Some(Popup::Help) => {
                 if matches!(
@@ -161,6 +176,8 @@ impl App {
             Action::Quit => {
                 if mode == EngineMode::Finished {
                     self.quit_requested = true;
+                } else if self.detachable {
+                    self.popup = Some(Popup::Leave);
                 } else {
                     self.ask(Question::Quit);
                 }
@@ -229,6 +246,26 @@ impl App {
             }
             Some(Question::Abort) => vec![Command::Abort],
             None => Vec::new(),
+        }
+    }
+
+    fn on_leave_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        match key.code {
+            KeyCode::Char('d') | KeyCode::Char('D') => {
+                self.popup = None;
+                self.detach_requested = true;
+                Vec::new()
+            }
+            KeyCode::Char('a') | KeyCode::Char('A') => {
+                self.popup = None;
+                self.quit_requested = true;
+                vec![Command::Abort]
+            }
+            KeyCode::Char('c') | KeyCode::Char('C') | KeyCode::Char('n') | KeyCode::Esc => {
+                self.popup = None;
+                Vec::new()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -488,6 +525,49 @@ mod tests {
             matches!(&app.popup, Some(Popup::Confirm(_))),
             "Ctrl-C asks like q"
         );
+    }
+
+    #[test]
+    fn q_on_an_attached_screen_offers_detach_abort_or_cancel() {
+        let mut app = App::new(8, 5000).detachable();
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('q')]), vec![]);
+        assert_eq!(app.popup, Some(Popup::Leave));
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[code(KeyCode::Esc)]),
+            vec![]
+        );
+        assert_eq!(app.popup, None);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('q'), key('c')]),
+            vec![]
+        );
+        assert!(!app.quit_requested && !app.detach_requested);
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('q'), key('x')]),
+            vec![]
+        );
+        assert_eq!(
+            app.popup,
+            Some(Popup::Leave),
+            "other keys leave the question open"
+        );
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('d')]), vec![]);
+        assert!(app.detach_requested && !app.quit_requested);
+
+        let mut app = App::new(8, 5000).detachable();
+        assert_eq!(
+            script(&mut app, EngineMode::Paused, &[key('q'), key('a')]),
+            vec![Command::Abort]
+        );
+        assert!(app.quit_requested && !app.detach_requested);
+
+        let mut app = App::new(8, 5000).detachable();
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('q')]), vec![]);
+        assert!(app.quit_requested, "nothing to leave running once finished");
+        let mut app = App::new(8, 5000).detachable();
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        script(&mut app, EngineMode::Running, &[ctrl_c]);
+        assert_eq!(app.popup, Some(Popup::Leave), "Ctrl-C asks like q");
     }
 
     #[test]

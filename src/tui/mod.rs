@@ -16,11 +16,9 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 
-use crate::engine::{Event, EventKind, Handles};
+use crate::engine::Handles;
 use crate::plan::Plan;
 use crate::sampler::{Metrics, SeriesId, SharedMetrics};
 use app::App;
@@ -40,14 +38,27 @@ pub struct Setup {
     pub target: String,
     /// The plan.
     pub plan: Plan,
+    /// The migration runs in another process: `q` offers to detach.
+    pub detachable: bool,
 }
 
-/// Runs the interface until the operator quits; the engine runs on its own task meanwhile.
+/// How the interface ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The operator quit after the migration had stopped.
+    Quit,
+    /// The operator detached: the migration goes on without this screen.
+    Detached,
+}
+
+/// Runs the interface until the operator quits or detaches. `done` fires when the migration
+/// (or the link to it) ends, with a line for the log when the link was lost.
 pub async fn run(
     handles: Handles,
     setup: Setup,
-    done: tokio::sync::oneshot::Receiver<()>,
-) -> std::io::Result<()> {
+    done: tokio::sync::oneshot::Receiver<Option<String>>,
+) -> std::io::Result<Exit> {
+    let app = App::new(setup.plan.phases().len(), setup.plan.backfill.batch_size);
     let screen = terminal::Screen {
         theme: setup.theme,
         braille: setup.braille,
@@ -56,20 +67,20 @@ pub async fn run(
             setup.plan.table.to_string(),
             setup.plan.column.name.clone(),
         ),
-        app: App::new(setup.plan.phases().len(), setup.plan.backfill.batch_size),
-        sampling: setup.metrics.map(|metrics| Sampling {
-            metrics,
-            throttled: std::sync::Mutex::new(Vec::new()),
-        }),
+        app: if setup.detachable {
+            app.detachable()
+        } else {
+            app
+        },
+        sampling: setup.metrics.map(|metrics| Sampling { metrics }),
     };
     terminal::run(handles, screen, done).await
 }
 
-/// The interface's end of the sampler.
+/// The interface's end of the sampler. The runner records pacer's batches and throttled
+/// intervals into the metrics (so every viewer sees the same history); the interface reads.
 pub struct Sampling {
     metrics: SharedMetrics,
-    /// Throttled intervals on the sampler's time axis: (start, end; None while it lasts).
-    throttled: std::sync::Mutex<Vec<(f64, Option<f64>)>>,
 }
 
 impl Sampling {
@@ -83,29 +94,6 @@ impl Sampling {
                 }
             }
         });
-    }
-
-    /// Feeds pacer's own batches into the throughput and batch-duration series, and notes
-    /// throttled intervals for the charts.
-    pub fn on_event(&self, event: &Event) {
-        match &event.kind {
-            EventKind::BatchDone {
-                keys, duration_ms, ..
-            } => self
-                .metrics
-                .record_batch(*keys, Duration::from_millis(*duration_ms)),
-            EventKind::Throttled { .. } => {
-                let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
-                t.push((self.metrics.now(), None));
-            }
-            EventKind::Unthrottled { .. } => {
-                let mut t = self.throttled.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(last) = t.last_mut() {
-                    last.1.get_or_insert(self.metrics.now());
-                }
-            }
-            _ => {}
-        }
     }
 
     /// Sampling failures and recoveries since the last call, for the event log.
@@ -127,13 +115,10 @@ impl Sampling {
     /// Fills the charts, database and host figures of the view from the latest metrics.
     pub fn fill(&self, view: &mut ViewModel, window_secs: u64) {
         let now = self.metrics.now();
-        self.metrics.read(|m| fill_from(m, view, now, window_secs));
-        let intervals = self
-            .throttled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        mark_throttled(view, &intervals, now, window_secs as f64);
+        self.metrics.read(|m| {
+            fill_from(m, view, now, window_secs);
+            mark_throttled(view, m.throttled(), now, window_secs as f64);
+        });
     }
 }
 
@@ -320,6 +305,7 @@ mod fill_tests {
     use crate::sampler::LockWait;
     use crate::sampler::{DEFAULT_WINDOW, DbSample, LockWaits, TableStats};
     use crate::target::Blocker;
+    use std::time::Duration;
 
     fn sample(pacer_waits: bool) -> DbSample {
         let blocker = Blocker {

@@ -145,6 +145,10 @@ impl Model {
             }
             Status::Reconnecting => StatusView::Reconnecting,
             Status::Throttled => StatusView::Throttled(state.throttle.clone().unwrap_or_default()),
+            Status::Gate => match state.gate {
+                Some(phase) => StatusView::Gate(phase),
+                None => StatusView::Running,
+            },
             Status::Done => StatusView::Done,
             Status::Failed => StatusView::Failed(state.error.clone().unwrap_or_default()),
             Status::Aborted => StatusView::Aborted,

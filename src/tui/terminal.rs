@@ -73,8 +73,8 @@ pub struct Screen {
 pub async fn run(
     mut handles: Handles,
     mut screen: Screen,
-    mut done: tokio::sync::oneshot::Receiver<()>,
-) -> io::Result<()> {
+    mut done: tokio::sync::oneshot::Receiver<Option<String>>,
+) -> io::Result<super::Exit> {
     let mut terminal = setup()?;
     let result = event_loop(&mut terminal, &mut handles, &mut screen, &mut done).await;
     restore();
@@ -85,8 +85,8 @@ async fn event_loop(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     handles: &mut Handles,
     screen: &mut Screen,
-    done: &mut tokio::sync::oneshot::Receiver<()>,
-) -> io::Result<()> {
+    done: &mut tokio::sync::oneshot::Receiver<Option<String>>,
+) -> io::Result<super::Exit> {
     let started = Instant::now();
     let mut input = EventStream::new();
     let mut engine_done = false;
@@ -130,8 +130,11 @@ async fn event_loop(
             urgent = false;
             last_frame = Instant::now();
         }
+        if screen.app.detach_requested {
+            return Ok(super::Exit::Detached);
+        }
         if screen.app.quit_requested && engine_done {
-            return Ok(());
+            return Ok(super::Exit::Quit);
         }
         let wait = if dirty {
             frame_gap.saturating_sub(last_frame.elapsed())
@@ -141,9 +144,6 @@ async fn event_loop(
         tokio::select! {
             event = handles.events.recv(), if events_open => match event {
                 Some(e) => {
-                    if let Some(s) = &screen.sampling {
-                        s.on_event(&e);
-                    }
                     screen.model.on_event(&e);
                     dirty = true;
                 }
@@ -179,7 +179,10 @@ async fn event_loop(
             },
             Some(()) = sample_rx.recv() => dirty = true,
             _ = clock.tick() => dirty = true,
-            _ = &mut *done, if !engine_done => {
+            note = &mut *done, if !engine_done => {
+                if let Ok(Some(note)) = note {
+                    screen.model.log(wall_clock(), Level::Warn, note);
+                }
                 engine_done = true;
                 dirty = true;
             }
@@ -205,6 +208,7 @@ fn describe(command: &Command) -> String {
         Command::Resume => "resume".into(),
         Command::SetBatchSize(n) => format!("batch size {n} (holds until r hands it back)"),
         Command::AutoBatchSize => "batch size back to the adaptive sizer".into(),
+        Command::Proceed => "proceed past the gate".into(),
         Command::Abort => "abort (at the next batch boundary)".into(),
     }
 }

@@ -229,6 +229,8 @@ pub enum Popup {
     Help,
     /// A yes/no question (answered with y, or n/Esc).
     Confirm(String),
+    /// Leaving the screen while the migration runs: detach, abort, or cancel.
+    Leave,
     /// Typing an exact batch size; the text typed so far, and an error for bad input.
     BatchSize {
         input: String,

@@ -7,6 +7,18 @@ use std::time::{Duration, Instant};
 
 use crate::support::PgServer;
 
+pub mod tmux;
+
+/// The control sockets of the pacer processes this test binary starts: a directory of its own,
+/// so tests never see each other's migrations or the machine's.
+pub fn socket_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pacer-test-sockets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("socket dir");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    dir
+}
+
 /// The real pacer binary, with a clean environment (no target or libpq variables).
 pub fn pacer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pacer"));
@@ -25,7 +37,19 @@ pub fn pacer() -> Command {
         cmd.env_remove(var);
     }
     cmd.env("HOME", std::env::temp_dir());
+    cmd.env("PACER_SOCKET_DIR", socket_dir());
+    cmd.env_remove("PACER_AUDIT_LOG");
     cmd
+}
+
+/// The environment `pacer()` sets, as a shell prefix for commands run in tmux.
+pub fn shell_env() -> String {
+    format!(
+        "env -u PACER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
+         -u PGDATABASE HOME={} PACER_SOCKET_DIR={}",
+        std::env::temp_dir().display(),
+        socket_dir().display()
+    )
 }
 
 /// Output of a finished command, as text.

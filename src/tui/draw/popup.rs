@@ -15,6 +15,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, popup: &Popup, them
     match popup {
         Popup::Help => help::draw(frame, area, view, theme),
         Popup::Confirm(question) => confirm(frame, area, question, theme),
+        Popup::Leave => leave(frame, area, theme),
         Popup::BatchSize { input, error } => batch_size(frame, area, view, input, error, theme),
     }
 }
@@ -56,6 +57,37 @@ fn confirm(frame: &mut Frame, area: Rect, question: &str, theme: &Theme) {
         label(": no", theme),
     ]));
     show(frame, area, " confirm ", lines, w as u16, theme);
+}
+
+/// Leaving while the migration runs: what each choice does to it.
+fn leave(frame: &mut Frame, area: Rect, theme: &Theme) {
+    let w = 60.min(area.width as usize);
+    let mut lines = vec![
+        Line::from(styled("Leave the screen?", bold(theme.text))),
+        Line::default(),
+    ];
+    let choices = [
+        (
+            "d",
+            "detach: the migration goes on; `pacer attach` brings this screen back",
+        ),
+        (
+            "a",
+            "abort: it stops at the next batch boundary and stays resumable",
+        ),
+        ("c", "cancel: back to the screen (also Esc)"),
+    ];
+    for (key, text) in choices {
+        for (i, part) in wrap(text, w.saturating_sub(8)).into_iter().enumerate() {
+            let lead = if i == 0 {
+                styled(format!("  {key}  "), theme.key)
+            } else {
+                label("     ", theme)
+            };
+            lines.push(Line::from(vec![lead, label(part, theme)]));
+        }
+    }
+    show(frame, area, " leave ", lines, w as u16, theme);
 }
 
 fn batch_size(
