@@ -261,6 +261,12 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
         EventKind::Paused { phase } => format!("{phase}: PAUSED at a batch boundary"),
         EventKind::Resumed => "resumed".into(),
         EventKind::AbortRequested => "abort requested: stopping at the next batch boundary".into(),
+        EventKind::GateReached { phase, lock } => {
+            format!("gate: waiting before {phase} ({lock}); proceed with: pacer ctl proceed")
+        }
+        EventKind::GateProceeded { phase } => {
+            format!("gate: the operator proceeded; {phase} starts")
+        }
         EventKind::ConnectionLost {
             detail,
             attempt,

@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::keymap::{Action, action_for};
 use super::view::Popup;
 use crate::engine::Command;
-use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE};
+use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase};
 
 /// Chart windows the operator can zoom between, in seconds.
 pub const WINDOWS: [u64; 3] = [60, 300, 900];
@@ -21,19 +21,32 @@ pub enum Question {
     Quit,
     /// Abort the migration.
     Abort,
+    /// Proceed past the gate before this phase.
+    Proceed(Phase),
+}
+
+/// The gate the engine waits at, as the keys see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateAt {
+    /// The phase the gate holds back.
+    pub phase: Phase,
+    /// The table locks that phase takes, in words.
+    pub lock: String,
 }
 
 impl Question {
-    fn text(self) -> &'static str {
+    fn text(self, gate: Option<&GateAt>) -> String {
         match self {
-            Question::Quit => {
-                "Quit? The migration stops at the next batch boundary and stays resumable \
-                 (run the same command again to go on)."
-            }
-            Question::Abort => {
-                "Abort the migration? It stops at the next batch boundary; everything stays \
-                 resumable."
-            }
+            Question::Proceed(phase) => format!(
+                "Proceed to {phase}? It takes {}.",
+                gate.map_or("the locks `pacer plan` shows", |g| g.lock.as_str())
+            ),
+            Question::Quit => "Quit? The migration stops at the next batch boundary and stays \
+                               resumable (run the same command again to go on)."
+                .into(),
+            Question::Abort => "Abort the migration? It stops at the next batch boundary; \
+                                everything stays resumable."
+                .into(),
         }
     }
 }
@@ -71,6 +84,10 @@ pub struct App {
     pub pending_batch: Option<u64>,
     /// The operator asked to quit; the loop exits once the engine has stopped.
     pub quit_requested: bool,
+    /// The gate the engine waits at, if any (kept current by the loop before every key).
+    pub gate: Option<GateAt>,
+    /// Lines for the event log about keys that did nothing (the loop takes them).
+    pub notes: Vec<String>,
 }
 
 impl App {
@@ -87,6 +104,8 @@ impl App {
             batch_size,
             pending_batch: None,
             quit_requested: false,
+            gate: None,
+            notes: Vec::new(),
         }
     }
 
@@ -158,6 +177,17 @@ impl App {
                 }
                 Vec::new()
             }
+            Action::Proceed => {
+                match &self.gate {
+                    Some(gate) if mode != EngineMode::Finished => {
+                        self.ask(Question::Proceed(gate.phase));
+                    }
+                    _ => self
+                        .notes
+                        .push("g: no gate is waiting (g proceeds when the header says GATE)".into()),
+                }
+                Vec::new()
+            }
             Action::Quit => {
                 if mode == EngineMode::Finished {
                     self.quit_requested = true;
@@ -208,7 +238,7 @@ impl App {
 
     fn ask(&mut self, question: Question) {
         self.question = Some(question);
-        self.popup = Some(Popup::Confirm(question.text().to_string()));
+        self.popup = Some(Popup::Confirm(question.text(self.gate.as_ref())));
     }
 
     fn on_confirm_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -228,6 +258,18 @@ impl App {
                 vec![Command::Abort]
             }
             Some(Question::Abort) => vec![Command::Abort],
+            // Only at the very gate the question named: a yes to an earlier gate must not pass
+            // a later one.
+            Some(Question::Proceed(phase)) => {
+                if self.gate.as_ref().is_some_and(|g| g.phase == phase) {
+                    vec![Command::Proceed]
+                } else {
+                    self.notes.push(format!(
+                        "proceed not sent: the engine no longer waits at the gate before {phase}"
+                    ));
+                    Vec::new()
+                }
+            }
             None => Vec::new(),
         }
     }

@@ -19,6 +19,8 @@ pub enum Action {
     BatchAuto,
     /// Abort at the next batch boundary (asks first).
     Abort,
+    /// Proceed past the gate the engine waits at (asks first).
+    Proceed,
     /// Quit (asks first while a migration runs).
     Quit,
     /// Show or hide the help overlay.
@@ -90,6 +92,12 @@ pub const KEYMAP: &[Binding] = &[
         codes: &[KeyCode::Char('a')],
         action: Action::Abort,
         desc: "abort at the next batch boundary, resumable (asks first)",
+    },
+    Binding {
+        label: "g",
+        codes: &[KeyCode::Char('g')],
+        action: Action::Proceed,
+        desc: "proceed past a gate (asks first, naming the locks the phase takes)",
     },
     Binding {
         label: "q",

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::app::{App, EngineMode};
+use super::app::{App, EngineMode, GateAt};
 use super::keymap;
 use super::view::{
     DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
@@ -106,6 +106,7 @@ impl Model {
             | EventKind::ConnectionLost { .. }
             | EventKind::Throttled { .. }
             | EventKind::AbortRequested
+            | EventKind::GateReached { .. }
             | EventKind::Aborted { .. } => Level::Warn,
             _ => Level::Info,
         };
@@ -120,6 +121,21 @@ impl Model {
             },
         };
         self.log(time, level, text);
+    }
+
+    /// The gate the engine waits at, with the locks of the phase behind it (from the plan the
+    /// engine announced), or None when no gate waits.
+    pub fn gate(&self, state: &State) -> Option<GateAt> {
+        if state.status != Status::Gate {
+            return None;
+        }
+        let phase = state.gate.or(state.phase)?;
+        let lock = self
+            .plan
+            .iter()
+            .find(|p| p.phase == phase)
+            .map_or_else(|| "no table lock".to_string(), |p| p.lock_summary());
+        Some(GateAt { phase, lock })
     }
 
     /// Batch duration percentile (0–100) over recent batches.
@@ -144,6 +160,10 @@ impl Model {
                 StatusView::WaitingForLock(state.blockers.iter().map(|b| b.pid).collect())
             }
             Status::Reconnecting => StatusView::Reconnecting,
+            Status::Gate => match state.gate.or(state.phase) {
+                Some(phase) => StatusView::Gate(phase),
+                None => StatusView::Running,
+            },
             Status::Throttled => StatusView::Throttled(state.throttle.clone().unwrap_or_default()),
             Status::Done => StatusView::Done,
             Status::Failed => StatusView::Failed(state.error.clone().unwrap_or_default()),
@@ -158,7 +178,10 @@ impl Model {
                     PhaseStatus::Done
                 } else if self.failed_phase == Some(p.phase) {
                     PhaseStatus::Failed
-                } else if state.phase == Some(p.phase) && state.status != Status::Done {
+                } else if state.phase == Some(p.phase)
+                    && !matches!(state.status, Status::Done | Status::Gate)
+                {
+                    // A gated phase has not started while its gate waits.
                     PhaseStatus::Running
                 } else if p.phase == Phase::Preflight && state.status != Status::Preflight {
                     PhaseStatus::Done
