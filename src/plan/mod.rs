@@ -573,7 +573,9 @@ impl Plan {
             throttle,
             gates: Vec::new(),
         };
-        plan.gates = plan.check_gates(&file.gates.before).map_err(|(span, m)| fail(span, m))?;
+        plan.gates = plan
+            .check_gates(&file.gates.before)
+            .map_err(|(span, m)| fail(span, m))?;
         Ok(plan)
     }
 

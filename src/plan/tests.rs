@@ -259,7 +259,10 @@ fn gates_are_read_in_run_order_and_default_to_none() {
     assert!(plan.gated(Phase::NotNull));
     assert!(!plan.gated(Phase::Backfill));
     let plan = parse(&format!("{EXAMPLE}\n[gates]\n")).unwrap();
-    assert!(plan.gates.is_empty(), "an empty [gates] table gates nothing");
+    assert!(
+        plan.gates.is_empty(),
+        "an empty [gates] table gates nothing"
+    );
 }
 
 #[test]

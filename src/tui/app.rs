@@ -182,9 +182,9 @@ impl App {
                     Some(gate) if mode != EngineMode::Finished => {
                         self.ask(Question::Proceed(gate.phase));
                     }
-                    _ => self
-                        .notes
-                        .push("g: no gate is waiting (g proceeds when the header says GATE)".into()),
+                    _ => self.notes.push(
+                        "g: no gate is waiting (g proceeds when the header says GATE)".into(),
+                    ),
                 }
                 Vec::new()
             }
