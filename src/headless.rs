@@ -313,3 +313,60 @@ impl LowercaseFirst for String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Phase;
+
+    #[test]
+    fn a_gate_says_what_it_waits_before_with_its_locks_and_how_to_proceed() {
+        assert_eq!(
+            human_line(&EventKind::GateReached {
+                phase: Phase::NotNull,
+                lock: "ACCESS EXCLUSIVE briefly".into()
+            })
+            .unwrap(),
+            "gate: waiting before not_null (ACCESS EXCLUSIVE briefly); proceed with: pacer ctl proceed"
+        );
+        assert_eq!(
+            human_line(&EventKind::GateProceeded {
+                phase: Phase::Index
+            })
+            .unwrap(),
+            "gate: the operator proceeded; index starts"
+        );
+    }
+
+    #[test]
+    fn gate_events_are_json_with_snake_case_tags() {
+        let event = Event {
+            ts: "t".into(),
+            job: "public.t.c".into(),
+            kind: EventKind::GateReached {
+                phase: Phase::NotNull,
+                lock: "ACCESS EXCLUSIVE briefly".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({
+                "ts": "t",
+                "job": "public.t.c",
+                "event": "gate_reached",
+                "phase": "not_null",
+                "lock": "ACCESS EXCLUSIVE briefly"
+            })
+        );
+        let event = Event {
+            kind: EventKind::GateProceeded {
+                phase: Phase::NotNull,
+            },
+            ..event
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap()["event"],
+            "gate_proceeded"
+        );
+    }
+}

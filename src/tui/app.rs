@@ -532,6 +532,94 @@ mod tests {
         );
     }
 
+    fn at_gate(phase: Phase, lock: &str) -> Option<GateAt> {
+        Some(GateAt {
+            phase,
+            lock: lock.into(),
+        })
+    }
+
+    #[test]
+    fn g_at_a_gate_asks_naming_the_phase_and_its_locks_and_only_y_proceeds() {
+        let mut app = App::new(8, 5000);
+        app.gate = at_gate(Phase::NotNull, "ACCESS EXCLUSIVE briefly");
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('g')]), vec![]);
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Proceed to not_null? It takes ACCESS EXCLUSIVE briefly.".into()
+            ))
+        );
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('n')]), vec![]);
+        assert_eq!(app.popup, None);
+        assert_eq!(
+            script(
+                &mut app,
+                EngineMode::Running,
+                &[key('g'), code(KeyCode::Esc)]
+            ),
+            vec![]
+        );
+        assert_eq!(
+            script(
+                &mut app,
+                EngineMode::Running,
+                &[key('g'), key('x'), key('y')]
+            ),
+            vec![Command::Proceed],
+            "other keys leave the question open; y proceeds"
+        );
+        assert_eq!(app.popup, None);
+        assert!(app.notes.is_empty());
+    }
+
+    #[test]
+    fn g_without_a_gate_sends_nothing_and_says_why() {
+        let mut app = App::new(8, 5000);
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('g')]), vec![]);
+        assert_eq!(app.popup, None);
+        assert_eq!(app.notes.len(), 1);
+        assert!(
+            app.notes[0].contains("no gate is waiting"),
+            "{:?}",
+            app.notes
+        );
+        app.gate = at_gate(
+            Phase::Index,
+            "SHARE UPDATE EXCLUSIVE for the whole statement",
+        );
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('g')]), vec![]);
+        assert_eq!(app.popup, None, "a finished run has no gate to pass");
+    }
+
+    #[test]
+    fn a_yes_to_a_gate_that_has_passed_does_not_pass_the_next_one() {
+        let mut app = App::new(8, 5000);
+        app.gate = at_gate(Phase::NotNull, "ACCESS EXCLUSIVE briefly");
+        script(&mut app, EngineMode::Running, &[key('g')]);
+        // Meanwhile someone else proceeded and the engine now waits before index.
+        app.gate = at_gate(
+            Phase::Index,
+            "SHARE UPDATE EXCLUSIVE for the whole statement",
+        );
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('y')]), vec![]);
+        assert!(
+            app.notes[0].contains("no longer waits at the gate before not_null"),
+            "{:?}",
+            app.notes
+        );
+        // Nor once no gate waits at all.
+        app.notes.clear();
+        app.gate = at_gate(
+            Phase::Index,
+            "SHARE UPDATE EXCLUSIVE for the whole statement",
+        );
+        script(&mut app, EngineMode::Running, &[key('g')]);
+        app.gate = None;
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('y')]), vec![]);
+        assert_eq!(app.notes.len(), 1);
+    }
+
     #[test]
     fn help_opens_with_question_mark_and_closes_with_esc_and_keys_do_nothing_meanwhile() {
         let mut app = App::new(8, 5000);

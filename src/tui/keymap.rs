@@ -97,7 +97,7 @@ pub const KEYMAP: &[Binding] = &[
         label: "g",
         codes: &[KeyCode::Char('g')],
         action: Action::Proceed,
-        desc: "proceed past a gate (asks first, naming the locks the phase takes)",
+        desc: "proceed past a gate (asks first)",
     },
     Binding {
         label: "q",
@@ -170,6 +170,14 @@ pub fn action_for(key: &KeyEvent) -> Option<Action> {
         .iter()
         .find(|b| b.codes.contains(&key.code))
         .map(|b| b.action)
+}
+
+/// The first key bound to `action`, as help shows it (`g`).
+pub fn key_for(action: Action) -> Option<&'static str> {
+    KEYMAP
+        .iter()
+        .find(|b| b.action == action)
+        .and_then(|b| b.label.split(", ").next())
 }
 
 /// Every key with its meaning, for the help overlay.
