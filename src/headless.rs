@@ -261,6 +261,12 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
         EventKind::Paused { phase } => format!("{phase}: PAUSED at a batch boundary"),
         EventKind::Resumed => "resumed".into(),
         EventKind::AbortRequested => "abort requested: stopping at the next batch boundary".into(),
+        EventKind::GateReached { phase, lock } => {
+            format!("gate: waiting before {phase} ({lock}); proceed with: pacer ctl proceed")
+        }
+        EventKind::GateProceeded { phase } => {
+            format!("gate: the operator proceeded; {phase} starts")
+        }
         EventKind::ConnectionLost {
             detail,
             attempt,
@@ -305,5 +311,62 @@ impl LowercaseFirst for String {
             Some(c) => c.to_lowercase().chain(chars).collect(),
             None => self,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Phase;
+
+    #[test]
+    fn a_gate_says_what_it_waits_before_with_its_locks_and_how_to_proceed() {
+        assert_eq!(
+            human_line(&EventKind::GateReached {
+                phase: Phase::NotNull,
+                lock: "ACCESS EXCLUSIVE briefly".into()
+            })
+            .unwrap(),
+            "gate: waiting before not_null (ACCESS EXCLUSIVE briefly); proceed with: pacer ctl proceed"
+        );
+        assert_eq!(
+            human_line(&EventKind::GateProceeded {
+                phase: Phase::Index
+            })
+            .unwrap(),
+            "gate: the operator proceeded; index starts"
+        );
+    }
+
+    #[test]
+    fn gate_events_are_json_with_snake_case_tags() {
+        let event = Event {
+            ts: "t".into(),
+            job: "public.t.c".into(),
+            kind: EventKind::GateReached {
+                phase: Phase::NotNull,
+                lock: "ACCESS EXCLUSIVE briefly".into(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            serde_json::json!({
+                "ts": "t",
+                "job": "public.t.c",
+                "event": "gate_reached",
+                "phase": "not_null",
+                "lock": "ACCESS EXCLUSIVE briefly"
+            })
+        );
+        let event = Event {
+            kind: EventKind::GateProceeded {
+                phase: Phase::NotNull,
+            },
+            ..event
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap()["event"],
+            "gate_proceeded"
+        );
     }
 }

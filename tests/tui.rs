@@ -226,3 +226,90 @@ fn without_a_terminal_run_is_headless_and_says_so() {
     );
     assert!(ran.stderr.contains("DONE"), "{ran}");
 }
+
+#[test]
+fn a_gate_holds_not_null_until_g_and_y_and_then_the_migration_completes() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 20_000);
+    let plan = plan_file(&format!(
+        "{}\n[gates]\nbefore = [\"not_null\"]\n",
+        orders_plan(2000, "", "")
+    ));
+
+    // `pacer plan` shows the gate, in words and in JSON.
+    let planned = run_pacer(&["plan"], &plan.path, &url);
+    assert_eq!(planned.code, 0, "{planned}");
+    assert!(
+        planned
+            .stdout
+            .contains("\ngates    waits for the operator before not_null"),
+        "{planned}"
+    );
+    assert!(
+        planned
+            .stdout
+            .contains("\n6. not_null  [gate: waits for the operator]:"),
+        "{planned}"
+    );
+    let json = run_pacer(&["plan", "--json"], &plan.path, &url);
+    let report: serde_json::Value = serde_json::from_str(&json.stdout)
+        .unwrap_or_else(|e| panic!("plan --json is not JSON ({e}): {json}"));
+    assert_eq!(report["gates"], serde_json::json!(["not_null"]), "{json}");
+
+    let command = format!(
+        "{} run {} --target {url}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_pacer"),
+        plan.path.display()
+    );
+    let tmux = Tmux::start(&command, 120, 40);
+    let not_null = "SELECT attnotnull FROM pg_attribute \
+                    WHERE attrelid = 'orders'::regclass AND attname = 'amount'";
+    let checks = "SELECT count(*) FROM pg_constraint \
+                  WHERE conrelid = 'orders'::regclass AND contype = 'c'";
+
+    // Backfill and verify run; the gate holds not_null: nothing of it has run.
+    let screen = tmux.wait_for("GATE", Duration::from_secs(60));
+    assert!(screen.contains("before not_null"), "{screen}");
+    assert_eq!(
+        pg.psql("shop", "SELECT phases_done FROM pacer.migrations"),
+        "{add_column,sync,backfill,verify}"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(tmux.screen().contains("GATE"), "the gate still holds");
+    assert_eq!(pg.psql("shop", not_null), "f");
+    assert_eq!(pg.psql("shop", checks), "0", "no NOT VALID check yet");
+    assert_eq!(wrong_amounts(&pg, "shop"), 0, "the backfill is complete");
+
+    // g asks, naming the phase and its locks; n keeps waiting.
+    tmux.keys(&["g"]);
+    let screen = tmux.wait_for("Proceed to not_null?", Duration::from_secs(5));
+    assert!(screen.contains("ACCESS EXCLUSIVE briefly"), "{screen}");
+    tmux.keys(&["n"]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let screen = tmux.screen();
+    assert!(!screen.contains("Proceed to not_null?"), "{screen}");
+    assert!(screen.contains("GATE"), "{screen}");
+    assert_eq!(pg.psql("shop", checks), "0");
+
+    // g y proceeds: not_null, index and cleanup run to the end.
+    tmux.keys(&["g"]);
+    tmux.wait_for("Proceed to not_null?", Duration::from_secs(5));
+    tmux.keys(&["y"]);
+    tmux.wait_for("DONE", Duration::from_secs(60));
+    assert_eq!(pg.psql("shop", not_null), "t");
+    assert_eq!(
+        pg.psql("shop", "SELECT outcome FROM pacer.migrations"),
+        "done"
+    );
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_amount_idx'::regclass"
+        ),
+        "t"
+    );
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("EXIT=", Duration::from_secs(10));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+}

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Failure, bytes, connect, load_plan, thousands};
 use crate::TargetArgs;
-use crate::plan::{Finding, PhasePlan, lint};
+use crate::plan::{Finding, Phase, PhasePlan, lint};
 use crate::target::{Preflight, TableInfo, Target, TargetError};
 
 #[derive(Serialize)]
@@ -19,6 +19,8 @@ struct PlanReport<'a> {
     findings: Vec<Finding>,
     batches: String,
     throttle: String,
+    /// Phases that wait for the operator before they start.
+    gates: Vec<Phase>,
 }
 
 /// Prints the plan. Changes nothing in the database.
@@ -51,6 +53,7 @@ pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
         findings,
         batches: describe_batches(&plan),
         throttle: describe_throttle(&plan.throttle),
+        gates: plan.gates.clone(),
     };
     if json {
         println!(
@@ -119,6 +122,21 @@ fn describe_throttle(t: &crate::plan::ThrottleSpec) -> String {
     }
 }
 
+/// The gated phases, in one line.
+fn describe_gates(gates: &[Phase]) -> String {
+    if gates.is_empty() {
+        return "none (no [gates]): every phase starts on its own".into();
+    }
+    format!(
+        "waits for the operator before {} (g in the interface, or pacer ctl proceed)",
+        gates
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
 fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
     let mut out = String::new();
     let t = r.table;
@@ -140,6 +158,7 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
     let _ = writeln!(out, "server   PostgreSQL {}", t.server_version);
     let _ = writeln!(out, "batches  {}", r.batches);
     let _ = writeln!(out, "throttle {}", r.throttle);
+    let _ = writeln!(out, "gates    {}", describe_gates(&r.gates));
     if let Some(outcome) = outcome {
         let _ = writeln!(
             out,
@@ -154,6 +173,8 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
     for (i, p) in r.phases.iter().enumerate() {
         let done = if r.phases_done.contains(&p.phase.to_string()) {
             "  [done]"
+        } else if r.gates.contains(&p.phase) {
+            "  [gate: waits for the operator]"
         } else {
             ""
         };

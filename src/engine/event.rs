@@ -17,10 +17,12 @@ pub enum Command {
     SetBatchSize(u64),
     /// Hand the batch size back to the adaptive sizer.
     AutoBatchSize,
-    /// Go past the gate the engine waits at (dropped when it waits at none).
-    Proceed,
     /// Stop at the next boundary, leaving everything resumable.
     Abort,
+    /// Start the phase the engine waits before at a gate. Applies only while the engine waits
+    /// at a gate: a Proceed that arrives at any other time is dropped, so a stale one can never
+    /// pass a later gate.
+    Proceed,
 }
 
 /// Who changed the batch size.
@@ -144,6 +146,11 @@ pub enum EventKind {
     Resumed,
     /// An abort was asked for; it takes effect at the next boundary.
     AbortRequested,
+    /// The plan gates `phase`: the engine waits for the operator's Proceed before starting it.
+    /// `lock`: the table locks the phase takes, in words.
+    GateReached { phase: Phase, lock: String },
+    /// The operator proceeded past the gate; `phase` starts now.
+    GateProceeded { phase: Phase },
     /// The connection was lost; pacer reconnects after `retry_in_ms`.
     ConnectionLost {
         detail: String,
@@ -183,10 +190,10 @@ pub enum Status {
     WaitingForLock,
     /// Waiting at a batch boundary because a health signal is over its limit.
     Throttled,
-    /// Waiting for the operator to proceed past a gate before a phase.
-    Gate,
     /// Reconnecting after a lost connection.
     Reconnecting,
+    /// Waiting at a gate for the operator to proceed ([`State::gate`] names the phase).
+    Gate,
     /// Finished.
     Done,
     /// Stopped by an error.
@@ -224,6 +231,6 @@ pub struct State {
     pub error: Option<String>,
     /// Why batches wait, while throttled.
     pub throttle: Option<String>,
-    /// The phase a gate guards, while the engine waits at it.
+    /// The phase a gate holds back, while the engine waits there for the operator.
     pub gate: Option<Phase>,
 }

@@ -86,6 +86,8 @@ pub struct Engine<T: Target> {
     jitter: Jitter,
     paused: bool,
     abort: bool,
+    /// The phase a gate holds back while the engine waits there (only then does a Proceed count).
+    gate: Option<Phase>,
     batch_size: u64,
     sizer: Sizer,
     phase: Option<Phase>,
@@ -147,6 +149,7 @@ impl<T: Target> Engine<T> {
             jitter: Jitter::new(seed),
             paused: false,
             abort: false,
+            gate: None,
             phase: None,
             claimed: false,
             throttle: Throttle::new(plan_throttle),
@@ -188,9 +191,11 @@ impl<T: Target> Engine<T> {
         });
     }
 
-    /// Running, or Pausing while a pause waits for the next boundary.
+    /// Running, or Pausing while a pause waits for the next boundary (Gate while a gate waits).
     fn running_status(&self) -> Status {
-        if self.paused {
+        if self.gate.is_some() {
+            Status::Gate
+        } else if self.paused {
             Status::Pausing
         } else {
             Status::Running
@@ -292,6 +297,10 @@ impl<T: Target> Engine<T> {
                 continue;
             }
             self.check_boundary().await?;
+            if plan.gated(phase) {
+                self.wait_at_gate(phase).await?;
+                self.check_boundary().await?;
+            }
             let phase_started = self.clock.now();
             self.emit(EventKind::PhaseStarted { phase });
             match phase {
@@ -515,14 +524,16 @@ impl<T: Target> Engine<T> {
             Command::Pause => {
                 if !self.paused {
                     self.paused = true;
-                    self.set_state(|s| s.status = Status::Pausing);
+                    let status = self.running_status();
+                    self.set_state(|s| s.status = status);
                     self.emit(EventKind::PauseRequested);
                 }
             }
             Command::Resume => {
                 if self.paused {
                     self.paused = false;
-                    self.set_state(|s| s.status = Status::Running);
+                    let status = self.running_status();
+                    self.set_state(|s| s.status = status);
                     self.emit(EventKind::Resumed);
                 }
             }
@@ -537,13 +548,16 @@ impl<T: Target> Engine<T> {
                     self.resized(resize, SizeSource::Adaptive, true);
                 }
             }
-            // Gates arrive with the gates change; until then there is no gate to pass.
-            Command::Proceed => {}
             Command::Abort => {
                 if !self.abort {
                     self.abort = true;
                     self.emit(EventKind::AbortRequested);
                 }
+            }
+            // The gate's own loop takes a Proceed while it waits; one that reaches this point
+            // came when no gate waited and must not pass a later one.
+            Command::Proceed => {
+                tracing::warn!("proceed ignored: no gate is waiting");
             }
         }
     }
@@ -602,6 +616,58 @@ impl<T: Target> Engine<T> {
                 return Err(EngineError::Aborted);
             }
         }
+        Ok(())
+    }
+
+    /// Waits before `phase` for the operator's Proceed. Other commands still work meanwhile:
+    /// an abort ends the run (resumable; the next run asks again), a pause is recorded and
+    /// takes effect once the operator has proceeded, batch sizes are applied. The gate counts
+    /// for this run only: nothing is recorded, so a run that stops before `phase` is done asks
+    /// again.
+    async fn wait_at_gate(&mut self, phase: Phase) -> Result<(), EngineError> {
+        // Whatever came before the gate was reached (a Proceed among it) is applied or dropped
+        // now, before the gate opens for a Proceed.
+        self.drain_commands();
+        if self.abort {
+            return Err(EngineError::Aborted);
+        }
+        let lock = self
+            .target
+            .render(&self.plan)
+            .iter()
+            .find(|p| p.phase == phase)
+            .map_or_else(|| "no table lock".to_string(), |p| p.lock_summary());
+        self.gate = Some(phase);
+        self.set_state(|s| {
+            s.status = Status::Gate;
+            s.gate = Some(phase);
+        });
+        self.emit(EventKind::GateReached { phase, lock });
+        let mut proceeded = false;
+        while !proceeded && !self.abort {
+            match self.commands.recv().await {
+                Some(Command::Proceed) => {
+                    tracing::info!(%phase, "operator command: proceed past the gate");
+                    proceeded = true;
+                }
+                Some(c) => self.apply(c),
+                None => {
+                    // Nobody can proceed any more: stop, resumable, rather than hang.
+                    self.commands_open = false;
+                    self.abort = true;
+                }
+            }
+        }
+        self.gate = None;
+        let status = self.running_status();
+        self.set_state(|s| {
+            s.status = status;
+            s.gate = None;
+        });
+        if self.abort {
+            return Err(EngineError::Aborted);
+        }
+        self.emit(EventKind::GateProceeded { phase });
         Ok(())
     }
 

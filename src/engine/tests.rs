@@ -13,7 +13,7 @@ use super::clock::ManualClock;
 use super::{
     Command, Engine, EngineError, Event, EventKind, RunOutcome, SizeSource, State, Status,
 };
-use crate::plan::{MAX_BATCH_SIZE, Phase, PhasePlan, Plan};
+use crate::plan::{Hold, MAX_BATCH_SIZE, Phase, PhasePlan, Plan, Step};
 use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyColumn, KeyRange, Outcome,
     Preflight, StepOutcome, TableInfo, Target, TargetError, TargetResult, VerifyChunk,
@@ -322,8 +322,28 @@ impl Target for Fake {
         })
     }
 
-    fn render(&self, _plan: &Plan) -> Vec<PhasePlan> {
-        Vec::new()
+    /// Only not_null has statements here: enough for a gate to name the locks of its phase.
+    fn render(&self, plan: &Plan) -> Vec<PhasePlan> {
+        plan.phases()
+            .into_iter()
+            .map(|phase| PhasePlan {
+                phase,
+                summary: String::new(),
+                steps: if phase == Phase::NotNull {
+                    vec![Step {
+                        title: "set NOT NULL".into(),
+                        sql: String::new(),
+                        lock: "ACCESS EXCLUSIVE".into(),
+                        hold: Hold::Brief,
+                        rewrites: false,
+                        scans: false,
+                        note: String::new(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect()
     }
 
     async fn load_job(&mut self) -> TargetResult<Option<JobState>> {
@@ -1558,4 +1578,329 @@ async fn the_adaptive_sizer_steers_toward_the_target_and_an_operator_size_holds_
             .iter()
             .any(|(by, r)| *by == SizeSource::Adaptive && r.contains("handed back"))
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gates
+
+/// The test plan with `[gates] before = [...]` (the phases given as plan names).
+fn gated_plan(backfill: &str, gates: &[&str]) -> Plan {
+    let list = gates
+        .iter()
+        .map(|g| format!("\"{g}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text =
+        format!("{PLAN}\n[backfill]\nadaptive = false\n{backfill}\n\n[gates]\nbefore = [{list}]\n");
+    Plan::parse(Path::new("t.toml"), &text).expect("the gated test plan parses")
+}
+
+/// Gate and phase events as short words.
+fn gate_marks(events: &[EventKind]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::GateReached { phase, .. } => Some(format!("gate {phase}")),
+            EventKind::GateProceeded { phase } => Some(format!("proceed {phase}")),
+            EventKind::PhaseStarted { phase } => Some(format!("start {phase}")),
+            EventKind::PhaseSkipped { phase, .. } => Some(format!("skip {phase}")),
+            EventKind::Paused { phase } => Some(format!("paused in {phase}")),
+            EventKind::Resumed => Some("resumed".into()),
+            EventKind::Done { .. } => Some("DONE".into()),
+            EventKind::Aborted { .. } => Some("ABORTED".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn not_null_ddl(fake: &Fake) -> Vec<DdlStep> {
+    fake.db()
+        .ddl_calls()
+        .into_iter()
+        .filter(|s| {
+            matches!(
+                s,
+                DdlStep::AddNotNullCheck | DdlStep::ValidateNotNullCheck | DdlStep::SetNotNull
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_gate_holds_its_phase_until_the_operator_proceeds() {
+    let fake = Fake::new(10);
+    let mut live = start(&fake, gated_plan("batch_size = 3", &["not_null"]), &[]);
+
+    let reached = live
+        .wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    match reached {
+        EventKind::GateReached { phase, lock } => {
+            assert_eq!(phase, Phase::NotNull);
+            assert_eq!(
+                lock, "ACCESS EXCLUSIVE briefly",
+                "the locks of the phase held back"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for _ in 0..3 {
+        live.let_it_run().await;
+        assert_eq!(
+            not_null_ddl(&fake),
+            vec![],
+            "no not_null DDL before proceed"
+        );
+        assert!(
+            !fake
+                .db()
+                .calls
+                .iter()
+                .any(|c| matches!(c, Call::CompletePhase(Phase::NotNull, _))),
+        );
+        let state = live.state.borrow().clone();
+        assert_eq!(state.status, Status::Gate);
+        assert_eq!(state.gate, Some(Phase::NotNull));
+        assert_eq!(state.phase, Some(Phase::NotNull));
+    }
+    assert_eq!(
+        fake.db().phases_done,
+        vec![
+            Phase::AddColumn,
+            Phase::Sync,
+            Phase::Backfill,
+            Phase::Verify
+        ],
+        "everything before the gate ran"
+    );
+
+    live.send(Command::Proceed);
+    live.wait_for(|e| matches!(e, EventKind::GateProceeded { .. }))
+        .await;
+    let (result, events) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    assert_eq!(
+        not_null_ddl(&fake),
+        vec![
+            DdlStep::AddNotNullCheck,
+            DdlStep::ValidateNotNullCheck,
+            DdlStep::SetNotNull
+        ]
+    );
+    fake.db().assert_every_key_filled_once();
+    let marks_seen = gate_marks(&events);
+    assert_eq!(
+        &marks_seen[marks_seen.len() - 6..],
+        &marks(&[
+            "gate not_null",
+            "proceed not_null",
+            "start not_null",
+            "start index",
+            "start cleanup",
+            "DONE"
+        ])[..]
+    );
+}
+
+#[tokio::test]
+async fn a_proceed_sent_before_the_gate_is_reached_is_dropped() {
+    let fake = Fake::new(10);
+    // One Proceed queued before the run starts, one during the backfill.
+    fake.db().commands_after_batch = vec![(2, Command::Proceed)];
+    let mut live = start(
+        &fake,
+        gated_plan("batch_size = 3", &["not_null"]),
+        &[Command::Proceed],
+    );
+
+    live.wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    for _ in 0..3 {
+        live.let_it_run().await;
+        assert_eq!(
+            not_null_ddl(&fake),
+            vec![],
+            "a stale proceed passed the gate"
+        );
+        assert_eq!(live.state.borrow().status, Status::Gate);
+    }
+    live.send(Command::Proceed);
+    let (result, _) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+}
+
+#[tokio::test]
+async fn a_second_proceed_at_one_gate_does_not_pass_the_next_gate() {
+    let fake = Fake::new(10);
+    let mut live = start(
+        &fake,
+        gated_plan("batch_size = 3", &["not_null", "index"]),
+        &[],
+    );
+
+    live.wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    // A double press: both are queued while the engine waits at the not_null gate.
+    live.send(Command::Proceed);
+    live.send(Command::Proceed);
+    let next = live
+        .wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    assert!(matches!(
+        next,
+        EventKind::GateReached {
+            phase: Phase::Index,
+            ..
+        }
+    ));
+    for _ in 0..3 {
+        live.let_it_run().await;
+        assert!(
+            !fake.db().ddl_calls().contains(&DdlStep::BuildIndex),
+            "the second proceed passed the index gate"
+        );
+        assert_eq!(live.state.borrow().gate, Some(Phase::Index));
+    }
+    live.send(Command::Proceed);
+    let (result, events) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    assert_eq!(
+        gate_marks(&events)
+            .into_iter()
+            .filter(|m| m.starts_with("gate") || m.starts_with("proceed"))
+            .collect::<Vec<_>>(),
+        marks(&[
+            "gate not_null",
+            "proceed not_null",
+            "gate index",
+            "proceed index"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn abort_at_a_gate_ends_the_run_resumably_and_the_next_run_asks_again() {
+    let fake = Fake::new(10);
+    let mut live = start(&fake, gated_plan("batch_size = 3", &["not_null"]), &[]);
+    live.wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    live.send(Command::Abort);
+    let (result, events) = live.end().await;
+
+    assert_eq!(result.unwrap(), RunOutcome::Aborted);
+    assert_eq!(not_null_ddl(&fake), vec![]);
+    assert_eq!(fake.db().finishes(), vec![Outcome::Aborted]);
+    assert!(matches!(
+        events.last(),
+        Some(EventKind::Aborted {
+            phase: Some(Phase::NotNull)
+        })
+    ));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, EventKind::GateProceeded { .. }))
+    );
+
+    // The next run skips what is done and stops at the same gate again.
+    let mut live = start(&fake, gated_plan("batch_size = 3", &["not_null"]), &[]);
+    live.wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    live.let_it_run().await;
+    assert_eq!(not_null_ddl(&fake), vec![]);
+    live.send(Command::Proceed);
+    let (result, events) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    assert_eq!(
+        gate_marks(&events)[..5],
+        marks(&[
+            "skip add_column",
+            "skip sync",
+            "skip backfill",
+            "skip verify",
+            "gate not_null"
+        ])[..]
+    );
+    fake.db().assert_every_key_filled_once();
+}
+
+#[tokio::test]
+async fn commands_at_a_gate_are_applied_and_a_pause_takes_effect_after_proceed() {
+    let fake = Fake::new(10);
+    let mut live = start(&fake, gated_plan("batch_size = 3", &["not_null"]), &[]);
+    live.wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+
+    live.send(Command::SetBatchSize(7));
+    live.send(Command::Pause);
+    live.wait_for(|e| matches!(e, EventKind::PauseRequested))
+        .await;
+    live.let_it_run().await;
+    let state = live.state.borrow().clone();
+    assert_eq!(state.batch_size, 7, "the size is applied at the gate");
+    assert_eq!(state.status, Status::Gate, "a pause does not hide the gate");
+    assert_eq!(not_null_ddl(&fake), vec![]);
+
+    live.send(Command::Proceed);
+    live.wait_for(|e| matches!(e, EventKind::Paused { .. }))
+        .await;
+    live.let_it_run().await;
+    assert_eq!(
+        not_null_ddl(&fake),
+        vec![],
+        "paused before the phase's first statement"
+    );
+    assert_eq!(live.state.borrow().status, Status::Paused);
+    assert_eq!(live.state.borrow().gate, None);
+
+    live.send(Command::Resume);
+    let (result, events) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    let seen = gate_marks(&events);
+    let at = seen.iter().position(|m| m == "gate not_null").unwrap();
+    assert_eq!(
+        seen[at..at + 5],
+        marks(&[
+            "gate not_null",
+            "proceed not_null",
+            "paused in not_null",
+            "resumed",
+            "start not_null"
+        ])[..]
+    );
+}
+
+#[tokio::test]
+async fn a_phase_finished_by_an_earlier_run_is_not_gated() {
+    let done = [
+        Phase::AddColumn,
+        Phase::Sync,
+        Phase::Backfill,
+        Phase::Verify,
+        Phase::NotNull,
+    ];
+    let fake = Fake::resumed(10, &done, Some(10), Outcome::Failed);
+    // No Proceed is ever sent: a gate here would hang the run (and fail the test).
+    let run = run(&fake, gated_plan("batch_size = 3", &["not_null"]), &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e, EventKind::GateReached { .. }))
+    );
+    assert!(gate_marks(&run.events).contains(&"skip not_null".to_string()));
+}
+
+#[tokio::test]
+async fn dropping_the_command_sender_at_a_gate_aborts_instead_of_hanging() {
+    let fake = Fake::new(10);
+    let mut live = start(&fake, gated_plan("batch_size = 3", &["not_null"]), &[]);
+    live.wait_for(|e| matches!(e, EventKind::GateReached { .. }))
+        .await;
+    drop(live.commands.take());
+    let (result, _) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Aborted);
+    assert_eq!(not_null_ddl(&fake), vec![]);
+    assert_eq!(fake.db().finishes(), vec![Outcome::Aborted]);
 }

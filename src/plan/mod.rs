@@ -31,6 +31,16 @@ struct PlanFile {
     safety: SafetyFile,
     #[serde(default)]
     throttle: ThrottleFile,
+    #[serde(default)]
+    gates: GatesFile,
+}
+
+/// `[gates]`: phases that wait for the operator before they start.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GatesFile {
+    #[serde(default)]
+    before: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -141,6 +151,9 @@ pub struct Plan {
     pub safety: SafetySpec,
     /// Health throttling.
     pub throttle: ThrottleSpec,
+    /// Phases that wait for the operator before they start, in run order. Part of the
+    /// operator's workflow, not of the migration's definition: not in [`Plan::digest`].
+    pub gates: Vec<Phase>,
 }
 
 /// The plan's `[throttle]` settings, all optional.
@@ -522,7 +535,7 @@ impl Plan {
             )?,
         };
 
-        Ok(Plan {
+        let mut plan = Plan {
             path: path.to_path_buf(),
             table,
             state_table,
@@ -550,7 +563,90 @@ impl Plan {
                 reconnect_attempts,
             },
             throttle,
-        })
+            gates: Vec::new(),
+        };
+        plan.gates = plan
+            .check_gates(&file.gates.before)
+            .map_err(|(span, m)| fail(span, m))?;
+        Ok(plan)
+    }
+
+    /// Validates `[gates] before`: known phases the plan runs, never preflight, each once.
+    /// Returns them in run order.
+    fn check_gates(
+        &self,
+        before: &[Spanned<String>],
+    ) -> Result<Vec<Phase>, (std::ops::Range<usize>, String)> {
+        let phases = self.phases();
+        let mut gates = Vec::new();
+        for name in before {
+            let text = name.get_ref().trim();
+            let Ok(phase) = text.parse::<Phase>() else {
+                let valid: Vec<&str> = Phase::ALL
+                    .iter()
+                    .filter(|p| **p != Phase::Preflight)
+                    .map(|p| p.as_str())
+                    .collect();
+                return Err((
+                    name.span(),
+                    format!(
+                        "gates.before: unknown phase `{text}`; a gate can stand before {}",
+                        valid.join(", ")
+                    ),
+                ));
+            };
+            if phase == Phase::Preflight {
+                return Err((
+                    name.span(),
+                    "gates.before: preflight cannot be gated: it only reads and changes nothing, \
+                     and every run starts with it; gate add_column to stop before the first change"
+                        .into(),
+                ));
+            }
+            if !phases.contains(&phase) {
+                return Err((
+                    name.span(),
+                    format!(
+                        "gates.before: this plan has no {phase} phase ({}); remove `{phase}` from \
+                         the gates",
+                        self.why_no_phase(phase)
+                    ),
+                ));
+            }
+            if gates.contains(&phase) {
+                return Err((
+                    name.span(),
+                    format!(
+                        "gates.before: `{phase}` is listed twice; list each gated phase once \
+                         (a repeat is often a typo for another phase)"
+                    ),
+                ));
+            }
+            gates.push(phase);
+        }
+        gates.sort();
+        Ok(gates)
+    }
+
+    /// Why `phase` is not among this plan's phases, in words.
+    fn why_no_phase(&self, phase: Phase) -> &'static str {
+        match phase {
+            Phase::Sync | Phase::Backfill | Phase::Verify => {
+                "the column has no `backfill` expression, so nothing is synced, backfilled or verified"
+            }
+            Phase::NotNull if self.not_null_at_add() => {
+                "NOT NULL is added by add_column itself (a constant default and nothing to backfill); \
+                 gate add_column instead"
+            }
+            Phase::NotNull => "`not_null` is not set on the column",
+            Phase::Index => "`index` is not set on the column",
+            Phase::Preflight | Phase::AddColumn | Phase::Cleanup => "every plan has it",
+        }
+    }
+
+    /// Whether the operator must proceed before `phase` starts.
+    pub fn gated(&self, phase: Phase) -> bool {
+        self.gates.contains(&phase)
     }
 
     /// The phases this plan runs, in order.
@@ -581,8 +677,9 @@ impl Plan {
         self.column.not_null && self.column.default.is_some() && self.column.backfill.is_none()
     }
 
-    /// A stable digest of what defines the migration (not batch sizes or timeouts), so a
-    /// resume with a changed definition is refused.
+    /// A stable digest of what defines the migration (not batch sizes, timeouts, throttles or
+    /// gates), so a resume with a changed definition is refused while a resume with a gate
+    /// added or removed is not.
     pub fn digest(&self) -> String {
         let c = &self.column;
         let canonical = format!(

@@ -128,3 +128,28 @@ pub struct PhasePlan {
     /// Its statements in order.
     pub steps: Vec<Step>,
 }
+
+impl PhasePlan {
+    /// The table locks the phase takes and how long, in words for a question or a log line
+    /// (`ACCESS EXCLUSIVE briefly; SHARE UPDATE EXCLUSIVE for the whole statement`).
+    pub fn lock_summary(&self) -> String {
+        let mut seen: Vec<(&str, Hold)> = Vec::new();
+        for step in &self.steps {
+            if !step.lock.is_empty() && !seen.contains(&(step.lock.as_str(), step.hold)) {
+                seen.push((step.lock.as_str(), step.hold));
+            }
+        }
+        if seen.is_empty() {
+            return "no table lock".into();
+        }
+        seen.iter()
+            .map(|(lock, hold)| match hold {
+                Hold::None => lock.to_string(),
+                Hold::Brief => format!("{lock} briefly"),
+                Hold::PerBatch => format!("{lock} per batch"),
+                Hold::Long => format!("{lock} for the whole statement"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}

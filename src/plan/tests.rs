@@ -244,3 +244,92 @@ fn batch_size_outside_its_bounds_is_refused_with_the_line() {
     assert!(e.starts_with("plan.toml:15:"), "{e}");
     assert!(e.contains("must lie between"), "{e}");
 }
+
+#[test]
+fn gates_are_read_in_run_order_and_default_to_none() {
+    assert!(parse(EXAMPLE).unwrap().gates.is_empty());
+    let plan = parse(&format!(
+        "{EXAMPLE}\n[gates]\nbefore = [\"index\", \"not_null\", \"add_column\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        plan.gates,
+        vec![Phase::AddColumn, Phase::NotNull, Phase::Index]
+    );
+    assert!(plan.gated(Phase::NotNull));
+    assert!(!plan.gated(Phase::Backfill));
+    let plan = parse(&format!("{EXAMPLE}\n[gates]\n")).unwrap();
+    assert!(
+        plan.gates.is_empty(),
+        "an empty [gates] table gates nothing"
+    );
+}
+
+#[test]
+fn an_unknown_gate_names_its_line_and_the_valid_phases() {
+    let text = format!("{EXAMPLE}\n[gates]\nbefore = [\"index\", \"notnull\"]\n");
+    let line = text.lines().count();
+    let e = err(&text);
+    assert!(e.starts_with(&format!("plan.toml:{line}:20:")), "{e}");
+    assert!(e.contains("unknown phase `notnull`"), "{e}");
+    assert!(
+        e.contains("add_column, sync, backfill, verify, not_null, index, cleanup"),
+        "{e}"
+    );
+    let e = err(&format!("{EXAMPLE}\n[gates]\nafter = [\"index\"]\n"));
+    assert!(e.contains("unknown field `after`"), "{e}");
+    let e = err(&format!("{EXAMPLE}\n[gates]\nbefore = \"index\"\n"));
+    assert!(e.contains("sequence"), "a list is required: {e}");
+}
+
+#[test]
+fn preflight_cannot_be_gated() {
+    let e = err(&format!("{EXAMPLE}\n[gates]\nbefore = [\"preflight\"]\n"));
+    assert!(e.contains("preflight cannot be gated"), "{e}");
+}
+
+#[test]
+fn a_gate_on_a_phase_the_plan_does_not_run_says_why() {
+    let minimal = "table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\n";
+    let e = err(&format!("{minimal}[gates]\nbefore = [\"index\"]\n"));
+    assert!(e.starts_with("plan.toml:6:"), "{e}");
+    assert!(
+        e.contains("no index phase (`index` is not set on the column)"),
+        "{e}"
+    );
+    let e = err(&format!("{minimal}[gates]\nbefore = [\"not_null\"]\n"));
+    assert!(e.contains("`not_null` is not set"), "{e}");
+    let e = err(&format!("{minimal}[gates]\nbefore = [\"backfill\"]\n"));
+    assert!(e.contains("no `backfill` expression"), "{e}");
+    let e = err(&format!(
+        "{minimal}default = \"0\"\nnot_null = true\n[gates]\nbefore = [\"not_null\"]\n"
+    ));
+    assert!(e.contains("added by add_column itself"), "{e}");
+    let plan = parse(&format!(
+        "{minimal}[gates]\nbefore = [\"add_column\", \"cleanup\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(plan.gates, vec![Phase::AddColumn, Phase::Cleanup]);
+}
+
+#[test]
+fn a_gate_listed_twice_is_refused() {
+    let e = err(&format!(
+        "{EXAMPLE}\n[gates]\nbefore = [\"index\", \"index\"]\n"
+    ));
+    assert!(e.contains("`index` is listed twice"), "{e}");
+}
+
+#[test]
+fn gates_are_not_part_of_the_digest() {
+    let a = parse(EXAMPLE).unwrap();
+    let b = parse(&format!(
+        "{EXAMPLE}\n[gates]\nbefore = [\"not_null\", \"index\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        a.digest(),
+        b.digest(),
+        "adding a gate to a resumed run is allowed"
+    );
+}

@@ -6,7 +6,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::keymap::{Action, action_for};
 use super::view::Popup;
 use crate::engine::Command;
-use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE};
+use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase};
 
 /// Chart windows the operator can zoom between, in seconds.
 pub const WINDOWS: [u64; 3] = [60, 300, 900];
@@ -22,19 +22,32 @@ pub enum Question {
     Quit,
     /// Abort the migration.
     Abort,
+    /// Proceed past the gate before this phase.
+    Proceed(Phase),
+}
+
+/// The gate the engine waits at, as the keys see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateAt {
+    /// The phase the gate holds back.
+    pub phase: Phase,
+    /// The table locks that phase takes, in words.
+    pub lock: String,
 }
 
 impl Question {
-    fn text(self) -> &'static str {
+    fn text(self, gate: Option<&GateAt>) -> String {
         match self {
-            Question::Quit => {
-                "Quit? The migration stops at the next batch boundary and stays resumable \
-                 (run the same command again to go on)."
-            }
-            Question::Abort => {
-                "Abort the migration? It stops at the next batch boundary; everything stays \
-                 resumable."
-            }
+            Question::Proceed(phase) => format!(
+                "Proceed to {phase}? It takes {}.",
+                gate.map_or("the locks `pacer plan` shows", |g| g.lock.as_str())
+            ),
+            Question::Quit => "Quit? The migration stops at the next batch boundary and stays \
+                               resumable (run the same command again to go on)."
+                .into(),
+            Question::Abort => "Abort the migration? It stops at the next batch boundary; \
+                                everything stays resumable."
+                .into(),
         }
     }
 }
@@ -76,6 +89,10 @@ pub struct App {
     pub detachable: bool,
     /// The operator chose to detach: the loop exits now, the migration goes on.
     pub detach_requested: bool,
+    /// The gate the engine waits at, if any (kept current by the loop before every key).
+    pub gate: Option<GateAt>,
+    /// Lines for the event log about keys that did nothing (the loop takes them).
+    pub notes: Vec<String>,
 }
 
 impl App {
@@ -94,6 +111,8 @@ impl App {
             quit_requested: false,
             detachable: false,
             detach_requested: false,
+            gate: None,
+            notes: Vec::new(),
         }
     }
 
@@ -173,6 +192,17 @@ impl App {
                 }
                 Vec::new()
             }
+            Action::Proceed => {
+                match &self.gate {
+                    Some(gate) if mode != EngineMode::Finished => {
+                        self.ask(Question::Proceed(gate.phase));
+                    }
+                    _ => self.notes.push(
+                        "g: no gate is waiting (g proceeds when the header says GATE)".into(),
+                    ),
+                }
+                Vec::new()
+            }
             Action::Quit => {
                 if mode == EngineMode::Finished {
                     self.quit_requested = true;
@@ -225,7 +255,7 @@ impl App {
 
     fn ask(&mut self, question: Question) {
         self.question = Some(question);
-        self.popup = Some(Popup::Confirm(question.text().to_string()));
+        self.popup = Some(Popup::Confirm(question.text(self.gate.as_ref())));
     }
 
     fn on_confirm_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -245,6 +275,18 @@ impl App {
                 vec![Command::Abort]
             }
             Some(Question::Abort) => vec![Command::Abort],
+            // Only at the very gate the question named: a yes to an earlier gate must not pass
+            // a later one.
+            Some(Question::Proceed(phase)) => {
+                if self.gate.as_ref().is_some_and(|g| g.phase == phase) {
+                    vec![Command::Proceed]
+                } else {
+                    self.notes.push(format!(
+                        "proceed not sent: the engine no longer waits at the gate before {phase}"
+                    ));
+                    Vec::new()
+                }
+            }
             None => Vec::new(),
         }
     }
@@ -525,6 +567,94 @@ mod tests {
             matches!(&app.popup, Some(Popup::Confirm(_))),
             "Ctrl-C asks like q"
         );
+    }
+
+    fn at_gate(phase: Phase, lock: &str) -> Option<GateAt> {
+        Some(GateAt {
+            phase,
+            lock: lock.into(),
+        })
+    }
+
+    #[test]
+    fn g_at_a_gate_asks_naming_the_phase_and_its_locks_and_only_y_proceeds() {
+        let mut app = App::new(8, 5000);
+        app.gate = at_gate(Phase::NotNull, "ACCESS EXCLUSIVE briefly");
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('g')]), vec![]);
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Proceed to not_null? It takes ACCESS EXCLUSIVE briefly.".into()
+            ))
+        );
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('n')]), vec![]);
+        assert_eq!(app.popup, None);
+        assert_eq!(
+            script(
+                &mut app,
+                EngineMode::Running,
+                &[key('g'), code(KeyCode::Esc)]
+            ),
+            vec![]
+        );
+        assert_eq!(
+            script(
+                &mut app,
+                EngineMode::Running,
+                &[key('g'), key('x'), key('y')]
+            ),
+            vec![Command::Proceed],
+            "other keys leave the question open; y proceeds"
+        );
+        assert_eq!(app.popup, None);
+        assert!(app.notes.is_empty());
+    }
+
+    #[test]
+    fn g_without_a_gate_sends_nothing_and_says_why() {
+        let mut app = App::new(8, 5000);
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('g')]), vec![]);
+        assert_eq!(app.popup, None);
+        assert_eq!(app.notes.len(), 1);
+        assert!(
+            app.notes[0].contains("no gate is waiting"),
+            "{:?}",
+            app.notes
+        );
+        app.gate = at_gate(
+            Phase::Index,
+            "SHARE UPDATE EXCLUSIVE for the whole statement",
+        );
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('g')]), vec![]);
+        assert_eq!(app.popup, None, "a finished run has no gate to pass");
+    }
+
+    #[test]
+    fn a_yes_to_a_gate_that_has_passed_does_not_pass_the_next_one() {
+        let mut app = App::new(8, 5000);
+        app.gate = at_gate(Phase::NotNull, "ACCESS EXCLUSIVE briefly");
+        script(&mut app, EngineMode::Running, &[key('g')]);
+        // Meanwhile someone else proceeded and the engine now waits before index.
+        app.gate = at_gate(
+            Phase::Index,
+            "SHARE UPDATE EXCLUSIVE for the whole statement",
+        );
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('y')]), vec![]);
+        assert!(
+            app.notes[0].contains("no longer waits at the gate before not_null"),
+            "{:?}",
+            app.notes
+        );
+        // Nor once no gate waits at all.
+        app.notes.clear();
+        app.gate = at_gate(
+            Phase::Index,
+            "SHARE UPDATE EXCLUSIVE for the whole statement",
+        );
+        script(&mut app, EngineMode::Running, &[key('g')]);
+        app.gate = None;
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('y')]), vec![]);
+        assert_eq!(app.notes.len(), 1);
     }
 
     #[test]

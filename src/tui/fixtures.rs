@@ -290,6 +290,17 @@ pub fn confirm_quit() -> ViewModel {
     v
 }
 
+/// At the gate before not_null, the operator pressed g: the question names the locks.
+pub fn confirm_proceed() -> ViewModel {
+    let mut v = gate();
+    v.popup = Some(Popup::Confirm(
+        "Proceed to not_null? It takes ACCESS EXCLUSIVE briefly; SHARE UPDATE EXCLUSIVE for \
+         the whole statement."
+            .into(),
+    ));
+    v
+}
+
 /// Typing a batch size that is not a number.
 pub fn batch_size_error() -> ViewModel {
     let mut v = running();
@@ -365,6 +376,7 @@ pub fn all() -> Vec<(&'static str, ViewModel)> {
         ("confirm_quit", confirm_quit()),
         ("batch_size_error", batch_size_error()),
         ("gate", gate()),
+        ("confirm_proceed", confirm_proceed()),
         ("empty", empty()),
     ]
 }

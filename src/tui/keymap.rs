@@ -19,6 +19,8 @@ pub enum Action {
     BatchAuto,
     /// Abort at the next batch boundary (asks first).
     Abort,
+    /// Proceed past the gate the engine waits at (asks first).
+    Proceed,
     /// Quit (asks first while a migration runs).
     Quit,
     /// Show or hide the help overlay.
@@ -92,6 +94,12 @@ pub const KEYMAP: &[Binding] = &[
         desc: "abort at the next batch boundary, resumable (asks first)",
     },
     Binding {
+        label: "g",
+        codes: &[KeyCode::Char('g')],
+        action: Action::Proceed,
+        desc: "proceed past a gate (asks first)",
+    },
+    Binding {
         label: "q",
         codes: &[KeyCode::Char('q')],
         action: Action::Quit,
@@ -162,6 +170,14 @@ pub fn action_for(key: &KeyEvent) -> Option<Action> {
         .iter()
         .find(|b| b.codes.contains(&key.code))
         .map(|b| b.action)
+}
+
+/// The first key bound to `action`, as help shows it (`g`).
+pub fn key_for(action: Action) -> Option<&'static str> {
+    KEYMAP
+        .iter()
+        .find(|b| b.action == action)
+        .and_then(|b| b.label.split(", ").next())
 }
 
 /// Every key with its meaning, for the help overlay.

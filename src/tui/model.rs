@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::app::{App, EngineMode};
+use super::app::{App, EngineMode, GateAt};
 use super::keymap;
 use super::view::{
     DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
@@ -106,6 +106,7 @@ impl Model {
             | EventKind::ConnectionLost { .. }
             | EventKind::Throttled { .. }
             | EventKind::AbortRequested
+            | EventKind::GateReached { .. }
             | EventKind::Aborted { .. } => Level::Warn,
             _ => Level::Info,
         };
@@ -114,12 +115,31 @@ impl Model {
                 "FAILED{}: {error}",
                 phase.map(|p| format!(" during {p}")).unwrap_or_default()
             ),
+            EventKind::GateReached { phase, lock } => {
+                let key = keymap::key_for(keymap::Action::Proceed).unwrap_or("g");
+                format!("gate before {phase}: press {key} to proceed (takes {lock})")
+            }
             kind => match human_line(kind) {
                 Some(t) => t,
                 None => return,
             },
         };
         self.log(time, level, text);
+    }
+
+    /// The gate the engine waits at, with the locks of the phase behind it (from the plan the
+    /// engine announced), or None when no gate waits.
+    pub fn gate(&self, state: &State) -> Option<GateAt> {
+        if state.status != Status::Gate {
+            return None;
+        }
+        let phase = state.gate.or(state.phase)?;
+        let lock = self
+            .plan
+            .iter()
+            .find(|p| p.phase == phase)
+            .map_or_else(|| "no table lock".to_string(), |p| p.lock_summary());
+        Some(GateAt { phase, lock })
     }
 
     /// Batch duration percentile (0–100) over recent batches.
@@ -144,11 +164,11 @@ impl Model {
                 StatusView::WaitingForLock(state.blockers.iter().map(|b| b.pid).collect())
             }
             Status::Reconnecting => StatusView::Reconnecting,
-            Status::Throttled => StatusView::Throttled(state.throttle.clone().unwrap_or_default()),
-            Status::Gate => match state.gate {
+            Status::Gate => match state.gate.or(state.phase) {
                 Some(phase) => StatusView::Gate(phase),
                 None => StatusView::Running,
             },
+            Status::Throttled => StatusView::Throttled(state.throttle.clone().unwrap_or_default()),
             Status::Done => StatusView::Done,
             Status::Failed => StatusView::Failed(state.error.clone().unwrap_or_default()),
             Status::Aborted => StatusView::Aborted,
@@ -162,7 +182,10 @@ impl Model {
                     PhaseStatus::Done
                 } else if self.failed_phase == Some(p.phase) {
                     PhaseStatus::Failed
-                } else if state.phase == Some(p.phase) && state.status != Status::Done {
+                } else if state.phase == Some(p.phase)
+                    && !matches!(state.status, Status::Done | Status::Gate)
+                {
+                    // A gated phase has not started while its gate waits.
                     PhaseStatus::Running
                 } else if p.phase == Phase::Preflight && state.status != Status::Preflight {
                     PhaseStatus::Done
@@ -241,4 +264,133 @@ fn lock_words(lock: &str, hold: Hold) -> String {
         return "no table lock".into();
     }
     format!("{lock}{}", hold.suffix())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Step;
+
+    fn step(lock: &str, hold: Hold) -> Step {
+        Step {
+            title: String::new(),
+            sql: String::new(),
+            lock: lock.into(),
+            hold,
+            rewrites: false,
+            scans: false,
+            note: String::new(),
+        }
+    }
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            ts: "2025-01-01T13:52:40.000Z".into(),
+            job: "public.orders.amount".into(),
+            kind,
+        }
+    }
+
+    fn state(status: Status, gate: Option<Phase>) -> State {
+        State {
+            job: "public.orders.amount".into(),
+            phase: Some(Phase::NotNull),
+            status,
+            phases_done: vec![Phase::AddColumn],
+            rows_done: 0,
+            rows_total: None,
+            rows_per_s: 0.0,
+            batch_size: 5000,
+            batch_size_reason: "plan".into(),
+            checkpoint: None,
+            blockers: Vec::new(),
+            error: None,
+            throttle: None,
+            gate,
+        }
+    }
+
+    /// A model that has seen the plan (add_column, not_null) and a gate before not_null.
+    fn model_at_gate() -> Model {
+        let mut model = Model::new("db".into(), "public.orders".into(), "amount".into());
+        let phase = |phase, steps| PhasePlan {
+            phase,
+            summary: String::new(),
+            steps,
+        };
+        let not_null = phase(
+            Phase::NotNull,
+            vec![
+                step("ACCESS EXCLUSIVE", Hold::Brief),
+                step("SHARE UPDATE EXCLUSIVE", Hold::Long),
+                step("ACCESS EXCLUSIVE", Hold::Brief),
+            ],
+        );
+        let lock = not_null.lock_summary();
+        model.on_event(&event(EventKind::Planned {
+            plan: vec![
+                phase(
+                    Phase::AddColumn,
+                    vec![step("ACCESS EXCLUSIVE", Hold::Brief)],
+                ),
+                not_null,
+            ],
+        }));
+        model.on_event(&event(EventKind::GateReached {
+            phase: Phase::NotNull,
+            lock,
+        }));
+        model
+    }
+
+    #[test]
+    fn a_gate_in_the_engine_state_is_the_gate_status_and_its_phase_has_not_started() {
+        let model = model_at_gate();
+        let app = App::new(2, 5000);
+        let view = model.view(
+            &state(Status::Gate, Some(Phase::NotNull)),
+            &app,
+            Duration::ZERO,
+            true,
+        );
+        assert_eq!(view.status, StatusView::Gate(Phase::NotNull));
+        let statuses: Vec<PhaseStatus> = view.phases.iter().map(|p| p.status).collect();
+        assert_eq!(statuses, vec![PhaseStatus::Done, PhaseStatus::Pending]);
+
+        let view = model.view(&state(Status::Running, None), &app, Duration::ZERO, true);
+        assert_eq!(view.status, StatusView::Running);
+        assert_eq!(view.phases[1].status, PhaseStatus::Running);
+    }
+
+    #[test]
+    fn the_gate_for_the_keys_names_the_locks_of_the_phase_it_holds_back() {
+        let model = model_at_gate();
+        assert_eq!(
+            model.gate(&state(Status::Gate, Some(Phase::NotNull))),
+            Some(GateAt {
+                phase: Phase::NotNull,
+                lock: "ACCESS EXCLUSIVE briefly; SHARE UPDATE EXCLUSIVE for the whole statement"
+                    .into()
+            })
+        );
+        assert_eq!(model.gate(&state(Status::Running, None)), None);
+        assert_eq!(model.gate(&state(Status::Paused, None)), None);
+    }
+
+    #[test]
+    fn reaching_and_passing_a_gate_are_logged() {
+        let mut model = model_at_gate();
+        model.on_event(&event(EventKind::GateProceeded {
+            phase: Phase::NotNull,
+        }));
+        let log = model.log_lines();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].level, Level::Warn, "a waiting gate stands out");
+        assert_eq!(
+            log[0].text,
+            "gate before not_null: press g to proceed (takes ACCESS EXCLUSIVE briefly; SHARE \
+             UPDATE EXCLUSIVE for the whole statement)"
+        );
+        assert_eq!(log[1].text, "gate: the operator proceeded; not_null starts");
+    }
 }

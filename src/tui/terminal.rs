@@ -157,8 +157,14 @@ async fn event_loop(
                 None => input_open = false,
                 Some(term) => match term {
                 Ok(TermEvent::Key(key)) if key.kind == KeyEventKind::Press => {
-                    let mode = engine_mode(handles.state.borrow().status);
-                    for command in screen.app.on_key(key, mode) {
+                    let state = handles.state.borrow().clone();
+                    let mode = engine_mode(state.status);
+                    screen.app.gate = screen.model.gate(&state);
+                    let commands_sent = screen.app.on_key(key, mode);
+                    for note in std::mem::take(&mut screen.app.notes) {
+                        screen.model.log(wall_clock(), Level::Info, note);
+                    }
+                    for command in commands_sent {
                         screen.model.log(
                             wall_clock(),
                             Level::Info,

@@ -116,6 +116,11 @@ fn confirm_quit_screen() {
 }
 
 #[test]
+fn confirm_proceed_screen() {
+    snapshot("confirm_proceed", &fixtures::confirm_proceed());
+}
+
+#[test]
 fn batch_size_error_screen() {
     snapshot("batch_size_error", &fixtures::batch_size_error());
 }

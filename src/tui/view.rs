@@ -66,9 +66,7 @@ pub enum StatusView {
     Throttled(String),
     /// A DDL statement waits for its lock; the blocking pids.
     WaitingForLock(Vec<i32>),
-    /// Waiting for the operator to proceed past a gate before this phase (gates land with
-    /// issue 4; drawn and snapshot-tested already).
-    #[allow(dead_code)]
+    /// Waiting for the operator to proceed past a gate before this phase.
     Gate(Phase),
     /// Reconnecting after a lost connection.
     Reconnecting,
