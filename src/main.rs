@@ -1,5 +1,6 @@
 //! pacer: add a column to a large, live table without downtime.
 
+mod audit;
 mod commands;
 mod engine;
 mod headless;
@@ -22,6 +23,17 @@ struct Cli {
     /// Append logs to this file (level from RUST_LOG, default info). Without it, warnings go to stderr.
     #[arg(long, global = true, value_name = "PATH")]
     log_file: Option<PathBuf>,
+    /// Append the audit log (JSON lines: every SQL statement pacer sends and every operator
+    /// action; never a password) to this file, or `off`. Default:
+    /// $XDG_STATE_HOME/pacer/audit.jsonl, else ~/.local/state/pacer/audit.jsonl.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH|off",
+        env = "PACER_AUDIT_LOG",
+        value_parser = commands::AuditLog::parse
+    )]
+    audit_log: Option<commands::AuditLog>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,9 +121,10 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::EXIT_FAILURE);
         }
     };
+    let audit_log = cli.audit_log.unwrap_or_default();
     let result = runtime.block_on(async {
         match cli.command {
-            Cmd::Plan(a) => commands::plan::run(&a.target, a.json).await,
+            Cmd::Plan(a) => commands::plan::run(&a.target, a.json, &audit_log).await,
             Cmd::Run(a) => {
                 let options = commands::run::RunOptions {
                     headless: a.headless,
@@ -119,10 +132,11 @@ fn main() -> ExitCode {
                     theme: a.theme,
                     sample_interval: a.sample_interval,
                     braille: !a.ascii,
+                    audit_log,
                 };
                 commands::run::run(&a.target, options).await
             }
-            Cmd::Status(a) => commands::status::run(&a.target, a.json).await,
+            Cmd::Status(a) => commands::status::run(&a.target, a.json, &audit_log).await,
         }
     });
     match result {

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_ABORTED, EXIT_DONE, Failure, connect, load_plan};
+use super::{AuditLog, EXIT_ABORTED, EXIT_DONE, Failure, connect, load_plan, open_audit};
 use crate::TargetArgs;
 use crate::engine::throttle::Signals;
 use crate::engine::{Command, Engine, EngineError, Handles, RunOutcome, SignalSource, SystemClock};
@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub sample_interval: Duration,
     /// Braille chart markers.
     pub braille: bool,
+    /// Where the audit log goes.
+    pub audit_log: AuditLog,
 }
 
 /// Whether `pacer run` opens the full-screen interface: asked for, and on a terminal.
@@ -51,7 +53,8 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
     } else {
         None
     };
-    let target = connect(args, &plan).await?;
+    let audit = open_audit(&options.audit_log, &crate::target::postgres::job_id(&plan, None))?;
+    let target = connect(args, &plan, audit.clone()).await?;
     let conn = target.connection().clone();
     let describe = target.describe();
     let (mut engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
@@ -62,7 +65,8 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
         let job = handles.state.borrow().job.clone();
         let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
         let source = PgSource::new(conn.clone(), &job, plan.table.quoted())
-            .with_statement_timeout(statement_timeout_for(options.sample_interval));
+            .with_statement_timeout(statement_timeout_for(options.sample_interval))
+            .with_audit(audit.clone());
         let task = sampler::spawn(source, options.sample_interval, metrics.clone());
         (metrics, task)
     });
