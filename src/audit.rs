@@ -95,7 +95,10 @@ impl Audit {
     }
 
     /// The file, when enabled.
-    #[allow(dead_code, reason = "printed at start by `pacer run` (commands/run.rs)")]
+    #[allow(
+        dead_code,
+        reason = "printed at start by `pacer run` (commands/run.rs)"
+    )]
     pub fn path(&self) -> Option<&Path> {
         self.inner.as_deref().map(|i| i.path.as_path())
     }
@@ -134,7 +137,10 @@ impl Audit {
     /// An operator action: `action` (pause, resume, batch_size, auto_batch_size, proceed,
     /// abort, detach, ...), `from` (the interface: "tui", "ctl", "signal", "hangup"), `value`
     /// (e.g. the new batch size).
-    #[allow(dead_code, reason = "written by the control module and the key handling")]
+    #[allow(
+        dead_code,
+        reason = "written by the control module and the key handling"
+    )]
     pub fn operator(&self, action: &str, from: &str, value: Option<Value>) {
         let Some(inner) = &self.inner else { return };
         let mut fields = vec![
@@ -145,7 +151,12 @@ impl Audit {
         if let Some(v) = value {
             fields.push(("value", v));
         }
-        inner.write(fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        inner.write(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        );
     }
 
     /// Something about the run itself (`what`: "run_started", "run_ended", ...), with
@@ -216,7 +227,12 @@ fn statement_fields(
         ("sql".to_string(), Value::from(sql)),
         (
             "params".to_string(),
-            Value::Array(params.iter().map(|p| param_value(&format!("{p:?}"))).collect()),
+            Value::Array(
+                params
+                    .iter()
+                    .map(|p| param_value(&format!("{p:?}")))
+                    .collect(),
+            ),
         ),
     ];
     if let Some(r) = repeats {
@@ -315,7 +331,10 @@ mod tests {
         }
         assert_eq!(got[0]["kind"], "statement");
         assert_eq!(got[0]["session"], "main");
-        assert_eq!(got[0]["sql"], "UPDATE t SET c = 1\nWHERE id > $1 AND id <= $2");
+        assert_eq!(
+            got[0]["sql"],
+            "UPDATE t SET c = 1\nWHERE id > $1 AND id <= $2"
+        );
         assert_eq!(
             got[0]["params"],
             serde_json::json!(["1000", "2000", null, ["7"], 4999])
@@ -331,7 +350,10 @@ mod tests {
         assert_eq!(got[3]["kind"], "note");
         assert_eq!(got[3]["what"], "run_started");
         assert_eq!(got[3]["target"], "postgres://u@h/db");
-        assert_eq!(got[3]["detail_kind"], "x", "a detail cannot hide a common field");
+        assert_eq!(
+            got[3]["detail_kind"], "x",
+            "a detail cannot hide a common field"
+        );
         // ts comes first, as documented.
         let raw = std::fs::read_to_string(&path).unwrap();
         assert!(raw.lines().all(|l| l.starts_with("{\"ts\":\"")));
@@ -402,7 +424,10 @@ mod tests {
         assert_eq!(param_value("None"), Value::Null);
         assert_eq!(param_value("true"), Value::from(true));
         assert_eq!(param_value("'x'"), Value::from("'x'"));
-        assert_eq!(param_value("Json(Object {})"), Value::from("Json(Object {})"));
+        assert_eq!(
+            param_value("Json(Object {})"),
+            Value::from("Json(Object {})")
+        );
     }
 
     #[test]

@@ -114,11 +114,19 @@ fn a_run_writes_every_statement_it_sends_to_the_audit_log_without_the_password()
     let mut lo: Option<String> = None;
     for (update, checkpoint) in updates.iter().zip(&checkpoints) {
         let hi = update["params"].as_array().unwrap().last().unwrap().clone();
-        let expected: Vec<Value> = lo.iter().map(|k| Value::from(k.as_str())).chain([hi.clone()]).collect();
+        let expected: Vec<Value> = lo
+            .iter()
+            .map(|k| Value::from(k.as_str()))
+            .chain([hi.clone()])
+            .collect();
         assert_eq!(update["params"], Value::Array(expected), "{update}");
         let p = checkpoint["params"].as_array().unwrap();
         assert_eq!(p[0], "public.orders.amount");
-        assert_eq!(p[1], lo.as_ref().map_or(Value::Null, |k| Value::from(vec![k.as_str()])));
+        assert_eq!(
+            p[1],
+            lo.as_ref()
+                .map_or(Value::Null, |k| Value::from(vec![k.as_str()]))
+        );
         assert_eq!(p[2], Value::from(vec![hi.clone()]));
         lo = Some(hi.as_str().unwrap().to_string());
     }
@@ -140,8 +148,14 @@ fn a_run_writes_every_statement_it_sends_to_the_audit_log_without_the_password()
         *seen.entry(sql(l)).or_default() += 1;
         assert!(l["repeats"].is_string(), "{l}");
     }
-    assert!(seen.keys().any(|s| s.contains("pg_stat_replication")), "{raw}");
-    assert!(seen.keys().any(|s| s.starts_with("SET statement_timeout")), "{raw}");
+    assert!(
+        seen.keys().any(|s| s.contains("pg_stat_replication")),
+        "{raw}"
+    );
+    assert!(
+        seen.keys().any(|s| s.starts_with("SET statement_timeout")),
+        "{raw}"
+    );
     assert!(seen.values().all(|n| *n == 1), "{seen:?}");
 
     // A second command appends to the same file: `pacer status` sends statements too.
@@ -154,9 +168,16 @@ fn a_run_writes_every_statement_it_sends_to_the_audit_log_without_the_password()
     assert_eq!(status.code, 0, "{status}");
     let after = audit_lines(&audit);
     assert!(after.len() > before);
-    assert!(after[before..].iter().any(|l| l["kind"] == "note" && l["command"] == "status"));
-    assert!(after[before..].iter().any(|l| l["kind"] == "statement"
-        && sql(l).starts_with("SELECT job, plan_digest")));
+    assert!(
+        after[before..]
+            .iter()
+            .any(|l| l["kind"] == "note" && l["command"] == "status")
+    );
+    assert!(
+        after[before..]
+            .iter()
+            .any(|l| l["kind"] == "statement" && sql(l).starts_with("SELECT job, plan_digest"))
+    );
 }
 
 #[test]
@@ -206,7 +227,12 @@ fn audit_log_off_writes_nothing_and_an_unwritable_one_is_refused() {
     let blocked = dir.path().join("a-file");
     std::fs::write(&blocked, "").unwrap();
     let ran = run_pacer(
-        &["run", "--headless", "--audit-log", blocked.join("audit.jsonl").to_str().unwrap()],
+        &[
+            "run",
+            "--headless",
+            "--audit-log",
+            blocked.join("audit.jsonl").to_str().unwrap(),
+        ],
         &plan.path,
         &url,
     );
@@ -216,5 +242,68 @@ fn audit_log_off_writes_nothing_and_an_unwritable_one_is_refused() {
     assert_eq!(
         pg.psql("shop", "SELECT count(*) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'amount'"),
         "0"
+    );
+}
+
+#[test]
+fn statements_after_a_reconnect_are_still_logged() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 50_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 20\nadaptive = false", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let child = spawn_run(&plan.path, &url, &["--audit-log", audit.to_str().unwrap()]);
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        10_000,
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'pacer:%'"
+        ),
+        "1"
+    );
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("connection lost"), "{ran}");
+
+    let lines = audit_lines(&audit);
+    let main = statements(&lines, "main");
+    // The session settings went again on the new connection, and the batches after it are
+    // logged up to the last key, every range once.
+    let settings: Vec<usize> = main
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            sql(l).starts_with("SET lock_timeout = '2000ms'; SET statement_timeout")
+                && sql(l).contains("TimeZone")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(settings.len(), 2, "settings at connect and at reconnect");
+    let updates_after: Vec<&Value> = main[settings[1]..]
+        .iter()
+        .copied()
+        .filter(|l| sql(l).starts_with("UPDATE \"public\".\"orders\" SET \"amount\""))
+        .collect();
+    assert!(!updates_after.is_empty());
+    assert_eq!(
+        updates_after.last().unwrap()["params"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "50000"
+    );
+    assert!(
+        main[settings[1]..]
+            .iter()
+            .any(|l| sql(l).starts_with("SELECT pg_try_advisory_lock")),
+        "the lock is claimed again on the new session"
     );
 }

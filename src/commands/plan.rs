@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{AuditLog, Failure, open_audit, bytes, connect, load_plan, thousands};
+use super::{AuditLog, Failure, bytes, connect, load_plan, open_audit, thousands};
 use crate::TargetArgs;
-use crate::target::postgres::job_id;
 use crate::plan::{Finding, PhasePlan, lint};
+use crate::target::postgres::job_id;
 use crate::target::{Preflight, TableInfo, Target, TargetError};
 
 #[derive(Serialize)]

@@ -53,7 +53,10 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
     } else {
         None
     };
-    let audit = open_audit(&options.audit_log, &crate::target::postgres::job_id(&plan, None))?;
+    let audit = open_audit(
+        &options.audit_log,
+        &crate::target::postgres::job_id(&plan, None),
+    )?;
     let target = connect(args, &plan, audit.clone()).await?;
     let conn = target.connection().clone();
     let describe = target.describe();

@@ -1,9 +1,9 @@
 //! `pacer status`: the migration's recorded state, from the state table in the database.
 
-use super::{AuditLog, Failure, open_audit, connect, load_plan, thousands};
+use super::{AuditLog, Failure, connect, load_plan, open_audit, thousands};
 use crate::TargetArgs;
-use crate::target::postgres::job_id;
 use crate::target::Target;
+use crate::target::postgres::job_id;
 
 /// Prints the recorded state. Exit 0 when it could be read (whatever the state).
 pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<u8, Failure> {

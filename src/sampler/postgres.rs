@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
 
 use super::{DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun};
 use crate::audit::Audit;

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::PgServer;
 
-/// The real pacer binary, with a clean environment (no target or libpq variables).
+/// The real pacer binary, with a clean environment (no target or libpq variables; state files,
+/// such as the default audit log, under the temporary directory).
 pub fn pacer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pacer"));
     for var in [
@@ -21,6 +22,8 @@ pub fn pacer() -> Command {
         "PGSSLMODE",
         "PGPASSFILE",
         "RUST_LOG",
+        "PACER_AUDIT_LOG",
+        "XDG_STATE_HOME",
     ] {
         cmd.env_remove(var);
     }

@@ -10,8 +10,8 @@ pub mod sql;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use crate::audit::Audit;
 use crate::plan::{Phase, PhasePlan, Plan};
