@@ -24,10 +24,17 @@ struct Cli {
     /// Append logs to this file (level from RUST_LOG, default info). Without it, warnings go to stderr.
     #[arg(long, global = true, value_name = "PATH")]
     log_file: Option<PathBuf>,
-    /// The audit log (JSON lines: every statement sent, every operator action), or `off`.
-    /// Default: $XDG_STATE_HOME/pacer/audit.jsonl, else ~/.local/state/pacer/audit.jsonl.
-    #[arg(long, global = true, value_name = "PATH|off", env = "PACER_AUDIT_LOG")]
-    audit_log: Option<PathBuf>,
+    /// Append the audit log (JSON lines: every SQL statement pacer sends and every operator
+    /// action; never a password) to this file, or `off`. Default:
+    /// $XDG_STATE_HOME/pacer/audit.jsonl, else ~/.local/state/pacer/audit.jsonl.
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH|off",
+        env = "PACER_AUDIT_LOG",
+        value_parser = commands::AuditLog::parse
+    )]
+    audit_log: Option<commands::AuditLog>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -227,9 +234,10 @@ fn main() -> ExitCode {
             return ExitCode::from(commands::EXIT_FAILURE);
         }
     };
+    let audit_log = cli.audit_log.unwrap_or_default();
     let result = runtime.block_on(async {
         match cli.command {
-            Cmd::Plan(a) => commands::plan::run(&a.target, a.json).await,
+            Cmd::Plan(a) => commands::plan::run(&a.target, a.json, &audit_log).await,
             Cmd::Run(a) => {
                 let options = commands::run::RunOptions {
                     headless: a.headless,
@@ -240,11 +248,11 @@ fn main() -> ExitCode {
                     on_hangup: a.on_hangup,
                     runner: a.runner,
                     log_file: cli.log_file.clone(),
-                    audit_log: cli.audit_log.clone(),
+                    audit_log: audit_log.clone(),
                 };
                 commands::run::run(&a.target, options).await
             }
-            Cmd::Status(a) => commands::status::run(&a.target, a.json).await,
+            Cmd::Status(a) => commands::status::run(&a.target, a.json, &audit_log).await,
             Cmd::Ctl(c) => ctl(c.action).await,
             Cmd::Attach(a) => {
                 let options = commands::run::RunOptions {
@@ -256,7 +264,7 @@ fn main() -> ExitCode {
                     on_hangup: control::OnHangup::Continue,
                     runner: false,
                     log_file: cli.log_file.clone(),
-                    audit_log: None,
+                    audit_log: commands::AuditLog::Off,
                 };
                 commands::ctl::attach(&a.which.which(), options).await
             }

@@ -5,9 +5,10 @@ pub mod plan;
 pub mod run;
 pub mod status;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::TargetArgs;
+use crate::audit::{self, Audit};
 use crate::plan::Plan;
 use crate::target::postgres::{ConnectError, PgTarget, Postgres};
 
@@ -121,10 +122,68 @@ pub fn resolve_target(args: &TargetArgs) -> Result<PgTarget, Failure> {
     PgTarget::resolve(args.target.as_deref(), &env, home.as_deref()).map_err(connect_failure)
 }
 
-/// Connects for a plan.
-pub async fn connect(args: &TargetArgs, plan: &Plan) -> Result<Postgres, Failure> {
+/// Where the audit log goes (`--audit-log`, PACER_AUDIT_LOG).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AuditLog {
+    /// [`audit::default_path`].
+    #[default]
+    Default,
+    /// `off`: no audit log.
+    Off,
+    /// This file.
+    Path(PathBuf),
+}
+
+impl AuditLog {
+    /// `off` or a path (a file named "off" is `./off`).
+    pub fn parse(text: &str) -> Result<AuditLog, String> {
+        match text {
+            "" => Err("give a file path, or `off`".into()),
+            "off" => Ok(AuditLog::Off),
+            path => Ok(AuditLog::Path(PathBuf::from(path))),
+        }
+    }
+}
+
+/// Opens the audit log of migration `job`. A file asked for by name that cannot be opened is
+/// a refusal (exit 2); the default file falls back to no audit log, with a warning on stderr.
+pub fn open_audit(choice: &AuditLog, job: &str) -> Result<Audit, Failure> {
+    match choice {
+        AuditLog::Off => Ok(Audit::disabled()),
+        AuditLog::Path(path) => Audit::open(path, job).map_err(|e| {
+            Failure::refused(format!(
+                "cannot open the audit log {}: {e}. Give a file pacer may create and append to \
+                 (--audit-log PATH), or --audit-log off to run without one.",
+                path.display()
+            ))
+        }),
+        AuditLog::Default => {
+            let Some(path) = audit::default_path() else {
+                eprintln!(
+                    "pacer: warning: no audit log (neither XDG_STATE_HOME nor HOME is set); \
+                     use --audit-log PATH to keep one."
+                );
+                return Ok(Audit::disabled());
+            };
+            Audit::open(&path, job).or_else(|e| {
+                tracing::warn!("cannot open the audit log {}: {e}", path.display());
+                eprintln!(
+                    "pacer: warning: cannot open the audit log {}: {e}; running without one \
+                     (use --audit-log PATH to choose another file).",
+                    path.display()
+                );
+                Ok(Audit::disabled())
+            })
+        }
+    }
+}
+
+/// Connects for a plan; every statement pacer sends is written to `audit`.
+pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<Postgres, Failure> {
     let conn = resolve_target(args)?;
-    Postgres::connect(conn, plan).await.map_err(connect_failure)
+    Postgres::connect(conn, plan, audit)
+        .await
+        .map_err(connect_failure)
 }
 
 /// Exit code of a connection error: 2 when the input must change, 1 when a retry may help.

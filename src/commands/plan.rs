@@ -4,9 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{Failure, bytes, connect, load_plan, thousands};
+use super::{AuditLog, Failure, bytes, connect, load_plan, open_audit, thousands};
 use crate::TargetArgs;
 use crate::plan::{Finding, Phase, PhasePlan, lint};
+use crate::target::postgres::job_id;
 use crate::target::{Preflight, TableInfo, Target, TargetError};
 
 #[derive(Serialize)]
@@ -24,9 +25,14 @@ struct PlanReport<'a> {
 }
 
 /// Prints the plan. Changes nothing in the database.
-pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
+pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
-    let mut target = connect(args, &plan).await?;
+    let audit = open_audit(audit_log, &job_id(&plan, None))?;
+    let mut target = connect(args, &plan, audit.clone()).await?;
+    audit.note(
+        "command",
+        serde_json::json!({ "command": "plan", "target": target.describe() }),
+    );
     let Preflight { info, job } = target.preflight(&plan).await.map_err(|e| match e {
         TargetError::Refused(m) => {
             Failure::refused(format!("preflight refuses {}: {m}", plan.path.display()))

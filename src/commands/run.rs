@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::{EXIT_ABORTED, EXIT_DONE, EXIT_FAILURE, EXIT_REFUSED, Failure, connect, load_plan};
+use super::{
+    AuditLog, EXIT_ABORTED, EXIT_DONE, EXIT_FAILURE, EXIT_REFUSED, Failure, connect, load_plan,
+    open_audit,
+};
 use crate::TargetArgs;
-use crate::audit::Audit;
 use crate::control::client::{self, Ending};
 use crate::control::protocol::{CtlCommand, End, Info, Reply};
 use crate::control::server::Server;
@@ -63,8 +65,8 @@ pub struct RunOptions {
     pub runner: bool,
     /// `--log-file`, passed on to the runner.
     pub log_file: Option<PathBuf>,
-    /// `--audit-log`: a path, `off`, or None for the default place.
-    pub audit_log: Option<PathBuf>,
+    /// Where the audit log goes.
+    pub audit_log: AuditLog,
 }
 
 /// Whether `pacer run` opens the full-screen interface: asked for, and on a terminal.
@@ -143,7 +145,11 @@ struct Prepared {
 /// Connects, starts the sampler, opens the audit log, and listens on the control socket.
 async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<Prepared, Failure> {
     let plan_toml = std::fs::read_to_string(&args.plan).unwrap_or_default();
-    let target = connect(args, &plan).await?;
+    let audit = open_audit(
+        &options.audit_log,
+        &crate::target::postgres::job_id(&plan, None),
+    )?;
+    let target = connect(args, &plan, audit.clone()).await?;
     let conn = target.connection().clone();
     let describe = target.describe();
     let (engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
@@ -152,11 +158,11 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
     // The sampler always runs: the charts of any viewer that attaches, and health throttling.
     let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
     let source = PgSource::new(conn.clone(), &job, plan.table.quoted())
-        .with_statement_timeout(statement_timeout_for(options.sample_interval));
+        .with_statement_timeout(statement_timeout_for(options.sample_interval))
+        .with_audit(audit.clone());
     let sampler = sampler::spawn(source, options.sample_interval, metrics.clone());
     let engine = engine.with_signals(signals_from(metrics.clone(), options.sample_interval));
 
-    let audit = open_audit(options.audit_log.as_deref(), &job);
     let dir = control::socket_dir();
     control::ensure_dir(&dir).map_err(Failure::failed)?;
     let pid = std::process::id();
@@ -199,31 +205,6 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         server,
         sampler,
     })
-}
-
-/// The audit log: `--audit-log PATH`, `--audit-log off`, else the default place. A file that
-/// cannot be opened is a warning, not a refusal (the database keeps its own record).
-fn open_audit(setting: Option<&std::path::Path>, job: &str) -> Audit {
-    let path = match setting {
-        Some(p) if p.as_os_str() == "off" => return Audit::disabled(),
-        Some(p) => Some(p.to_path_buf()),
-        None => crate::audit::default_path(),
-    };
-    let Some(path) = path else {
-        tracing::warn!("no place for the audit log (no HOME); running without one");
-        return Audit::disabled();
-    };
-    match Audit::open(&path, job) {
-        Ok(audit) => audit,
-        Err(e) => {
-            tracing::warn!("cannot open the audit log {}: {e}", path.display());
-            eprintln!(
-                "pacer: warning: cannot open the audit log {}: {e}; running without one",
-                path.display()
-            );
-            Audit::disabled()
-        }
-    }
 }
 
 /// How an engine outcome ends the run.
@@ -497,8 +478,14 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
     if let Some(log) = &options.log_file {
         cmd.arg("--log-file").arg(log);
     }
-    if let Some(audit) = &options.audit_log {
-        cmd.arg("--audit-log").arg(audit);
+    match &options.audit_log {
+        AuditLog::Default => {}
+        AuditLog::Off => {
+            cmd.arg("--audit-log").arg("off");
+        }
+        AuditLog::Path(path) => {
+            cmd.arg("--audit-log").arg(path);
+        }
     }
     if let Some(target) = &args.target {
         cmd.env("PACER_TARGET", target);

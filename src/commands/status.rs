@@ -1,13 +1,19 @@
 //! `pacer status`: the migration's recorded state, from the state table in the database.
 
-use super::{Failure, connect, load_plan, thousands};
+use super::{AuditLog, Failure, connect, load_plan, open_audit, thousands};
 use crate::TargetArgs;
 use crate::target::Target;
+use crate::target::postgres::job_id;
 
 /// Prints the recorded state. Exit 0 when it could be read (whatever the state).
-pub async fn run(args: &TargetArgs, json: bool) -> Result<u8, Failure> {
+pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
-    let mut target = connect(args, &plan).await?;
+    let audit = open_audit(audit_log, &job_id(&plan, None))?;
+    let mut target = connect(args, &plan, audit.clone()).await?;
+    audit.note(
+        "command",
+        serde_json::json!({ "command": "status", "target": target.describe() }),
+    );
     target
         .locate()
         .await

@@ -69,8 +69,7 @@ pub struct Handles {
     pub commands: mpsc::UnboundedSender<Command>,
     /// Events arrive here.
     pub events: mpsc::UnboundedReceiver<Event>,
-    /// The latest state. Read by the engine's tests today, by the TUI once it exists.
-    #[allow(dead_code)]
+    /// The latest state.
     pub state: watch::Receiver<State>,
 }
 

@@ -6,17 +6,23 @@
 //! read fresh each time (inside a transaction they would be a cached snapshot), under a short
 //! `statement_timeout` and `lock_timeout`. The queries of one round are pipelined: one round
 //! trip, each with its own result.
+//!
+//! Audit: these queries run every sample interval, so each distinct statement is written to
+//! the audit log once, on first use (session "sampler", with `"repeats"` saying how often it
+//! runs), not at every round.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Statement};
 
 use super::{DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun};
+use crate::audit::Audit;
 use crate::target::Blocker;
 use crate::target::postgres::errors::classify;
+use crate::target::postgres::session::{Prepared, Session};
 use crate::target::postgres::{PgTarget, redact_query};
 
 /// Default `statement_timeout` of the sampling queries (a 1 s interval).
@@ -85,12 +91,17 @@ pub fn statement_timeout_for(interval: Duration) -> Duration {
     (interval / 2).clamp(Duration::from_millis(20), DEFAULT_STATEMENT_TIMEOUT)
 }
 
+/// How often the sampling queries run, in the audit log.
+const EVERY_ROUND: &str = "every sample interval";
+/// How often the sampler's session setup runs, in the audit log.
+const EVERY_CONNECTION: &str = "on each sampler connection";
+
 struct Statements {
-    lock_waits: Statement,
-    replicas: Statement,
-    wal: Statement,
-    table: Statement,
-    table_size: Statement,
+    lock_waits: Prepared,
+    replicas: Prepared,
+    wal: Prepared,
+    table: Prepared,
+    table_size: Prepared,
 }
 
 /// Samples a PostgreSQL primary on its own connection.
@@ -99,7 +110,8 @@ pub struct PgSource {
     application_name: String,
     table: String,
     statement_timeout: Duration,
-    session: Option<(Client, Statements)>,
+    audit: Audit,
+    session: Option<(Session, Statements)>,
     /// Set while a round's queries run: still set at the next call means the round was
     /// dropped half-way (timed out), so the connection may have a query stuck on it.
     in_flight: bool,
@@ -114,6 +126,7 @@ impl PgSource {
             application_name: application_name(job),
             table,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            audit: Audit::disabled(),
             session: None,
             in_flight: false,
         }
@@ -125,12 +138,20 @@ impl PgSource {
         self
     }
 
-    async fn connect(&self) -> Result<(Client, Statements), String> {
+    /// Writes each distinct sampling statement to `audit`, once.
+    pub fn with_audit(mut self, audit: Audit) -> PgSource {
+        self.audit = audit;
+        self
+    }
+
+    async fn connect(&self) -> Result<(Session, Statements), String> {
         let client = self
             .conn
             .connect(&self.application_name)
             .await
             .map_err(|e| e.to_string())?;
+        let client = Session::new(client, "sampler", self.audit.clone());
+        let setup = client.repeating(EVERY_CONNECTION);
         let lock_timeout = MAX_LOCK_TIMEOUT.min(self.statement_timeout / 2);
         let settings = format!(
             "SET statement_timeout = '{}ms'; SET lock_timeout = '{}ms'; \
@@ -139,11 +160,11 @@ impl PgSource {
             lock_timeout.as_millis().max(1)
         );
         let context = format!("preparing the sampling queries on {}", self.conn.redacted());
-        client
+        setup
             .batch_execute(&settings)
             .await
             .map_err(|e| classify(&e, &context).to_string())?;
-        let version: i32 = client
+        let version: i32 = setup
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await
             .map_err(|e| classify(&e, &context).to_string())?
@@ -167,9 +188,10 @@ impl PgSource {
         Ok((client, statements))
     }
 
-    async fn round(&self, client: &Client, st: &Statements) -> (DbSample, bool) {
+    async fn round(&self, session: &Session, st: &Statements) -> (DbSample, bool) {
         let table = self.table.as_str();
         let params: [&(dyn ToSql + Sync); 1] = [&table];
+        let client = session.repeating(EVERY_ROUND);
         let (lock_waits, replicas, wal, stats, size) = tokio::join!(
             client.query(&st.lock_waits, &[]),
             client.query(&st.replicas, &[]),

@@ -19,7 +19,8 @@ pub fn socket_dir() -> PathBuf {
     dir
 }
 
-/// The real pacer binary, with a clean environment (no target or libpq variables).
+/// The real pacer binary, with a clean environment (no target or libpq variables; state files,
+/// such as the default audit log, under the temporary directory).
 pub fn pacer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pacer"));
     for var in [
@@ -33,12 +34,13 @@ pub fn pacer() -> Command {
         "PGSSLMODE",
         "PGPASSFILE",
         "RUST_LOG",
+        "PACER_AUDIT_LOG",
+        "XDG_STATE_HOME",
     ] {
         cmd.env_remove(var);
     }
     cmd.env("HOME", std::env::temp_dir());
     cmd.env("PACER_SOCKET_DIR", socket_dir());
-    cmd.env_remove("PACER_AUDIT_LOG");
     cmd
 }
 
@@ -46,7 +48,7 @@ pub fn pacer() -> Command {
 pub fn shell_env() -> String {
     format!(
         "env -u PACER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
-         -u PGDATABASE HOME={} PACER_SOCKET_DIR={}",
+         -u PGDATABASE -u PACER_AUDIT_LOG -u XDG_STATE_HOME HOME={} PACER_SOCKET_DIR={}",
         std::env::temp_dir().display(),
         socket_dir().display()
     )

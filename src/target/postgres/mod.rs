@@ -4,14 +4,16 @@ pub mod catalog;
 pub mod connect;
 pub mod errors;
 pub mod render;
+pub mod session;
 pub mod sql;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row, Statement};
 
+use crate::audit::Audit;
 use crate::plan::{Phase, PhasePlan, Plan};
 use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyRange, Outcome, Preflight,
@@ -20,6 +22,7 @@ use crate::target::{
 
 pub use connect::{ConnectError, PgTarget};
 use errors::classify;
+use session::{Prepared, Session};
 use sql::PgSql;
 
 /// Oldest server pacer supports: `SET NOT NULL` must be able to use a valid CHECK (12+).
@@ -30,11 +33,12 @@ pub struct Postgres {
     conn: PgTarget,
     plan: Plan,
     job: String,
-    client: Option<Client>,
-    observer: Option<Client>,
+    client: Option<Session>,
+    observer: Option<Session>,
+    audit: Audit,
     backend_pid: i32,
     server_version: i32,
-    statements: HashMap<String, Statement>,
+    statements: HashMap<String, Prepared>,
     sql: Option<PgSql>,
     runner: String,
 }
@@ -43,8 +47,13 @@ pub struct Postgres {
 type TextParams = Vec<Option<String>>;
 
 impl Postgres {
-    /// Connects for a plan: one session for changes, claimed later by `open_job`.
-    pub async fn connect(conn: PgTarget, plan: &Plan) -> Result<Postgres, ConnectError> {
+    /// Connects for a plan: one session for changes, claimed later by `open_job`. Every
+    /// statement sent on pacer's sessions is written to `audit` first.
+    pub async fn connect(
+        conn: PgTarget,
+        plan: &Plan,
+        audit: Audit,
+    ) -> Result<Postgres, ConnectError> {
         let job = job_id(plan, None);
         let mut target = Postgres {
             conn,
@@ -52,6 +61,7 @@ impl Postgres {
             job,
             client: None,
             observer: None,
+            audit,
             backend_pid: 0,
             server_version: 0,
             statements: HashMap::new(),
@@ -62,7 +72,7 @@ impl Postgres {
             .conn
             .connect(&application_name("pacer", &target.job))
             .await?;
-        target.client = Some(client);
+        target.client = Some(Session::new(client, "main", target.audit.clone()));
         Ok(target)
     }
 
@@ -71,7 +81,7 @@ impl Postgres {
         &self.conn
     }
 
-    fn client(&self) -> TargetResult<&Client> {
+    fn client(&self) -> TargetResult<&Session> {
         self.client
             .as_ref()
             .ok_or_else(|| TargetError::ConnectionLost("not connected".into()))
@@ -113,7 +123,7 @@ impl Postgres {
         Ok(())
     }
 
-    async fn observer(&mut self) -> Option<&Client> {
+    async fn observer(&mut self) -> Option<&Session> {
         if self.observer.as_ref().is_some_and(|c| c.is_closed()) {
             self.observer = None;
         }
@@ -123,7 +133,7 @@ impl Postgres {
                 .connect(&application_name("pacer-observer", &self.job))
                 .await
             {
-                Ok(c) => self.observer = Some(c),
+                Ok(c) => self.observer = Some(Session::new(c, "observer", self.audit.clone())),
                 Err(e) => {
                     tracing::warn!("observer connection failed: {e}");
                     return None;
@@ -133,7 +143,7 @@ impl Postgres {
         self.observer.as_ref()
     }
 
-    async fn prepared(&mut self, sql: &str) -> TargetResult<Statement> {
+    async fn prepared(&mut self, sql: &str) -> TargetResult<Prepared> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
@@ -463,10 +473,13 @@ const BLOCKERS_SQL: &str = "SELECT a.pid, coalesce(a.application_name, ''), coal
      left(coalesce(a.query, ''), 300) \
      FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1)) ORDER BY a.xact_start";
 
+/// How often [`BLOCKERS_SQL`] runs, in the audit log (which records it once per session).
+const WATCH_REPEATS: &str = "every 150 ms while a DDL statement waits";
+
 /// Drives `work` while polling, from the observer session, who blocks backend `pid`.
 async fn watch_blockers<F>(
     work: F,
-    observer: Option<&Client>,
+    observer: Option<&Session>,
     pid: i32,
 ) -> Result<(), (tokio_postgres::Error, Vec<Blocker>)>
 where
@@ -481,7 +494,10 @@ where
             result = &mut work => return result.map_err(|e| (e, seen)),
             _ = tick.tick() => {
                 if let Some(obs) = observer
-                    && let Ok(rows) = obs.query(BLOCKERS_SQL, &[&pid]).await
+                    && let Ok(rows) = obs
+                        .repeating(WATCH_REPEATS)
+                        .query(BLOCKERS_SQL, &[&pid])
+                        .await
                     && !rows.is_empty()
                 {
                     seen = rows.iter().map(blocker_from_row).collect();
@@ -895,7 +911,7 @@ impl Target for Postgres {
                     TargetError::Failed(e.to_string())
                 }
             })?;
-        self.client = Some(client);
+        self.client = Some(Session::new(client, "main", self.audit.clone()));
         self.apply_session_settings().await?;
         if self.sql.is_some() && self.job_row().await?.is_some() {
             self.claim(Some(previous)).await?;

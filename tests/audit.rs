@@ -1,0 +1,309 @@
+//! The audit log of a real run: every statement pacer sends, as JSON lines, and no password.
+
+mod common;
+mod support;
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+
+use common::*;
+use serde_json::Value;
+use support::{PASSWORD, PASSWORD_USER, PgServer};
+
+fn audit_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .expect("the audit log exists")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn statements<'a>(lines: &'a [Value], session: &str) -> Vec<&'a Value> {
+    lines
+        .iter()
+        .filter(|l| l["kind"] == "statement" && l["session"] == session)
+        .collect()
+}
+
+fn sql(l: &Value) -> &str {
+    l["sql"].as_str().unwrap()
+}
+
+#[test]
+fn a_run_writes_every_statement_it_sends_to_the_audit_log_without_the_password() {
+    let pg = PgServer::start();
+    pg.create_database("shop");
+    seed_orders(&pg, "shop", 20_000);
+    pg.psql(
+        "shop",
+        &format!(
+            "ALTER TABLE orders OWNER TO {PASSWORD_USER}; GRANT CREATE ON DATABASE shop TO {PASSWORD_USER}; \
+             GRANT CREATE ON SCHEMA public TO {PASSWORD_USER}"
+        ),
+    );
+    let url = pg.url_as(PASSWORD_USER, PASSWORD, "shop");
+    // The sampler runs (max_lock_waiters), and so does the operator's throttle query.
+    let plan = plan_file(&orders_plan(
+        5000,
+        "pause_ms = 300\nadaptive = false",
+        "\n[throttle]\nmax_lock_waiters = 100\nthrottle_query = \"SELECT 0\"",
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("logs/audit.jsonl");
+
+    let ran = run_pacer(
+        &["run", "--headless", "--audit-log", audit.to_str().unwrap()],
+        &plan.path,
+        &url,
+    );
+    assert_eq!(ran.code, 0, "{ran}");
+
+    let raw = std::fs::read_to_string(&audit).unwrap();
+    let encoded = PASSWORD.replace(' ', "%20");
+    for text in [&raw, &ran.stderr, &ran.stdout] {
+        assert!(!text.contains(PASSWORD), "the password is written: {text}");
+        assert!(!text.contains(&encoded), "the password is written: {text}");
+    }
+    assert_eq!(
+        std::fs::metadata(&audit).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let lines = audit_lines(&audit);
+    for l in &lines {
+        assert!(
+            humantime::parse_rfc3339(l["ts"].as_str().unwrap()).is_ok(),
+            "{l}"
+        );
+        assert_eq!(l["job"], "public.orders.amount", "{l}");
+        assert!(l["pid"].as_u64().is_some(), "{l}");
+        assert!(l["user"].as_str().is_some_and(|u| !u.is_empty()), "{l}");
+        if l["kind"] == "statement" {
+            assert!(l["params"].is_array(), "{l}");
+        }
+    }
+
+    let main = statements(&lines, "main");
+    let has = |needle: &str| main.iter().any(|l| sql(l).contains(needle));
+    for needle in [
+        "SET lock_timeout = '2000ms'",
+        "ALTER TABLE \"public\".\"orders\" ADD COLUMN IF NOT EXISTS \"amount\" numeric(14,2)",
+        "CREATE TRIGGER",
+        "ALTER COLUMN \"amount\" SET NOT NULL",
+        "CREATE INDEX CONCURRENTLY",
+        "DROP TRIGGER",
+        "INSERT INTO \"pacer\".\"migrations\"",
+    ] {
+        assert!(has(needle), "no statement with {needle} in {raw}");
+    }
+
+    // The batches: each UPDATE with its key range, each followed by its checkpoint; the
+    // ranges follow one another from the start to the last key.
+    let updates: Vec<&Value> = main
+        .iter()
+        .copied()
+        .filter(|l| sql(l).starts_with("UPDATE \"public\".\"orders\" SET \"amount\""))
+        .collect();
+    let checkpoints: Vec<&Value> = main
+        .iter()
+        .copied()
+        .filter(|l| sql(l).contains("SET last_key = $3::text[]"))
+        .collect();
+    assert_eq!(updates.len(), 4, "{raw}");
+    assert_eq!(checkpoints.len(), 4, "{raw}");
+    let mut lo: Option<String> = None;
+    for (update, checkpoint) in updates.iter().zip(&checkpoints) {
+        let hi = update["params"].as_array().unwrap().last().unwrap().clone();
+        let expected: Vec<Value> = lo
+            .iter()
+            .map(|k| Value::from(k.as_str()))
+            .chain([hi.clone()])
+            .collect();
+        assert_eq!(update["params"], Value::Array(expected), "{update}");
+        let p = checkpoint["params"].as_array().unwrap();
+        assert_eq!(p[0], "public.orders.amount");
+        assert_eq!(
+            p[1],
+            lo.as_ref()
+                .map_or(Value::Null, |k| Value::from(vec![k.as_str()]))
+        );
+        assert_eq!(p[2], Value::from(vec![hi.clone()]));
+        lo = Some(hi.as_str().unwrap().to_string());
+    }
+    assert_eq!(lo.as_deref(), Some("20000"));
+
+    // The operator's throttle query runs on the observer session, logged each time.
+    let observer = statements(&lines, "observer");
+    assert!(
+        observer
+            .iter()
+            .any(|l| sql(l) == "SELECT ((SELECT 0))::float8" && l.get("repeats").is_none()),
+        "{raw}"
+    );
+
+    // The sampler's queries, once each however many rounds ran.
+    let sampler = statements(&lines, "sampler");
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for l in &sampler {
+        *seen.entry(sql(l)).or_default() += 1;
+        assert!(l["repeats"].is_string(), "{l}");
+    }
+    assert!(
+        seen.keys().any(|s| s.contains("pg_stat_replication")),
+        "{raw}"
+    );
+    assert!(
+        seen.keys().any(|s| s.starts_with("SET statement_timeout")),
+        "{raw}"
+    );
+    assert!(seen.values().all(|n| *n == 1), "{seen:?}");
+
+    // A second command appends to the same file: `pacer status` sends statements too.
+    let before = lines.len();
+    let status = run_pacer(
+        &["status", "--audit-log", audit.to_str().unwrap()],
+        &plan.path,
+        &url,
+    );
+    assert_eq!(status.code, 0, "{status}");
+    let after = audit_lines(&audit);
+    assert!(after.len() > before);
+    assert!(
+        after[before..]
+            .iter()
+            .any(|l| l["kind"] == "note" && l["command"] == "status")
+    );
+    assert!(
+        after[before..]
+            .iter()
+            .any(|l| l["kind"] == "statement" && sql(l).starts_with("SELECT job, plan_digest"))
+    );
+}
+
+#[test]
+fn audit_log_off_writes_nothing_and_an_unwritable_one_is_refused() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 100);
+    let plan = plan_file(&orders_plan(1000, "", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+
+    let off = pacer()
+        .args(["status", "--audit-log", "off"])
+        .arg(&plan.path)
+        .arg("--target")
+        .arg(&url)
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert_eq!(off.status.code(), Some(0), "{}", Ran::from(off));
+    assert!(!state.exists(), "nothing written under the default place");
+
+    // The default place, from XDG_STATE_HOME; PACER_AUDIT_LOG=off too.
+    let default = pacer()
+        .arg("status")
+        .arg(&plan.path)
+        .arg("--target")
+        .arg(&url)
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert_eq!(default.status.code(), Some(0), "{}", Ran::from(default));
+    assert!(!audit_lines(&state.join("pacer/audit.jsonl")).is_empty());
+    let env_off = pacer()
+        .arg("status")
+        .arg(&plan.path)
+        .arg("--target")
+        .arg(&url)
+        .env("XDG_STATE_HOME", dir.path().join("other"))
+        .env("PACER_AUDIT_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(env_off.status.code(), Some(0), "{}", Ran::from(env_off));
+    assert!(!dir.path().join("other").exists());
+
+    // A file asked for by name that cannot be opened: refused before connecting.
+    let blocked = dir.path().join("a-file");
+    std::fs::write(&blocked, "").unwrap();
+    let ran = run_pacer(
+        &[
+            "run",
+            "--headless",
+            "--audit-log",
+            blocked.join("audit.jsonl").to_str().unwrap(),
+        ],
+        &plan.path,
+        &url,
+    );
+    assert_eq!(ran.code, 2, "{ran}");
+    assert!(ran.stderr.contains("cannot open the audit log"), "{ran}");
+    assert!(ran.stderr.contains("--audit-log off"), "{ran}");
+    assert_eq!(
+        pg.psql("shop", "SELECT count(*) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'amount'"),
+        "0"
+    );
+}
+
+#[test]
+fn statements_after_a_reconnect_are_still_logged() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 50_000);
+    let plan = plan_file(&orders_plan(1000, "pause_ms = 20\nadaptive = false", ""));
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let child = spawn_run(&plan.path, &url, &["--audit-log", audit.to_str().unwrap()]);
+    wait_for_number(
+        &pg,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        10_000,
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'pacer:%'"
+        ),
+        "1"
+    );
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("connection lost"), "{ran}");
+
+    let lines = audit_lines(&audit);
+    let main = statements(&lines, "main");
+    // The session settings went again on the new connection, and the batches after it are
+    // logged up to the last key, every range once.
+    let settings: Vec<usize> = main
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            sql(l).starts_with("SET lock_timeout = '2000ms'; SET statement_timeout")
+                && sql(l).contains("TimeZone")
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(settings.len(), 2, "settings at connect and at reconnect");
+    let updates_after: Vec<&Value> = main[settings[1]..]
+        .iter()
+        .copied()
+        .filter(|l| sql(l).starts_with("UPDATE \"public\".\"orders\" SET \"amount\""))
+        .collect();
+    assert!(!updates_after.is_empty());
+    assert_eq!(
+        updates_after.last().unwrap()["params"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+        "50000"
+    );
+    assert!(
+        main[settings[1]..]
+            .iter()
+            .any(|l| sql(l).starts_with("SELECT pg_try_advisory_lock")),
+        "the lock is claimed again on the new session"
+    );
+}
