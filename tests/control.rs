@@ -540,3 +540,50 @@ fn detaching_from_run_keeps_it_going_and_attach_brings_it_back() {
         "aborted"
     );
 }
+
+#[test]
+fn ctl_proceed_passes_a_gate_and_only_a_gate() {
+    let pg = PgServer::start();
+    let url = pg.create_database("gate");
+    seed_orders(&pg, "gate", 20_000);
+    let mut text = orders_plan(5000, "", "");
+    text.push_str("\n[gates]\nbefore = [\"not_null\"]\n");
+    let plan = plan_file(&text);
+    let audit = tempfile::tempdir().unwrap();
+    let audit_path = audit.path().join("audit.jsonl");
+    let child = spawn_headless(
+        &plan.path,
+        &url,
+        &["--audit-log", audit_path.to_str().unwrap()],
+    );
+    let socket = socket_of(child.id());
+    let s = wait_for_status(&socket, "gate", Duration::from_secs(60));
+    assert_eq!(s["state"]["gate"], "not_null", "{s}");
+    let text = ctl(&["status", "--socket", socket.to_str().unwrap()]);
+    assert!(text.stdout.contains("pacer ctl proceed"), "{text}");
+    // Nothing of not_null has run while the gate holds.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        pg.psql(
+            "gate",
+            "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'amount'"
+        ),
+        "YES"
+    );
+    let ran = ctl(&["proceed", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout.contains("not_null starts now"), "{ran}");
+    let done = finish(child);
+    assert_eq!(done.code, 0, "{done}");
+    assert_eq!(
+        pg.psql(
+            "gate",
+            "SELECT is_nullable FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'amount'"
+        ),
+        "NO"
+    );
+    let proceeded = audit_lines(&audit_path)
+        .into_iter()
+        .any(|l| l["kind"] == "operator" && l["action"] == "proceed" && l["from"] == "ctl");
+    assert!(proceeded, "the audit log records the proceed");
+}

@@ -4,100 +4,11 @@
 mod common;
 mod support;
 
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::tmux::Tmux;
 use common::*;
 use support::PgServer;
-
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-static SESSIONS: AtomicUsize = AtomicUsize::new(0);
-
-impl Tmux {
-    /// Starts `command` in a detached session of `width`×`height`.
-    fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let socket = format!(
-            "pacer-test-{}-{}",
-            std::process::id(),
-            SESSIONS.fetch_add(1, Ordering::SeqCst)
-        );
-        let tmux = Tmux { socket };
-        let out = tmux
-            .cmd()
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                "t",
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-            ])
-            .arg(command)
-            .output()
-            .expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    /// The visible screen as text.
-    fn screen(&self) -> String {
-        let out = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", "t"])
-            .output()
-            .expect("capture");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Types keys (tmux key names: "p", "Space", "Escape", "+").
-    fn keys(&self, keys: &[&str]) {
-        let status = self
-            .cmd()
-            .args(["send-keys", "-t", "t"])
-            .args(keys)
-            .status()
-            .expect("send-keys");
-        assert!(status.success());
-    }
-
-    /// Waits until the screen contains `text`.
-    fn wait_for(&self, text: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            if start.elapsed() > timeout {
-                panic!("timed out waiting for {text:?} on the screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
-    }
-}
 
 fn progress(pg: &PgServer) -> (i64, i64) {
     let s = pg.psql(
@@ -116,7 +27,8 @@ fn the_screen_shows_the_plan_and_progress_and_keys_steer_the_backfill() {
     // A fixed size, so that + has an exact expected result (the sizer is tested elsewhere).
     let plan = plan_file(&orders_plan(1000, "pause_ms = 25\nadaptive = false", ""));
     let command = format!(
-        "{} run {} --target {url}; echo EXIT=$?; sleep 60",
+        "{} {} run {} --target {url}; echo EXIT=$?; sleep 60",
+        shell_env(),
         env!("CARGO_BIN_EXE_pacer"),
         plan.path.display()
     );
@@ -182,14 +94,15 @@ fn the_screen_shows_the_plan_and_progress_and_keys_steer_the_backfill() {
         "batches after + are 1,250 rows"
     );
 
-    // q asks first; n keeps running; q y stops at a batch boundary, resumably (exit 3).
+    // q asks first (detach, abort or cancel); c keeps the screen; q a stops at a batch
+    // boundary, resumably (exit 3).
     tmux.keys(&["q"]);
-    tmux.wait_for("Quit?", Duration::from_secs(5));
-    tmux.keys(&["n"]);
+    tmux.wait_for("Leave the screen?", Duration::from_secs(5));
+    tmux.keys(&["c"]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(
-        !tmux.screen().contains("Quit?"),
-        "the question stays after n"
+        !tmux.screen().contains("Leave the screen?"),
+        "the question stays after c"
     );
     let running = progress(&pg).0;
     wait_for_number(
@@ -200,8 +113,8 @@ fn the_screen_shows_the_plan_and_progress_and_keys_steer_the_backfill() {
         Duration::from_secs(10),
     );
     tmux.keys(&["q"]);
-    tmux.wait_for("Quit?", Duration::from_secs(5));
-    tmux.keys(&["y"]);
+    tmux.wait_for("Leave the screen?", Duration::from_secs(5));
+    tmux.keys(&["a"]);
     let screen = tmux.wait_for("EXIT=", Duration::from_secs(30));
     assert!(screen.contains("EXIT=3"), "{screen}");
     assert!(screen.contains("aborted at a batch boundary"), "{screen}");
@@ -258,7 +171,8 @@ fn a_gate_holds_not_null_until_g_and_y_and_then_the_migration_completes() {
     assert_eq!(report["gates"], serde_json::json!(["not_null"]), "{json}");
 
     let command = format!(
-        "{} run {} --target {url}; echo EXIT=$?; sleep 60",
+        "{} {} run {} --target {url}; echo EXIT=$?; sleep 60",
+        shell_env(),
         env!("CARGO_BIN_EXE_pacer"),
         plan.path.display()
     );

@@ -329,7 +329,7 @@ async fn runner(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8
     let (end, hub, server) = drive(args, prepared).await;
     // Give the viewers a moment to read the end before the socket goes.
     let deadline = tokio::time::Instant::now() + LINGER;
-    while hub.subscriber_count() > 0 && tokio::time::Instant::now() < deadline {
+    while hub.viewers() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(server);

@@ -53,6 +53,18 @@ pub struct Hub {
     audit: Audit,
     on_hangup: OnHangup,
     inner: Mutex<Inner>,
+    viewers: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts a viewer's connection while it lasts (see [`Hub::viewers`]).
+pub struct ViewerGuard(Arc<Hub>);
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.0
+            .viewers
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[derive(Default)]
@@ -103,6 +115,7 @@ impl Hub {
             audit,
             on_hangup,
             inner: Mutex::new(Inner::default()),
+            viewers: std::sync::atomic::AtomicUsize::new(0),
         });
         let tap = metrics.as_ref().map(SharedMetrics::tap);
         let task = tokio::spawn(pump(hub.clone(), events, state, tap));
@@ -267,11 +280,16 @@ impl Hub {
         inner.end = Some(end);
     }
 
-    /// Subscribers still connected.
-    pub fn subscriber_count(&self) -> usize {
-        let mut inner = self.inner();
-        inner.subscribers.retain(|s| !s.is_closed());
-        inner.subscribers.len()
+    /// Counts a viewer's connection until the guard drops.
+    pub fn viewer(self: &Arc<Hub>) -> ViewerGuard {
+        self.viewers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        ViewerGuard(self.clone())
+    }
+
+    /// Viewers' connections still open (a finished run waits for them to read the end).
+    pub fn viewers(&self) -> usize {
+        self.viewers.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -160,6 +160,7 @@ async fn subscription(
     mut w: tokio::net::unix::OwnedWriteHalf,
     owner: bool,
 ) {
+    let _viewer = hub.viewer();
     let (snapshot, mut updates) = hub.subscribe(owner);
     let ended = snapshot.end.is_some();
     if send(&mut w, &Reply::Snapshot(Box::new(snapshot)))
