@@ -125,7 +125,7 @@ struct AttachArgs {
 }
 
 /// Where the plan and the database are.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// The plan file (TOML).
     #[arg(value_name = "PLAN.toml")]

@@ -402,6 +402,48 @@ async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Resu
     }
 }
 
+/// The engine, its socket and the screen in this one process, for a migration that cannot
+/// outlive it (`pacer demo`: the database is a throwaway one). `pacer ctl` and `pacer attach`
+/// work on it as on any run; quitting the screen stops the migration (at a batch boundary),
+/// and so does losing the terminal. Without a terminal it runs headless.
+pub async fn embedded(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> {
+    let plan = load_plan(args)?;
+    if !uses_tui(options.headless) {
+        return headless(args, plan, options).await;
+    }
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let theme =
+        tui::theme::from_env(options.theme.as_deref(), no_color).map_err(Failure::refused)?;
+    let prepared = prepare(args, plan.clone(), &options).await?;
+    let hub = prepared.hub.clone();
+    let socket = prepared.server.path().to_path_buf();
+    spawn_signal_handler(hub.clone(), true, OnHangup::Continue);
+    let owned = args.clone();
+    let driver = tokio::spawn(async move { drive(&owned, prepared).await });
+    let left = match client::attach(&socket, false).await {
+        Ok(attached) => screen(attached, theme, &options, plan, false).await,
+        Err(e) => Err(std::io::Error::other(e.message)),
+    };
+    match &left {
+        Ok(Left::Ended(_)) => {}
+        Ok(_) => {
+            let _ = hub.command(CtlCommand::Abort, "tui");
+        }
+        Err(e) => {
+            tracing::warn!("the screen ended ({e}); stopping the migration");
+            let _ = hub.command(CtlCommand::Abort, "hangup");
+        }
+    }
+    let (end, _hub, server) = driver
+        .await
+        .map_err(|e| Failure::failed(format!("the migration task failed: {e}")))?;
+    drop(server);
+    if left.is_ok() {
+        eprintln!("pacer: {}", end.message);
+    }
+    exit_with(end)
+}
+
 /// How a screen was left.
 pub enum Left {
     /// The operator detached; the migration goes on.
