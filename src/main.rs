@@ -1,6 +1,7 @@
 //! pacer: add a column to a large, live table without downtime.
 
 mod commands;
+mod demo;
 mod engine;
 mod headless;
 mod plan;
@@ -32,6 +33,16 @@ enum Cmd {
     Run(RunArgs),
     /// Show the migration's recorded state from the database.
     Status(StatusArgs),
+    /// Show pacer at work on a throwaway PostgreSQL with a live workload; removes it all on quit.
+    Demo(DemoArgs),
+    /// `pacer demo`'s watchdog: cleans up after a demo whose pacer died (internal).
+    #[command(name = "demo-reaper", hide = true)]
+    DemoReaper {
+        root: PathBuf,
+        bin: PathBuf,
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 /// Where the plan and the database are.
@@ -75,6 +86,28 @@ struct RunArgs {
     ascii: bool,
 }
 
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Rows to seed the demo table with.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    rows: u64,
+    /// Also start a streaming replica (pacer watches its lag and throttles on it).
+    #[arg(long)]
+    replica: bool,
+    /// Total transactions per second of the synthetic application (default from demo/workload.toml: 200).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    tps: Option<u32>,
+    /// Colour theme: dark, light, high-contrast, mono, or a path to a theme .toml (NO_COLOR wins).
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
+    /// Draw chart lines with plain dots instead of Braille.
+    #[arg(long)]
+    ascii: bool,
+    /// Keep the demo's directory (data, logs, plan) at the end and say where it is.
+    #[arg(long)]
+    keep: bool,
+}
+
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let d = plan::parse_duration(text)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
@@ -95,8 +128,18 @@ struct StatusArgs {
 fn main() -> ExitCode {
     let _ = color_eyre::install();
     let cli = Cli::parse();
+    if let Cmd::DemoReaper { root, bin, keep } = &cli.command {
+        return match demo::cluster::reap(root, bin, *keep) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(commands::EXIT_FAILURE),
+        };
+    }
     // While the full-screen interface owns the terminal, logs must go to a file.
-    let tui = matches!(&cli.command, Cmd::Run(a) if commands::run::uses_tui(a.headless));
+    let tui = match &cli.command {
+        Cmd::Run(a) => commands::run::uses_tui(a.headless),
+        Cmd::Demo(_) => commands::run::uses_tui(false),
+        _ => false,
+    };
     let _log_guard = commands::init_logging(cli.log_file.as_deref(), tui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -123,6 +166,19 @@ fn main() -> ExitCode {
                 commands::run::run(&a.target, options).await
             }
             Cmd::Status(a) => commands::status::run(&a.target, a.json).await,
+            // Handled before the runtime starts.
+            Cmd::DemoReaper { .. } => Ok(commands::EXIT_DONE),
+            Cmd::Demo(a) => {
+                let options = commands::demo::DemoOptions {
+                    rows: a.rows,
+                    replica: a.replica,
+                    tps: a.tps,
+                    theme: a.theme,
+                    braille: !a.ascii,
+                    keep: a.keep,
+                };
+                commands::demo::run(options).await
+            }
         }
     });
     match result {

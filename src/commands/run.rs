@@ -214,7 +214,7 @@ fn spawn_signal_handler(commands: tokio::sync::mpsc::UnboundedSender<Command>, i
                     tui::terminal::restore();
                 }
                 eprintln!("pacer: stopping now; the migration resumes from its last checkpoint.");
-                std::process::exit(i32::from(EXIT_ABORTED));
+                super::exit_now(EXIT_ABORTED);
             }
             asked = true;
             if !interactive {
