@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::run::RunOptions;
-use super::{EXIT_ABORTED, Failure, thousands};
+use super::{EXIT_ABORTED, EXIT_DONE, Failure, thousands};
 use crate::TargetArgs;
 use crate::demo::cluster::{self, Cluster, Lookup, REPLICA_PROGRAM, SERVER_PROGRAMS};
 use crate::demo::workload::{self, WorkloadSpec, WorkloadStats};
@@ -42,7 +42,8 @@ pub struct DemoOptions {
     pub keep: bool,
 }
 
-/// Runs the demo; returns the exit code of the migration run.
+/// Runs the demo; returns 0 when it ran to the end or the operator quit, 3 when a signal
+/// stopped it while it was setting up, else the migration's exit code.
 pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
     let mut needed = SERVER_PROGRAMS.to_vec();
     if options.replica {
@@ -100,7 +101,11 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
     let stats = workload.stop().await;
     let dir = finish(cluster).await;
     say!("pacer demo: {}; {dir}", describe_workload(&stats));
-    outcome
+    // Quitting is how a demo ends: not a failure.
+    match outcome {
+        Ok(EXIT_ABORTED) => Ok(EXIT_DONE),
+        other => other,
+    }
 }
 
 /// Runs the demo plan the way `pacer run` does (the interface on a terminal, else headless).
