@@ -49,9 +49,7 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
     if options.replica {
         needed.push(REPLICA_PROGRAM);
     }
-    let bin = Lookup::from_env()
-        .find(&needed)
-        .map_err(Failure::refused)?;
+    let bin = Lookup::from_env().find(&needed).map_err(Failure::refused)?;
     let version = cluster::check_version(&bin).map_err(Failure::refused)?;
     let interrupts = Interrupts::listen();
 
@@ -72,9 +70,7 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
         let _ = cleanup.run();
     }));
 
-    let prepared = interrupts
-        .guard(prepare(&mut cluster, &options))
-        .await;
+    let prepared = interrupts.guard(prepare(&mut cluster, &options)).await;
     let (url, workload) = match prepared {
         Ok(Ok(ready)) => ready,
         Ok(Err(message)) => {

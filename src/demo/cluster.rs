@@ -323,11 +323,21 @@ impl Cluster {
             run_as,
             root: root.clone(),
         };
-        match spawn_reaper(&root, bin, keep) {
-            Ok(reaper) => cleanup.inner.lock().unwrap_or_else(|p| p.into_inner()).reaper = Some(reaper),
-            Err(e) => {
-                let _ = cleanup.run();
-                return Err(e);
+        // The watchdog is this program; a unit test's executable is the test harness, so unit
+        // tests rely on the destructor alone.
+        if !cfg!(test) {
+            match spawn_reaper(&root, bin, keep) {
+                Ok(reaper) => {
+                    cleanup
+                        .inner
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .reaper = Some(reaper)
+                }
+                Err(e) => {
+                    let _ = cleanup.run();
+                    return Err(e);
+                }
             }
         }
         match init_primary(&programs, &cleanup) {
@@ -936,10 +946,15 @@ mod tests {
         };
         let err = lookup.find(&SERVER_PROGRAMS).unwrap_err();
         assert!(
-            err.starts_with("PostgreSQL server binaries not found: pacer demo needs initdb, pg_ctl, postgres"),
+            err.starts_with(
+                "PostgreSQL server binaries not found: pacer demo needs initdb, pg_ctl, postgres"
+            ),
             "{err}"
         );
-        assert!(err.contains(&format!("{}/*/bin", root.join("lib").display())), "{err}");
+        assert!(
+            err.contains(&format!("{}/*/bin", root.join("lib").display())),
+            "{err}"
+        );
         for hint in [
             "apt-get install postgresql-15",
             "postgresql15-server",
