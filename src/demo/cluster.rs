@@ -464,8 +464,10 @@ impl Cleanup {
             }
         }
         let root = &s.programs.root;
-        if !s.keep
-            && let Err(e) = fs::remove_dir_all(root)
+        if s.keep {
+            // Kept on purpose: the next demo's sweep must not take it for an orphan.
+            let _ = fs::remove_file(root.join(OWNER_FILE));
+        } else if let Err(e) = fs::remove_dir_all(root)
             && e.kind() != std::io::ErrorKind::NotFound
         {
             problems.push(format!("cannot remove {}: {e}", root.display()));
