@@ -3,6 +3,7 @@
 mod audit;
 mod commands;
 mod control;
+mod demo;
 mod engine;
 mod headless;
 mod plan;
@@ -49,6 +50,16 @@ enum Cmd {
     Ctl(CtlArgs),
     /// Open the full screen on a migration running elsewhere (another terminal, or headless).
     Attach(AttachArgs),
+    /// Show pacer at work on a throwaway PostgreSQL with a live workload; removes it all on quit.
+    Demo(DemoArgs),
+    /// `pacer demo`'s watchdog: cleans up after a demo whose pacer died (internal).
+    #[command(name = "demo-reaper", hide = true)]
+    DemoReaper {
+        root: PathBuf,
+        bin: PathBuf,
+        #[arg(long)]
+        keep: bool,
+    },
 }
 
 /// Which running migration: a plan file, or a socket; neither picks the only one running.
@@ -172,6 +183,28 @@ struct RunArgs {
     runner: bool,
 }
 
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Rows to seed the demo table with.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    rows: u64,
+    /// Also start a streaming replica (pacer watches its lag and throttles on it).
+    #[arg(long)]
+    replica: bool,
+    /// Total transactions per second of the synthetic application (default from demo/workload.toml: 200).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    tps: Option<u32>,
+    /// Colour theme: dark, light, high-contrast, mono, or a path to a theme .toml (NO_COLOR wins).
+    #[arg(long, value_name = "NAME|PATH")]
+    theme: Option<String>,
+    /// Draw chart lines with plain dots instead of Braille.
+    #[arg(long)]
+    ascii: bool,
+    /// Keep the demo's directory (data, logs, plan) at the end and say where it is.
+    #[arg(long)]
+    keep: bool,
+}
+
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let d = plan::parse_duration(text)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
@@ -216,10 +249,17 @@ async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
 fn main() -> ExitCode {
     let _ = color_eyre::install();
     let cli = Cli::parse();
+    if let Cmd::DemoReaper { root, bin, keep } = &cli.command {
+        return match demo::cluster::reap(root, bin, *keep) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::from(commands::EXIT_FAILURE),
+        };
+    }
     // While the full-screen interface owns the terminal, logs must go to a file.
     let tui = match &cli.command {
         Cmd::Run(a) => a.runner || commands::run::uses_tui(a.headless),
         Cmd::Attach(_) => true,
+        Cmd::Demo(_) => commands::run::uses_tui(false),
         _ => false,
     };
     let _log_guard = commands::init_logging(cli.log_file.as_deref(), tui);
@@ -267,6 +307,19 @@ fn main() -> ExitCode {
                     audit_log: commands::AuditLog::Off,
                 };
                 commands::ctl::attach(&a.which.which(), options).await
+            }
+            // Handled before the runtime starts.
+            Cmd::DemoReaper { .. } => Ok(commands::EXIT_DONE),
+            Cmd::Demo(a) => {
+                let options = commands::demo::DemoOptions {
+                    rows: a.rows,
+                    replica: a.replica,
+                    tps: a.tps,
+                    theme: a.theme,
+                    braille: !a.ascii,
+                    keep: a.keep,
+                };
+                commands::demo::run(options).await
             }
         }
     });

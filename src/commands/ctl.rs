@@ -245,7 +245,7 @@ pub async fn attach(which: &Which, options: super::run::RunOptions) -> Result<u8
     )
     .map_err(|e| Failure::failed(format!("cannot read the running plan: {}", e.0)))?;
     let job = attached.info.job.clone();
-    match super::run::screen(attached, theme, &options, plan, true).await {
+    match super::run::screen(attached, theme, &options, plan, true, None).await {
         Ok(super::run::Left::Detached) => {
             eprintln!("pacer: detached from {job}; it goes on.");
             Ok(EXIT_DONE)

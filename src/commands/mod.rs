@@ -1,11 +1,13 @@
 //! The subcommands, and what they share: exit codes, loading the plan, connecting.
 
 pub mod ctl;
+pub mod demo;
 pub mod plan;
 pub mod run;
 pub mod status;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::TargetArgs;
 use crate::audit::{self, Audit};
@@ -45,6 +47,28 @@ impl Failure {
             message: message.into(),
         }
     }
+}
+
+/// Work that must happen even when pacer exits at once (see [`exit_now`]): e.g. `pacer demo`
+/// stopping its servers.
+type ExitHook = Box<dyn Fn() + Send>;
+static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
+
+/// Runs `hook` if pacer exits through [`exit_now`]; hooks run in registration order.
+pub fn on_exit_now(hook: ExitHook) {
+    EXIT_HOOKS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(hook);
+}
+
+/// Exits the process now (no destructors run), after the hooks of [`on_exit_now`].
+pub fn exit_now(code: u8) -> ! {
+    let hooks = std::mem::take(&mut *EXIT_HOOKS.lock().unwrap_or_else(|p| p.into_inner()));
+    for hook in hooks {
+        hook();
+    }
+    std::process::exit(i32::from(code))
 }
 
 /// Where logs go while the full-screen interface owns the terminal and no --log-file is given:

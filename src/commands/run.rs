@@ -366,7 +366,7 @@ async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Resu
         .await
         .map_err(|e| Failure::failed(format!("cannot attach to the runner: {}", e.message)))?;
     let info = attached.info.clone();
-    let result = screen(attached, theme, &options, plan, true).await;
+    let result = screen(attached, theme, &options, plan, true, None).await;
     match result {
         Ok(Left::Detached) => {
             eprintln!(
@@ -406,7 +406,11 @@ async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Resu
 /// outlive it (`pacer demo`: the database is a throwaway one). `pacer ctl` and `pacer attach`
 /// work on it as on any run; quitting the screen stops the migration (at a batch boundary),
 /// and so does losing the terminal. Without a terminal it runs headless.
-pub async fn embedded(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> {
+pub async fn embedded(
+    args: &TargetArgs,
+    options: RunOptions,
+    extra_keys: Option<tui::ExtraKeys>,
+) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
     if !uses_tui(options.headless) {
         return headless(args, plan, options).await;
@@ -421,7 +425,7 @@ pub async fn embedded(args: &TargetArgs, options: RunOptions) -> Result<u8, Fail
     let owned = args.clone();
     let driver = tokio::spawn(async move { drive(&owned, prepared).await });
     let left = match client::attach(&socket, false).await {
-        Ok(attached) => screen(attached, theme, &options, plan, false).await,
+        Ok(attached) => screen(attached, theme, &options, plan, false, extra_keys).await,
         Err(e) => Err(std::io::Error::other(e.message)),
     };
     match &left {
@@ -438,7 +442,8 @@ pub async fn embedded(args: &TargetArgs, options: RunOptions) -> Result<u8, Fail
         .await
         .map_err(|e| Failure::failed(format!("the migration task failed: {e}")))?;
     drop(server);
-    if left.is_ok() {
+    // Quitting stops an embedded run on purpose: no "run it again" advice then.
+    if left.is_ok() && end.code != EXIT_ABORTED {
         eprintln!("pacer: {}", end.message);
     }
     exit_with(end)
@@ -461,6 +466,7 @@ pub async fn screen(
     options: &RunOptions,
     plan: Plan,
     detachable: bool,
+    extra_keys: Option<tui::ExtraKeys>,
 ) -> std::io::Result<Left> {
     let client::Parts {
         info,
@@ -488,6 +494,7 @@ pub async fn screen(
         target: info.target.clone(),
         plan,
         detachable,
+        extra_keys,
     };
     let exit = tui::run(handles, setup, done_rx).await?;
     if exit == tui::Exit::Detached {
@@ -705,7 +712,7 @@ fn spawn_signal_handler(hub: Arc<Hub>, interactive: bool, on_hangup: OnHangup) {
                 }
                 hub.audit().operator("exit_now", "signal", None);
                 eprintln!("pacer: stopping now; the migration resumes from its last checkpoint.");
-                std::process::exit(i32::from(EXIT_ABORTED));
+                super::exit_now(EXIT_ABORTED);
             }
             asked = true;
             if !interactive {

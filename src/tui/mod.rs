@@ -40,6 +40,17 @@ pub struct Setup {
     pub plan: Plan,
     /// The migration runs in another process: `q` offers to detach.
     pub detachable: bool,
+    /// Keys of the program around the migration (`pacer demo`'s workload rate).
+    pub extra_keys: Option<ExtraKeys>,
+}
+
+/// Keys the interface does not know, handled by the program that runs it; what they did goes
+/// to the event log.
+pub struct ExtraKeys {
+    /// The keys and what they do, for the help.
+    pub help: Vec<(String, String)>,
+    /// Handles a key; returns a line for the log when it did something.
+    pub on_key: Box<dyn FnMut(char) -> Option<String> + Send>,
 }
 
 /// How the interface ended.
@@ -73,6 +84,7 @@ pub async fn run(
             app
         },
         sampling: setup.metrics.map(|metrics| Sampling { metrics }),
+        extra_keys: setup.extra_keys,
     };
     terminal::run(handles, screen, done).await
 }

@@ -66,6 +66,8 @@ pub struct Screen {
     pub app: App,
     /// Live metrics, when sampling.
     pub sampling: Option<Sampling>,
+    /// Keys of the program around the interface.
+    pub extra_keys: Option<super::ExtraKeys>,
 }
 
 /// Runs the interface until the operator quits after the engine has stopped, or the engine
@@ -160,6 +162,18 @@ async fn event_loop(
                     let state = handles.state.borrow().clone();
                     let mode = engine_mode(state.status);
                     screen.app.gate = screen.model.gate(&state);
+                    if screen.app.popup.is_none()
+                        && let crossterm::event::KeyCode::Char(c) = key.code
+                        && let Some(extra) = &mut screen.extra_keys
+                        && extra.help.iter().any(|(k, _)| k == &c.to_string())
+                    {
+                        if let Some(line) = (extra.on_key)(c) {
+                            screen.model.log(wall_clock(), Level::Info, line);
+                        }
+                        dirty = true;
+                        urgent = true;
+                        continue;
+                    }
                     let commands_sent = screen.app.on_key(key, mode);
                     for note in std::mem::take(&mut screen.app.notes) {
                         screen.model.log(wall_clock(), Level::Info, note);

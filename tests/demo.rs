@@ -1,0 +1,336 @@
+//! `pacer demo`, the real binary: it comes up in a terminal with a moving backfill within 20
+//! seconds, and after `q` nothing of it is left (no server process, no directory); it also runs
+//! without a terminal, survives being killed without leaving anything behind, and says what to
+//! install when the PostgreSQL binaries are missing.
+
+mod common;
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::pacer;
+
+/// A temporary directory of the test's own, for `TMPDIR` (reachable by the `postgres` OS user
+/// when the tests run as root).
+fn test_tmpdir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("pacer-demo-test-")
+        .tempdir_in("/tmp")
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// `pacer demo` with a clean environment and `TMPDIR` set; uses the same binaries as the tests'
+/// own servers.
+fn demo(tmpdir: &Path) -> Command {
+    let mut cmd = pacer();
+    cmd.arg("demo").env("TMPDIR", tmpdir);
+    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
+        cmd.env("PACER_PG_BIN", dir);
+    }
+    cmd
+}
+
+/// Entries `pacer-demo-*` left in `dir`.
+fn demo_dirs(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pacer-demo-"))
+        .map(|e| e.path())
+        .collect()
+}
+
+/// Processes whose command line mentions `dir` (postgres servers, the demo's watchdog).
+fn processes_mentioning(dir: &Path) -> Vec<String> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.windows(needle.len()).any(|w| w == needle) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            found.push(format!("{}: {text}", name.to_string_lossy()));
+        }
+    }
+    found
+}
+
+/// Waits until nothing of the demo is left in `dir`: no process, no directory.
+fn assert_nothing_left(dir: &Path, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let procs = processes_mentioning(dir);
+        let dirs = demo_dirs(dir);
+        if procs.is_empty() && dirs.is_empty() {
+            return;
+        }
+        if start.elapsed() > within {
+            panic!("left behind after {within:?}: processes {procs:#?}, directories {dirs:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A tmux server of our own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str, width: u16, height: u16) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("pacer-demo-test-{}", std::process::id()),
+        };
+        let out = tmux
+            .cmd()
+            .args(["new-session", "-d", "-s", "t", "-x", &width.to_string()])
+            .args(["-y", &height.to_string(), command])
+            .output()
+            .expect("tmux runs");
+        assert!(
+            out.status.success(),
+            "tmux: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tmux
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new("tmux");
+        c.args(["-L", &self.socket]);
+        c
+    }
+
+    fn screen(&self) -> String {
+        let out = self
+            .cmd()
+            .args(["capture-pane", "-p", "-t", "t"])
+            .output()
+            .expect("capture");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = self
+            .cmd()
+            .args(["send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .expect("send-keys");
+        assert!(status.success());
+    }
+
+    fn wait_for(&self, text: &str, timeout: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {text:?} on the screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd().arg("kill-server").status();
+    }
+}
+
+/// The backfill's row count on the screen ("34,500 / ~1,000,000 rows"), if shown.
+fn rows_on_screen(screen: &str) -> Option<u64> {
+    screen.lines().find_map(|line| {
+        let (before, after) = line.split_once(" / ~")?;
+        after.contains("rows").then_some(())?;
+        let number: String = before
+            .rsplit(|c: char| !(c.is_ascii_digit() || c == ','))
+            .next()?
+            .replace(',', "");
+        number.parse().ok()
+    })
+}
+
+#[test]
+fn the_demo_shows_a_moving_backfill_within_20_seconds_and_q_leaves_nothing_behind() {
+    if !support::pg_binaries_available() {
+        panic!("PostgreSQL server binaries are needed (see the README)");
+    }
+    let tmp = test_tmpdir();
+    // The default million rows: seeding takes about 4 s here, the first batch follows at once.
+    let mut command = format!(
+        "env TMPDIR={} HOME={}",
+        tmp.path().display(),
+        tmp.path().display()
+    );
+    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
+        command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
+    }
+    command.push_str(&format!(
+        " {} demo; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_pacer")
+    ));
+    let started = Instant::now();
+    let tmux = Tmux::start(&command, 120, 40);
+
+    // Within 20 s the backfill's row count is on the screen and grows.
+    let deadline = started + Duration::from_secs(20);
+    let mut first: Option<u64> = None;
+    loop {
+        let screen = tmux.screen();
+        if let Some(rows) = rows_on_screen(&screen) {
+            match first {
+                None => first = Some(rows),
+                Some(f) if rows > f => break,
+                Some(_) => {}
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no moving backfill within 20 s (first count {first:?}):\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let moving_after = started.elapsed();
+    assert!(tmux.screen().contains("RUNNING"));
+    assert!(
+        !demo_dirs(tmp.path()).is_empty(),
+        "the demo works in TMPDIR"
+    );
+    eprintln!("moving backfill on screen after {moving_after:?}");
+
+    // > and < change the application workload's rate; the log says so.
+    tmux.keys(&[">"]);
+    tmux.wait_for("demo workload: 400 transactions/s", Duration::from_secs(5));
+    tmux.keys(&["<"]);
+    tmux.wait_for("demo workload: 200 transactions/s", Duration::from_secs(5));
+
+    // q asks first; y quits; then everything is gone.
+    tmux.keys(&["q"]);
+    tmux.wait_for("Quit?", Duration::from_secs(5));
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("EXIT=", Duration::from_secs(60));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(
+        screen.contains("stopped the demo servers and removed"),
+        "{screen}"
+    );
+    assert!(screen.contains("the application workload ran"), "{screen}");
+    // pacer has exited; the terminal (whose command line names TMPDIR too) goes next.
+    drop(tmux);
+    assert_nothing_left(tmp.path(), Duration::from_secs(2));
+}
+
+#[test]
+fn without_a_terminal_the_demo_runs_the_migration_to_the_end_and_cleans_up() {
+    let tmp = test_tmpdir();
+    let out = demo(tmp.path())
+        .args(["--rows", "20000", "--replica", "--tps", "100"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("pacer runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for expected in [
+        "seeding 20,000 rows into shop.public.orders",
+        "streaming replica on 127.0.0.1:",
+        "1 streaming replica(s) attached",
+        "verify: done",
+        "DONE: 20,",
+        "stopped the demo servers and removed",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} missing:\n{stderr}");
+    }
+    // The workload ran alongside and its writes were kept in sync (verify passed above).
+    let ran = stderr
+        .split("the application workload ran ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .map(|n| n.replace(',', "").parse::<u64>().unwrap())
+        .expect("a workload summary");
+    assert!(ran > 0, "{stderr}");
+    assert_nothing_left(tmp.path(), Duration::from_secs(2));
+}
+
+#[test]
+fn a_killed_demo_leaves_no_server_and_no_directory_behind() {
+    let tmp = test_tmpdir();
+    let mut child = demo(tmp.path())
+        .args(["--rows", "200000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pacer starts");
+    // Wait until the backfill runs, reading stderr as it comes.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while !seen.contains("backfill  ") {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the backfill did not start:\n{seen}"));
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(!processes_mentioning(tmp.path()).is_empty());
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    // No destructor ran: the watchdog stops the server and removes the directory.
+    assert_nothing_left(tmp.path(), Duration::from_secs(30));
+}
+
+#[test]
+fn missing_binaries_say_exactly_what_to_install() {
+    let tmp = test_tmpdir();
+    let empty = tmp.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = demo(tmp.path())
+        .env("PACER_PG_BIN", &empty)
+        .stdin(Stdio::null())
+        .output()
+        .expect("pacer runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "PACER_PG_BIN is {}, but it holds no initdb, pg_ctl, postgres",
+            empty.display()
+        )),
+        "{stderr}"
+    );
+    for hint in [
+        "sudo apt-get install postgresql-15",
+        "sudo dnf install postgresql15-server",
+        "brew install postgresql@15",
+        "set PACER_PG_BIN to the directory",
+    ] {
+        assert!(stderr.contains(hint), "{hint:?} missing:\n{stderr}");
+    }
+    assert!(demo_dirs(tmp.path()).is_empty());
+}
