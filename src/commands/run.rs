@@ -366,6 +366,13 @@ async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Resu
         .await
         .map_err(|e| Failure::failed(format!("cannot attach to the runner: {}", e.message)))?;
     let info = attached.info.clone();
+    eprintln!(
+        "pacer: {} runs in pid {} (control socket {}; audit log {})",
+        info.job,
+        info.pid,
+        info.socket,
+        info.audit_log.as_deref().unwrap_or("off")
+    );
     let result = screen(attached, theme, &options, plan, true, None).await;
     match result {
         Ok(Left::Detached) => {
@@ -487,6 +494,13 @@ pub async fn screen(
         };
         let _ = done_tx.send(note);
     });
+    let notes = vec![
+        format!(
+            "{} runs in pid {}; control socket {} (pacer ctl, pacer attach)",
+            info.job, info.pid, info.socket
+        ),
+        format!("audit log: {}", info.audit_log.as_deref().unwrap_or("off")),
+    ];
     let setup = tui::Setup {
         theme,
         braille: options.braille,
@@ -495,6 +509,7 @@ pub async fn screen(
         plan,
         detachable,
         extra_keys,
+        notes,
     };
     let exit = tui::run(handles, setup, done_rx).await?;
     if exit == tui::Exit::Detached {

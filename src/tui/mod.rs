@@ -42,6 +42,8 @@ pub struct Setup {
     pub detachable: bool,
     /// Keys of the program around the migration (`pacer demo`'s workload rate).
     pub extra_keys: Option<ExtraKeys>,
+    /// Lines for the event log at start (where the socket and the audit log are).
+    pub notes: Vec<String>,
 }
 
 /// Keys the interface does not know, handled by the program that runs it; what they did goes
@@ -70,14 +72,18 @@ pub async fn run(
     done: tokio::sync::oneshot::Receiver<Option<String>>,
 ) -> std::io::Result<Exit> {
     let app = App::new(setup.plan.phases().len(), setup.plan.backfill.batch_size);
+    let mut model = Model::new(
+        setup.target,
+        setup.plan.table.to_string(),
+        setup.plan.column.name.clone(),
+    );
+    for note in setup.notes {
+        model.log(terminal::wall_clock(), Level::Info, note);
+    }
     let screen = terminal::Screen {
         theme: setup.theme,
         braille: setup.braille,
-        model: Model::new(
-            setup.target,
-            setup.plan.table.to_string(),
-            setup.plan.column.name.clone(),
-        ),
+        model,
         app: if setup.detachable {
             app.detachable()
         } else {
