@@ -378,7 +378,24 @@ fn a_second_runner_of_the_same_migration_is_refused() {
         5_000,
         Duration::from_secs(60),
     );
+    // On the same machine: the running one's socket is found first.
     let second = run_pacer(&["run", "--headless"], &plan.path, &url);
+    assert_eq!(second.code, 2, "{second}");
+    assert!(second.stderr.contains("is already running"), "{second}");
+    // From elsewhere (another socket directory, as from another machine): the database's
+    // advisory lock refuses it.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let second = Ran::from(
+        pacer()
+            .env("PACER_SOCKET_DIR", elsewhere.path())
+            .args(["run", "--headless"])
+            .arg(&plan.path)
+            .arg("--target")
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    );
     assert_eq!(second.code, 2, "{second}");
     assert!(second.stderr.contains("already being run by"), "{second}");
     let ran = finish(first);
