@@ -409,3 +409,192 @@ fn on_metric(hub: &Hub, input: MetricInput) {
         inner.journal.pop_front();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Phase;
+    use std::time::Duration;
+
+    fn state(status: Status) -> State {
+        State {
+            job: "public.orders.amount".into(),
+            phase: Some(Phase::Backfill),
+            status,
+            phases_done: Vec::new(),
+            rows_done: 0,
+            rows_total: None,
+            rows_per_s: 0.0,
+            batch_size: 1000,
+            batch_size_reason: "plan".into(),
+            checkpoint: None,
+            blockers: Vec::new(),
+            error: None,
+            throttle: None,
+            gate: None,
+        }
+    }
+
+    fn info() -> Info {
+        Info {
+            job: "public.orders.amount".into(),
+            pid: 1,
+            plan_path: "plan.toml".into(),
+            plan_toml: String::new(),
+            target: "u@h:5432/db".into(),
+            started_at: "2026-11-21T00:00:00Z".into(),
+            socket: "/tmp/x.1.sock".into(),
+            audit_log: None,
+            on_hangup: "continue".into(),
+            version: "0".into(),
+        }
+    }
+
+    fn event(kind: EventKind) -> Event {
+        Event {
+            ts: "2026-11-21T00:00:00.000Z".into(),
+            job: "public.orders.amount".into(),
+            kind,
+        }
+    }
+
+    struct Rig {
+        hub: Arc<Hub>,
+        pump: JoinHandle<()>,
+        events: mpsc::UnboundedSender<Event>,
+        state: watch::Sender<State>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    }
+
+    fn rig(status: Status, on_hangup: OnHangup) -> Rig {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(state(status));
+        let (hub, pump) = Hub::spawn(
+            Handles {
+                commands: cmd_tx,
+                events: ev_rx,
+                state: state_rx,
+            },
+            info(),
+            None,
+            Audit::disabled(),
+            on_hangup,
+        );
+        Rig {
+            hub,
+            pump,
+            events: ev_tx,
+            state: state_tx,
+            commands: cmd_rx,
+        }
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Reply>) -> Reply {
+        tokio::time::timeout(Duration::from_secs(2), rx.recv())
+            .await
+            .expect("an update")
+            .expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_new_viewer_gets_everything_so_far_and_then_every_update_once() {
+        let mut r = rig(Status::Running, OnHangup::Continue);
+        r.events
+            .send(event(EventKind::Started {
+                target: "t".into(),
+                table: "orders".into(),
+                phases: vec![Phase::Backfill],
+                batch_size: 1000,
+            }))
+            .unwrap();
+        r.events.send(event(EventKind::Resumed)).unwrap();
+        // Let the pump take both.
+        let (_, mut early) = r.hub.subscribe(false);
+        assert!(matches!(next(&mut early).await, Reply::Event { .. }));
+        assert!(matches!(next(&mut early).await, Reply::Event { .. }));
+
+        let (snapshot, mut late) = r.hub.subscribe(false);
+        assert_eq!(snapshot.events.len(), 2, "the history");
+        assert!(snapshot.end.is_none());
+        r.events.send(event(EventKind::PauseRequested)).unwrap();
+        match next(&mut late).await {
+            Reply::Event { event } => {
+                assert!(matches!(event.kind, EventKind::PauseRequested))
+            }
+            other => panic!("{other:?}"),
+        }
+        r.state.send(state(Status::Paused)).unwrap();
+        match next(&mut late).await {
+            Reply::State { state } => assert_eq!(state.status, Status::Paused),
+            other => panic!("{other:?}"),
+        }
+
+        drop(r.events);
+        r.pump.await.unwrap();
+        r.hub.finish(End {
+            code: 3,
+            message: "aborted".into(),
+        });
+        loop {
+            if let Reply::End { end } = next(&mut late).await {
+                assert_eq!(end.code, 3);
+                break;
+            }
+        }
+        let (after, _) = r.hub.subscribe(false);
+        assert_eq!(
+            after.end.map(|e| e.code),
+            Some(3),
+            "a late viewer learns the end"
+        );
+        assert!(
+            r.hub.command(CtlCommand::Pause, "ctl").is_err(),
+            "no commands after the end"
+        );
+    }
+
+    #[tokio::test]
+    async fn commands_are_checked_before_they_reach_the_engine() {
+        let mut r = rig(Status::Running, OnHangup::Continue);
+        let refused = r.hub.command(CtlCommand::Proceed, "ctl").unwrap_err();
+        assert!(refused.contains("not waiting at a gate"), "{refused}");
+        let refused = r
+            .hub
+            .command(CtlCommand::BatchSize { size: 0 }, "ctl")
+            .unwrap_err();
+        assert!(refused.contains("out of range"), "{refused}");
+        assert!(r.commands.try_recv().is_err(), "nothing was sent");
+
+        let ok = r
+            .hub
+            .command(CtlCommand::BatchSize { size: 2500 }, "ctl")
+            .unwrap();
+        assert!(ok.contains("2500"), "{ok}");
+        assert_eq!(r.commands.try_recv().unwrap(), Command::SetBatchSize(2500));
+
+        let mut at_gate = state(Status::Gate);
+        at_gate.gate = Some(Phase::NotNull);
+        r.state.send(at_gate).unwrap();
+        let ok = r.hub.command(CtlCommand::Proceed, "ctl").unwrap();
+        assert!(ok.contains("not_null"), "{ok}");
+        assert_eq!(r.commands.try_recv().unwrap(), Command::Proceed);
+
+        r.state.send(state(Status::Done)).unwrap();
+        assert!(r.hub.command(CtlCommand::Resume, "ctl").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_lost_owner_pauses_only_when_asked_to() {
+        let mut r = rig(Status::Running, OnHangup::Pause);
+        assert!(!r.hub.owner_seen());
+        let _ = r.hub.subscribe(true);
+        assert!(r.hub.owner_seen());
+        r.hub.owner_lost();
+        assert_eq!(r.commands.try_recv().unwrap(), Command::Pause);
+
+        let mut r = rig(Status::Running, OnHangup::Continue);
+        r.hub.owner_lost();
+        assert!(r.commands.try_recv().is_err(), "continue sends nothing");
+    }
+}
