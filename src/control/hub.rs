@@ -499,7 +499,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_new_viewer_gets_everything_so_far_and_then_every_update_once() {
-        let mut r = rig(Status::Running, OnHangup::Continue);
+        let r = rig(Status::Running, OnHangup::Continue);
         r.events
             .send(event(EventKind::Started {
                 target: "t".into(),
