@@ -328,7 +328,7 @@ fn rows_written_during_the_backfill_by_an_unaware_application_end_up_correct() {
     wait_for_number(
         &pg,
         "shop",
-        "SELECT count(*) FROM pg_trigger WHERE tgname = 'pacer_sync_amount'",
+        "SELECT count(*) FROM pg_trigger WHERE tgname = 'pacer_sync_amount_upd'",
         1,
         Duration::from_secs(30),
     );

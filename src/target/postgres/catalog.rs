@@ -3,7 +3,7 @@
 use tokio_postgres::types::ToSql;
 
 use super::errors::describe_db_error;
-use super::sql::{PgSql, sync_trigger_name};
+use super::sql::{PgSql, sync_trigger_names};
 use super::{MIN_SERVER_VERSION, Postgres, job_id};
 use crate::plan::ident::quote_ident;
 use crate::plan::{Finding, Plan, TableName};
@@ -457,11 +457,12 @@ async fn dependents(pg: &mut Postgres, table: &str, plan: &Plan) -> TargetResult
             publications.join(", ")
         )));
     }
-    let own = sync_trigger_name(&plan.column.name);
+    let names = sync_trigger_names(&plan.column.name);
+    let own: Vec<String> = names.all().iter().map(|n| n.to_string()).collect();
     let triggers: Vec<String> = pg
         .query(
             "SELECT tgname::text FROM pg_trigger WHERE tgrelid = to_regclass($1::text) AND NOT tgisinternal \
-             AND tgname <> $2::text ORDER BY 1",
+             AND tgname <> ALL ($2::text[]) ORDER BY 1",
             &[&table, &own],
             "looking for triggers",
         )
@@ -472,8 +473,11 @@ async fn dependents(pg: &mut Postgres, table: &str, plan: &Plan) -> TargetResult
     if !triggers.is_empty() {
         findings.push(Finding::warning(format!(
             "the table has triggers ({}): UPDATE triggers fire for every row of every backfill batch, \
-             and BEFORE triggers named after \"{own}\" run after pacer's sync trigger.",
-            triggers.join(", ")
+             and BEFORE triggers named after \"{}\" (inserts) or \"{}\" (updates) run after pacer's \
+             sync triggers.",
+            triggers.join(", "),
+            names.insert,
+            names.update
         )));
     }
     let replicas: i64 = pg

@@ -616,26 +616,43 @@ impl Target for Postgres {
                 Ok(StepOutcome::Done)
             }
             DdlStep::InstallSync => {
-                let trigger = sql::sync_trigger_name(&self.plan.column.name);
+                let names = sql::sync_trigger_names(&self.plan.column.name);
                 let table = sql.table.quoted();
-                let exists: bool = self
+                let all: Vec<String> = names.all().iter().map(|n| n.to_string()).collect();
+                let present: Vec<String> = self
                     .query(
-                        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass($1::text) AND tgname = $2::text)",
-                        &[&table, &trigger],
-                        "looking for the sync trigger",
+                        "SELECT tgname::text FROM pg_trigger WHERE tgrelid = to_regclass($1::text) AND tgname = ANY ($2::text[])",
+                        &[&table, &all],
+                        "looking for the sync triggers",
                     )
-                    .await?[0]
-                    .get(0);
-                if exists {
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let has = |name: &str| present.iter().any(|p| p == name);
+                // The single trigger of an earlier pacer keeps the same rule: the migration it
+                // started keeps it until cleanup (replacing it would take an ACCESS EXCLUSIVE
+                // lock in the middle of the migration; only the backfill's speed differs).
+                if has(&names.legacy) || (has(&names.insert) && has(&names.update)) {
                     return Ok(StepOutcome::AlreadyDone);
                 }
                 let function = sql.create_sync_function().ok_or_else(|| {
                     TargetError::Failed("sync phase without a backfill expression".into())
                 })?;
+                let mut statements = vec![(function, vec![])];
+                if !has(&names.insert) {
+                    statements.push((sql.create_sync_insert_trigger(), vec![]));
+                }
+                if !has(&names.update) {
+                    statements.push((sql.create_sync_update_trigger(), vec![]));
+                }
                 self.ddl_transaction(
-                    vec![(function, vec![]), (sql.create_sync_trigger(), vec![])],
+                    statements,
                     lock_timeout,
-                    &format!("installing sync trigger {trigger} on {}", sql.table),
+                    &format!(
+                        "installing sync triggers {} and {} on {}",
+                        names.insert, names.update, sql.table
+                    ),
                 )
                 .await?;
                 Ok(StepOutcome::Done)
@@ -699,15 +716,14 @@ impl Target for Postgres {
             }
             DdlStep::BuildIndex => self.build_index(&sql).await,
             DdlStep::DropSync => {
-                self.ddl_transaction(
-                    vec![
-                        (sql.drop_sync_trigger(), vec![]),
-                        (sql.drop_sync_function(), vec![]),
-                    ],
-                    lock_timeout,
-                    "dropping the sync trigger",
-                )
-                .await?;
+                let mut statements: Vec<_> = sql
+                    .drop_sync_triggers()
+                    .into_iter()
+                    .map(|s| (s, vec![]))
+                    .collect();
+                statements.push((sql.drop_sync_function(), vec![]));
+                self.ddl_transaction(statements, lock_timeout, "dropping the sync triggers")
+                    .await?;
                 Ok(StepOutcome::Done)
             }
         }

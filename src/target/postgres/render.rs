@@ -53,7 +53,7 @@ pub fn phases(plan: &Plan, sql: &PgSql) -> Vec<PhasePlan> {
                     )],
                 ),
                 Phase::Sync => (
-                    "keep new writes filled: a trigger computes the column for rows inserted or \
+                    "keep new writes filled: triggers compute the column for rows inserted or \
                      updated without it",
                     vec![
                         step(
@@ -66,13 +66,26 @@ pub fn phases(plan: &Plan, sql: &PgSql) -> Vec<PhasePlan> {
                             String::new(),
                         ),
                         step(
-                            "sync trigger",
-                            sql.create_sync_trigger(),
+                            "sync trigger for inserts",
+                            sql.create_sync_insert_trigger(),
                             "SHARE ROW EXCLUSIVE",
                             Hold::Brief,
                             false,
                             false,
-                            retries.clone(),
+                            format!(
+                                "{retries}; the function runs only for rows inserted without the column"
+                            ),
+                        ),
+                        step(
+                            "sync trigger for updates",
+                            sql.create_sync_update_trigger(),
+                            "SHARE ROW EXCLUSIVE",
+                            Hold::Brief,
+                            false,
+                            false,
+                            "same transaction; the function runs only when an update leaves the column \
+                             unchanged, so pacer's own batches never call it"
+                                .into(),
                         ),
                     ],
                 ),
@@ -184,28 +197,40 @@ pub fn phases(plan: &Plan, sql: &PgSql) -> Vec<PhasePlan> {
                     )],
                 ),
                 Phase::Cleanup => (
-                    "drop the sync trigger and record the migration as done",
+                    "drop the sync triggers and record the migration as done",
                     if plan.column.backfill.is_some() {
-                        vec![
-                            step(
-                                "drop sync trigger",
-                                sql.drop_sync_trigger(),
-                                "ACCESS EXCLUSIVE",
-                                Hold::Brief,
-                                false,
-                                false,
-                                retries.clone(),
-                            ),
-                            step(
-                                "drop sync function",
-                                sql.drop_sync_function(),
-                                "",
-                                Hold::None,
-                                false,
-                                false,
-                                String::new(),
-                            ),
-                        ]
+                        let mut steps: Vec<Step> = sql
+                            .drop_sync_triggers()
+                            .into_iter()
+                            .zip([
+                                "drop sync trigger for inserts",
+                                "drop sync trigger for updates",
+                                "drop earlier sync trigger",
+                            ])
+                            .map(|(drop, title)| {
+                                let note = if title.starts_with("drop earlier") {
+                                    "the single INSERT OR UPDATE trigger of earlier pacer \
+                                     versions, if a migration they started is finished here; \
+                                     same transaction"
+                                        .to_string()
+                                } else if title.ends_with("inserts") {
+                                    retries.clone()
+                                } else {
+                                    "same transaction".to_string()
+                                };
+                                step(title, drop, "ACCESS EXCLUSIVE", Hold::Brief, false, false, note)
+                            })
+                            .collect();
+                        steps.push(step(
+                            "drop sync function",
+                            sql.drop_sync_function(),
+                            "",
+                            Hold::None,
+                            false,
+                            false,
+                            String::new(),
+                        ));
+                        steps
                     } else {
                         vec![]
                     },

@@ -21,9 +21,35 @@ pub struct PgSql {
     index: Option<(String, bool)>,
 }
 
-/// Name of the sync trigger on the table.
-pub fn sync_trigger_name(column: &str) -> String {
-    truncate(format!("pacer_sync_{column}"))
+/// The sync triggers on the table. pacer installs two, so that its own batch updates never
+/// enter the trigger function: their `WHEN` conditions are checked without calling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncTriggers {
+    /// `BEFORE INSERT … WHEN (the new row's column is not set)`.
+    pub insert: String,
+    /// `BEFORE UPDATE … WHEN (the statement left the column unchanged)`.
+    pub update: String,
+    /// The single `BEFORE INSERT OR UPDATE` trigger of earlier pacer versions (same rule, but
+    /// the function ran for every row, pacer's batches included). A migration started by one
+    /// of them keeps it until its cleanup drops it.
+    pub legacy: String,
+}
+
+impl SyncTriggers {
+    /// All three names: what cleanup drops and what preflight counts as pacer's own.
+    pub fn all(&self) -> [&str; 3] {
+        [&self.insert, &self.update, &self.legacy]
+    }
+}
+
+/// Names of the sync triggers for a column (each within PostgreSQL's 63 bytes, the suffix kept).
+pub fn sync_trigger_names(column: &str) -> SyncTriggers {
+    let base = truncate_to(format!("pacer_sync_{column}"), 63 - 4);
+    SyncTriggers {
+        insert: format!("{base}_ins"),
+        update: format!("{base}_upd"),
+        legacy: truncate(format!("pacer_sync_{column}")),
+    }
 }
 
 /// Name of the temporary NOT VALID check constraint.
@@ -31,8 +57,12 @@ pub fn not_null_check_name(column: &str) -> String {
     truncate(format!("pacer_nn_{column}"))
 }
 
-fn truncate(mut name: String) -> String {
-    while name.len() > 63 {
+fn truncate(name: String) -> String {
+    truncate_to(name, 63)
+}
+
+fn truncate_to(mut name: String, bytes: usize) -> String {
+    while name.len() > bytes {
         name.pop();
     }
     name
@@ -100,7 +130,9 @@ impl PgSql {
     /// The sync function. Rule: on INSERT, a row whose new column is NULL (or still the
     /// default) gets the backfill expression; on UPDATE, a row whose new column the statement
     /// did not change gets the expression recomputed from the new row. A value the
-    /// application sets itself is kept.
+    /// application sets itself is kept. The triggers' `WHEN` conditions make the same tests,
+    /// so the function is only entered when it changes the row; it keeps the tests itself for
+    /// the single trigger of earlier versions, which calls it for every row.
     pub fn create_sync_function(&self) -> Option<String> {
         let expr = self.backfill.as_ref()?;
         let col = self.col();
@@ -122,23 +154,47 @@ impl PgSql {
         ))
     }
 
-    /// The sync trigger (BEFORE INSERT OR UPDATE, for each row).
-    pub fn create_sync_trigger(&self) -> String {
+    /// The INSERT sync trigger: calls the function only for a row whose column is not set
+    /// (NULL, or still the column default), the same test the function makes.
+    pub fn create_sync_insert_trigger(&self) -> String {
         format!(
-            "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()",
-            quote_ident(&sync_trigger_name(&self.column)),
+            "CREATE TRIGGER {} BEFORE INSERT ON {} FOR EACH ROW WHEN ({}) EXECUTE FUNCTION {}()",
+            quote_ident(&sync_trigger_names(&self.column).insert),
+            self.t(),
+            self.pending("NEW."),
+            self.sync_function().quoted()
+        )
+    }
+
+    /// The UPDATE sync trigger: calls the function only when the statement left the column
+    /// unchanged. pacer's own batches change it (from pending to the value), so they never
+    /// enter the function; a `WHEN` in a BEFORE trigger is checked just before the function
+    /// would run, so the rule is the function's own.
+    pub fn create_sync_update_trigger(&self) -> String {
+        let col = self.col();
+        format!(
+            "CREATE TRIGGER {} BEFORE UPDATE ON {} FOR EACH ROW WHEN (NEW.{col} IS NOT DISTINCT FROM OLD.{col}) \
+             EXECUTE FUNCTION {}()",
+            quote_ident(&sync_trigger_names(&self.column).update),
             self.t(),
             self.sync_function().quoted()
         )
     }
 
-    /// Drops the sync trigger.
-    pub fn drop_sync_trigger(&self) -> String {
-        format!(
-            "DROP TRIGGER IF EXISTS {} ON {}",
-            quote_ident(&sync_trigger_name(&self.column)),
-            self.t()
-        )
+    /// Drops the sync triggers: both of this version's and the single trigger of earlier
+    /// versions (`IF EXISTS`: a resumed cleanup, or a migration from either version).
+    pub fn drop_sync_triggers(&self) -> Vec<String> {
+        sync_trigger_names(&self.column)
+            .all()
+            .iter()
+            .map(|name| {
+                format!(
+                    "DROP TRIGGER IF EXISTS {} ON {}",
+                    quote_ident(name),
+                    self.t()
+                )
+            })
+            .collect()
     }
 
     /// Drops the sync function.
@@ -570,9 +626,76 @@ mod tests {
         assert!(f.contains("ELSIF NEW.\"Amount\" IS NOT DISTINCT FROM OLD.\"Amount\" THEN"));
         assert!(f.contains("(SELECT (cents / 100.0) FROM (SELECT NEW.*) AS pacer_row)"));
         assert_eq!(
-            s.create_sync_trigger(),
-            "CREATE TRIGGER \"pacer_sync_Amount\" BEFORE INSERT OR UPDATE ON \"Sales\".\"Order Items\" FOR EACH ROW \
+            s.create_sync_insert_trigger(),
+            "CREATE TRIGGER \"pacer_sync_Amount_ins\" BEFORE INSERT ON \"Sales\".\"Order Items\" FOR EACH ROW \
+             WHEN (NEW.\"Amount\" IS NULL) EXECUTE FUNCTION \"Sales\".\"pacer_sync_Order Items_Amount\"()"
+        );
+        assert_eq!(
+            s.create_sync_update_trigger(),
+            "CREATE TRIGGER \"pacer_sync_Amount_upd\" BEFORE UPDATE ON \"Sales\".\"Order Items\" FOR EACH ROW \
+             WHEN (NEW.\"Amount\" IS NOT DISTINCT FROM OLD.\"Amount\") \
              EXECUTE FUNCTION \"Sales\".\"pacer_sync_Order Items_Amount\"()"
+        );
+    }
+
+    #[test]
+    fn insert_trigger_with_a_default_treats_the_default_as_not_set() {
+        let s = sql(
+            "default = \"0\"\nbackfill = \"cents\"\n",
+            &[("id", "bigint")],
+        );
+        let t = s.create_sync_insert_trigger();
+        assert!(
+            t.contains(
+                "BEFORE INSERT ON \"Sales\".\"Order Items\" FOR EACH ROW \
+                 WHEN (NEW.\"Amount\" IS NOT DISTINCT FROM CAST((0) AS numeric(14,2))) EXECUTE FUNCTION"
+            ),
+            "{t}"
+        );
+        // The function makes the same test, so a call through either trigger keeps the rule.
+        let f = s.create_sync_function().unwrap();
+        assert!(
+            f.contains("IF NEW.\"Amount\" IS NOT DISTINCT FROM CAST((0) AS numeric(14,2)) THEN"),
+            "{f}"
+        );
+        // The update trigger does not depend on the default: only on whether the column changed.
+        assert!(
+            s.create_sync_update_trigger()
+                .contains("WHEN (NEW.\"Amount\" IS NOT DISTINCT FROM OLD.\"Amount\")")
+        );
+    }
+
+    #[test]
+    fn cleanup_drops_both_triggers_and_the_single_trigger_of_earlier_versions() {
+        let s = sql("backfill = \"1\"\n", &[("id", "bigint")]);
+        assert_eq!(
+            s.drop_sync_triggers(),
+            vec![
+                "DROP TRIGGER IF EXISTS \"pacer_sync_Amount_ins\" ON \"Sales\".\"Order Items\"",
+                "DROP TRIGGER IF EXISTS \"pacer_sync_Amount_upd\" ON \"Sales\".\"Order Items\"",
+                "DROP TRIGGER IF EXISTS \"pacer_sync_Amount\" ON \"Sales\".\"Order Items\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn long_column_names_keep_distinct_trigger_names_within_63_bytes() {
+        let column = "c".repeat(70);
+        let names = sync_trigger_names(&column);
+        for name in names.all() {
+            assert!(name.len() <= 63, "{name}");
+        }
+        assert!(names.insert.ends_with("_ins"), "{}", names.insert);
+        assert!(names.update.ends_with("_upd"), "{}", names.update);
+        assert_ne!(names.insert, names.legacy);
+        assert_ne!(names.update, names.legacy);
+        assert_eq!(names.legacy, format!("pacer_sync_{}", "c".repeat(52)));
+        // Multi-byte characters are never cut in half.
+        let names = sync_trigger_names(&"é".repeat(40));
+        assert!(
+            names.insert.len() <= 63 && names.insert.ends_with("é_ins"),
+            "{}",
+            names.insert
         );
     }
 
