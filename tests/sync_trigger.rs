@@ -5,9 +5,9 @@
 mod common;
 mod support;
 
+use std::io::Read;
 use std::path::Path;
 use std::process::Child;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -94,7 +94,11 @@ fn application_writes_follow_the_rule_and_only_they_call_the_function() {
         assert_eq!(amount(&pg, db, 1003), "7.00", "{db}");
         assert_eq!(amount(&pg, db, 1), "43.21", "{db}");
         assert_eq!(amount(&pg, db, 1002), "8.00", "{db}");
-        assert_eq!(amount(&pg, db, 2), "1.23", "{db}: a value the application sets is kept");
+        assert_eq!(
+            amount(&pg, db, 2),
+            "1.23",
+            "{db}: a value the application sets is kept"
+        );
         assert_eq!(amount(&pg, db, 3), "5.55", "{db}");
         // A value of its own at insert is kept until an update leaves the column untouched.
         pg.psql(
@@ -191,7 +195,10 @@ fn pacer_batches_do_not_call_the_function_and_an_earlier_single_trigger_is_clean
 
     // This version's triggers: the whole backfill runs, then stops at a gate before verify.
     let url = pg.create_database("split");
-    pg.psql("postgres", "ALTER DATABASE split SET track_functions = 'pl'");
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE split SET track_functions = 'pl'",
+    );
     seed_orders(&pg, "split", rows);
     let plan = gated_plan("verify");
     let mut child = headless_run(&plan.path, &url);
@@ -201,7 +208,11 @@ fn pacer_batches_do_not_call_the_function_and_an_earlier_single_trigger_is_clean
         pg.psql("split", "SELECT rows_updated FROM pacer.migrations"),
         rows.to_string()
     );
-    assert_eq!(calls(&pg, "split"), 0, "pacer's batches called the function");
+    assert_eq!(
+        calls(&pg, "split"),
+        0,
+        "pacer's batches called the function"
+    );
     // The same counter sees application writes (2 inserts and 3 updates without the column).
     pg.psql(
         "split",
@@ -223,7 +234,10 @@ fn pacer_batches_do_not_call_the_function_and_an_earlier_single_trigger_is_clean
     // A migration started by an earlier pacer: its single BEFORE INSERT OR UPDATE trigger
     // (the DDL earlier versions ran) is in place when this version resumes it.
     let url = pg.create_database("legacy");
-    pg.psql("postgres", "ALTER DATABASE legacy SET track_functions = 'pl'");
+    pg.psql(
+        "postgres",
+        "ALTER DATABASE legacy SET track_functions = 'pl'",
+    );
     seed_orders(&pg, "legacy", rows);
     let plan = gated_plan("backfill");
     let mut child = headless_run(&plan.path, &url);

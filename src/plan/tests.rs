@@ -87,10 +87,8 @@ fn minimal_plan_gets_defaults_and_only_the_phases_it_needs() {
 
 #[test]
 fn backfill_defaults_are_short_batches_without_pause() {
-    let plan = parse(
-        "table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nbackfill = \"1\"\n",
-    )
-    .unwrap();
+    let plan =
+        parse("table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nbackfill = \"1\"\n").unwrap();
     assert_eq!(plan.backfill.target_batch_ms, 50);
     assert_eq!(plan.backfill.batch_size, 5000);
     assert!(plan.backfill.pause.is_zero());

@@ -722,12 +722,8 @@ impl Target for Postgres {
                     .map(|s| (s, vec![]))
                     .collect();
                 statements.push((sql.drop_sync_function(), vec![]));
-                self.ddl_transaction(
-                    statements,
-                    lock_timeout,
-                    "dropping the sync triggers",
-                )
-                .await?;
+                self.ddl_transaction(statements, lock_timeout, "dropping the sync triggers")
+                    .await?;
                 Ok(StepOutcome::Done)
             }
         }

@@ -187,7 +187,13 @@ impl PgSql {
         sync_trigger_names(&self.column)
             .all()
             .iter()
-            .map(|name| format!("DROP TRIGGER IF EXISTS {} ON {}", quote_ident(name), self.t()))
+            .map(|name| {
+                format!(
+                    "DROP TRIGGER IF EXISTS {} ON {}",
+                    quote_ident(name),
+                    self.t()
+                )
+            })
             .collect()
     }
 
@@ -686,7 +692,11 @@ mod tests {
         assert_eq!(names.legacy, format!("pacer_sync_{}", "c".repeat(52)));
         // Multi-byte characters are never cut in half.
         let names = sync_trigger_names(&"é".repeat(40));
-        assert!(names.insert.len() <= 63 && names.insert.ends_with("é_ins"), "{}", names.insert);
+        assert!(
+            names.insert.len() <= 63 && names.insert.ends_with("é_ins"),
+            "{}",
+            names.insert
+        );
     }
 
     #[test]
