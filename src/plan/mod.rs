@@ -123,7 +123,7 @@ fn default_batch_size() -> Spanned<u64> {
 /// Default batch duration the sizer steers toward. An application write to a row of the
 /// running batch waits for the rest of that batch, so this bounds what pacer adds to the
 /// foreground's worst latency; 50 ms batches were as fast as 200 ms ones on the benchmark
-/// table and cut pgbench's max latency about 3× (BENCHMARKS.md).
+/// table and cut pgbench's p99 about 2× and its max latency 2–3× (BENCHMARKS.md).
 pub const DEFAULT_TARGET_BATCH_MS: u64 = 50;
 
 fn default_target_batch_ms() -> Spanned<u64> {
