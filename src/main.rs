@@ -108,7 +108,14 @@ enum CtlAction {
         which: WhichArgs,
     },
     /// Go past the gate the migration waits at.
-    Proceed(WhichArgs),
+    Proceed {
+        #[command(flatten)]
+        which: WhichArgs,
+        /// Only if the gate waiting is before this phase (e.g. not_null): a proceed meant for one
+        /// gate then never passes the next.
+        #[arg(long, value_name = "PHASE")]
+        phase: Option<String>,
+    },
     /// Stop at the next boundary; everything stays resumable.
     Abort(WhichArgs),
     /// Where the running migration is: one screen, or `--json`.
@@ -228,7 +235,13 @@ async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
     match action {
         CtlAction::Pause(w) => ctl::command(&w.which(), CtlCommand::Pause).await,
         CtlAction::Resume(w) => ctl::command(&w.which(), CtlCommand::Resume).await,
-        CtlAction::Proceed(w) => ctl::command(&w.which(), CtlCommand::Proceed).await,
+        CtlAction::Proceed { which, phase } => {
+            let phase = phase
+                .map(|p| p.parse::<plan::Phase>())
+                .transpose()
+                .map_err(commands::Failure::refused)?;
+            ctl::command(&which.which(), CtlCommand::Proceed { phase }).await
+        }
         CtlAction::Abort(w) => ctl::command(&w.which(), CtlCommand::Abort).await,
         CtlAction::BatchSize { size, which } => {
             let command = if size.eq_ignore_ascii_case("auto") {

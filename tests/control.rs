@@ -570,7 +570,24 @@ fn ctl_proceed_passes_a_gate_and_only_a_gate() {
         ),
         "YES"
     );
-    let ran = ctl(&["proceed", "--socket", socket.to_str().unwrap()]);
+    // A proceed meant for another gate passes nothing.
+    let ran = ctl(&[
+        "proceed",
+        "--phase",
+        "index",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 2, "{ran}");
+    assert!(ran.stderr.contains("not before index"), "{ran}");
+    assert_eq!(status_json(&socket)["state"]["status"], "gate");
+    let ran = ctl(&[
+        "proceed",
+        "--phase",
+        "not_null",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
     assert_eq!(ran.code, 0, "{ran}");
     assert!(ran.stdout.contains("not_null starts now"), "{ran}");
     let done = finish(child);

@@ -220,11 +220,19 @@ impl Hub {
                 )
             }
             CtlCommand::AutoBatchSize => "batch size handed back to the adaptive sizer".to_string(),
-            CtlCommand::Proceed => {
+            CtlCommand::Proceed { phase: wanted } => {
                 if state.status != Status::Gate {
                     return Err(format!(
                         "not waiting at a gate (the migration is {}); nothing to proceed past",
                         status_word(state.status)
+                    ));
+                }
+                if let Some(wanted) = wanted
+                    && state.gate != Some(*wanted)
+                {
+                    return Err(format!(
+                        "the gate waiting is before {}, not before {wanted}; nothing was passed",
+                        state.gate.map(|p| p.to_string()).unwrap_or_default()
                     ));
                 }
                 let phase = state.gate.map(|p| p.to_string()).unwrap_or_default();
@@ -557,7 +565,10 @@ mod tests {
     #[tokio::test]
     async fn commands_are_checked_before_they_reach_the_engine() {
         let mut r = rig(Status::Running, OnHangup::Continue);
-        let refused = r.hub.command(CtlCommand::Proceed, "ctl").unwrap_err();
+        let refused = r
+            .hub
+            .command(CtlCommand::Proceed { phase: None }, "ctl")
+            .unwrap_err();
         assert!(refused.contains("not waiting at a gate"), "{refused}");
         let refused = r
             .hub
@@ -576,7 +587,29 @@ mod tests {
         let mut at_gate = state(Status::Gate);
         at_gate.gate = Some(Phase::NotNull);
         r.state.send(at_gate).unwrap();
-        let ok = r.hub.command(CtlCommand::Proceed, "ctl").unwrap();
+        let refused = r
+            .hub
+            .command(
+                CtlCommand::Proceed {
+                    phase: Some(Phase::Index),
+                },
+                "ctl",
+            )
+            .unwrap_err();
+        assert!(refused.contains("not before index"), "{refused}");
+        assert!(
+            r.commands.try_recv().is_err(),
+            "a proceed for another gate passes nothing"
+        );
+        let ok = r
+            .hub
+            .command(
+                CtlCommand::Proceed {
+                    phase: Some(Phase::NotNull),
+                },
+                "ctl",
+            )
+            .unwrap();
         assert!(ok.contains("not_null"), "{ok}");
         assert_eq!(r.commands.try_recv().unwrap(), Command::Proceed);
 

@@ -43,8 +43,12 @@ pub enum CtlCommand {
     BatchSize { size: u64 },
     /// Hand the batch size back to the adaptive sizer.
     AutoBatchSize,
-    /// Go past the gate the migration waits at.
-    Proceed,
+    /// Go past the gate the migration waits at; with `phase`, only if that is the gate's phase
+    /// (so a proceed meant for one gate can never pass the next).
+    Proceed {
+        #[serde(default)]
+        phase: Option<crate::plan::Phase>,
+    },
     /// Stop at the next boundary, resumable.
     Abort,
 }
@@ -57,7 +61,7 @@ impl CtlCommand {
             CtlCommand::Resume => Command::Resume,
             CtlCommand::BatchSize { size } => Command::SetBatchSize(*size),
             CtlCommand::AutoBatchSize => Command::AutoBatchSize,
-            CtlCommand::Proceed => Command::Proceed,
+            CtlCommand::Proceed { .. } => Command::Proceed,
             CtlCommand::Abort => Command::Abort,
         }
     }
@@ -69,7 +73,7 @@ impl CtlCommand {
             Command::Resume => CtlCommand::Resume,
             Command::SetBatchSize(size) => CtlCommand::BatchSize { size: *size },
             Command::AutoBatchSize => CtlCommand::AutoBatchSize,
-            Command::Proceed => CtlCommand::Proceed,
+            Command::Proceed => CtlCommand::Proceed { phase: None },
             Command::Abort => CtlCommand::Abort,
         }
     }
@@ -81,7 +85,7 @@ impl CtlCommand {
             CtlCommand::Resume => "resume",
             CtlCommand::BatchSize { .. } => "batch_size",
             CtlCommand::AutoBatchSize => "auto_batch_size",
-            CtlCommand::Proceed => "proceed",
+            CtlCommand::Proceed { .. } => "proceed",
             CtlCommand::Abort => "abort",
         }
     }
@@ -90,6 +94,7 @@ impl CtlCommand {
     pub fn value(&self) -> Option<serde_json::Value> {
         match self {
             CtlCommand::BatchSize { size } => Some((*size).into()),
+            CtlCommand::Proceed { phase: Some(p) } => Some(p.to_string().into()),
             _ => None,
         }
     }
@@ -202,6 +207,16 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
         assert_eq!(
+            serde_json::from_str::<CtlCommand>(r#"{"cmd":"proceed"}"#).unwrap(),
+            CtlCommand::Proceed { phase: None }
+        );
+        assert_eq!(
+            serde_json::from_str::<CtlCommand>(r#"{"cmd":"proceed","phase":"not_null"}"#).unwrap(),
+            CtlCommand::Proceed {
+                phase: Some(crate::plan::Phase::NotNull)
+            }
+        );
+        assert_eq!(
             serde_json::from_str::<Request>(r#"{"request":"subscribe","owner":false}"#).unwrap(),
             Request::Subscribe { owner: false }
         );
@@ -214,7 +229,7 @@ mod tests {
             CtlCommand::Resume,
             CtlCommand::BatchSize { size: 7 },
             CtlCommand::AutoBatchSize,
-            CtlCommand::Proceed,
+            CtlCommand::Proceed { phase: None },
             CtlCommand::Abort,
         ] {
             assert_eq!(CtlCommand::from_engine(&c.to_engine()), c);
