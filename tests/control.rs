@@ -390,28 +390,46 @@ fn runner_socket(job_db: &str) -> PathBuf {
     }
 }
 
-#[test]
-fn killing_the_terminal_of_a_run_leaves_the_migration_running_to_completion() {
-    let pg = PgServer::start();
-    let url = pg.create_database("hup1");
-    seed_orders(&pg, "hup1", 150_000);
-    let plan = plan_file(&orders_plan(1000, "pause_ms = 10\nadaptive = false", ""));
+/// `pacer run` of a 150k-row migration on a terminal (tmux), in database `db`: once its runner
+/// listens and the backfill has moved, returns the terminal, the runner's socket, the plan and
+/// the target.
+fn run_on_a_terminal(
+    pg: &PgServer,
+    db: &str,
+    pause: &str,
+    extra: &[&str],
+) -> (Tmux, PathBuf, PlanFile, String) {
+    let url = pg.create_database(db);
+    seed_orders(pg, db, 150_000);
+    let plan = plan_file(&orders_plan(
+        1000,
+        &format!("{pause}\nadaptive = false"),
+        "",
+    ));
     let run = format!(
-        "{} {} run {} --target {url}; echo EXIT=$?; sleep 60",
+        "{} {} run {} {} --target {url}; echo EXIT=$?; sleep 60",
         shell_env(),
         env!("CARGO_BIN_EXE_pacer"),
+        extra.join(" "),
         plan.path.display()
     );
     let tmux = Tmux::start(&run, 120, 40);
     tmux.wait_for("RUNNING", Duration::from_secs(30));
-    let socket = runner_socket("/hup1");
+    let socket = runner_socket(&format!("/{db}"));
     wait_for_number(
-        &pg,
-        "hup1",
+        pg,
+        db,
         "SELECT rows_done FROM pacer.migrations",
         3_000,
         Duration::from_secs(30),
     );
+    (tmux, socket, plan, url)
+}
+
+#[test]
+fn killing_the_terminal_of_a_run_leaves_the_migration_running_to_completion() {
+    let pg = PgServer::start();
+    let (tmux, socket, _plan, _url) = run_on_a_terminal(&pg, "hup1", "pause_ms = 10", &[]);
 
     // The terminal goes: tmux kills the session (SIGHUP to everything on it).
     drop(tmux);
@@ -438,25 +456,8 @@ fn killing_the_terminal_of_a_run_leaves_the_migration_running_to_completion() {
 #[test]
 fn with_on_hangup_pause_a_lost_terminal_pauses_and_ctl_resumes() {
     let pg = PgServer::start();
-    let url = pg.create_database("hup2");
-    seed_orders(&pg, "hup2", 150_000);
-    let plan = plan_file(&orders_plan(1000, "pause_ms = 20\nadaptive = false", ""));
-    let run = format!(
-        "{} {} run --on-hangup pause {} --target {url}; echo EXIT=$?; sleep 60",
-        shell_env(),
-        env!("CARGO_BIN_EXE_pacer"),
-        plan.path.display()
-    );
-    let tmux = Tmux::start(&run, 120, 40);
-    tmux.wait_for("RUNNING", Duration::from_secs(30));
-    let socket = runner_socket("/hup2");
-    wait_for_number(
-        &pg,
-        "hup2",
-        "SELECT rows_done FROM pacer.migrations",
-        3_000,
-        Duration::from_secs(30),
-    );
+    let (tmux, socket, plan, url) =
+        run_on_a_terminal(&pg, "hup2", "pause_ms = 20", &["--on-hangup", "pause"]);
 
     // SIGHUP to the terminal's process group, as when an SSH connection drops.
     let pane_pid = {

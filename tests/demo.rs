@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::pacer;
+use common::tmux::Tmux;
 
 /// A temporary directory of the test's own, for `TMPDIR` (reachable by the `postgres` OS user
 /// when the tests run as root).
@@ -78,76 +79,6 @@ fn assert_nothing_left(dir: &Path, within: Duration) {
             panic!("left behind after {within:?}: processes {procs:#?}, directories {dirs:#?}");
         }
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let tmux = Tmux {
-            socket: format!("pacer-demo-test-{}", std::process::id()),
-        };
-        let out = tmux
-            .cmd()
-            .args(["new-session", "-d", "-s", "t", "-x", &width.to_string()])
-            .args(["-y", &height.to_string(), command])
-            .output()
-            .expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tmux
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
-        c
-    }
-
-    fn screen(&self) -> String {
-        let out = self
-            .cmd()
-            .args(["capture-pane", "-p", "-t", "t"])
-            .output()
-            .expect("capture");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let status = self
-            .cmd()
-            .args(["send-keys", "-t", "t"])
-            .args(keys)
-            .status()
-            .expect("send-keys");
-        assert!(status.success());
-    }
-
-    fn wait_for(&self, text: &str, timeout: Duration) -> String {
-        let start = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(text) {
-                return screen;
-            }
-            if start.elapsed() > timeout {
-                panic!("timed out waiting for {text:?} on the screen:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
     }
 }
 

@@ -9,7 +9,6 @@ use crate::control::client::{self, CtlError, Selector};
 use crate::control::hub::status_word;
 use crate::control::protocol::{CtlCommand, Info, Reply, Request};
 use crate::engine::State;
-use crate::tui;
 
 /// No running migration answered (nothing was sent).
 pub const EXIT_NOT_RUNNING: u8 = 4;
@@ -136,22 +135,11 @@ pub fn status_text(info: &Info, s: &State) -> String {
                 .join(", "),
         );
     }
-    let progress = match s.rows_total {
-        Some(total) => {
-            let total = total.max(s.rows_done);
-            let pct = if total == 0 {
-                100.0
-            } else {
-                s.rows_done as f64 * 100.0 / total as f64
-            };
-            format!(
-                "{} of ~{} keys ({pct:.1}%)",
-                thousands(s.rows_done),
-                thousands(total)
-            )
-        }
-        None => format!("{} keys", thousands(s.rows_done)),
-    };
+    let progress = format!(
+        "{} keys{}",
+        thousands(s.rows_done),
+        super::of_total(s.rows_done, s.rows_total)
+    );
     line(
         "backfill",
         format!(
@@ -234,9 +222,7 @@ pub async fn attach(which: &Which, options: super::run::RunOptions) -> Result<u8
             "pacer attach needs a terminal; from a script use `pacer ctl status --json`",
         ));
     }
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let theme =
-        tui::theme::from_env(options.theme.as_deref(), no_color).map_err(Failure::refused)?;
+    let theme = super::run::load_theme(options.theme.as_deref())?;
     let (path, _) = client::locate(&which.selector()?).await.map_err(failure)?;
     let attached = client::attach(&path, false).await.map_err(failure)?;
     let plan = crate::plan::Plan::parse(

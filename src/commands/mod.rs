@@ -234,6 +234,22 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
+/// Keys done against an estimated total: `" of ~1,000,000 (35.8%)"`, or nothing without a
+/// total. The total never shows below what is done (the estimate can be low).
+pub fn of_total(done: u64, total: Option<u64>) -> String {
+    total
+        .map(|t| {
+            let t = t.max(done);
+            let pct = if t == 0 {
+                100.0
+            } else {
+                done as f64 * 100.0 / t as f64
+            };
+            format!(" of ~{} ({pct:.1}%)", thousands(t))
+        })
+        .unwrap_or_default()
+}
+
 /// 1536 → "1.5 KiB".
 pub fn bytes(n: u64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -260,6 +276,10 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(of_total(358_829, Some(1_000_000)), " of ~1,000,000 (35.9%)");
+        assert_eq!(of_total(12, Some(10)), " of ~12 (100.0%)");
+        assert_eq!(of_total(0, Some(0)), " of ~0 (100.0%)");
+        assert_eq!(of_total(5, None), "");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(160 * 1024 * 1024), "160.0 MiB");

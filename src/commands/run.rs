@@ -92,6 +92,12 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
     headless(args, plan, options).await
 }
 
+/// The screen's theme: `--theme`, with `NO_COLOR` (non-empty) winning.
+pub fn load_theme(name: Option<&str>) -> Result<tui::theme::Theme, Failure> {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    tui::theme::from_env(name, no_color).map_err(Failure::refused)
+}
+
 /// The job of a plan as far as it can be known without connecting: `schema.table.column`, or
 /// `.table.column` (any schema) when the plan names none.
 pub fn job_selector(plan: &Plan) -> String {
@@ -108,14 +114,9 @@ async fn refuse_if_running(args: &TargetArgs, plan: &Plan) -> Result<(), Failure
     let target = super::resolve_target(args)?.redacted();
     let job = job_selector(plan);
     let running = client::running(&control::socket_dir()).await;
-    let same = running.iter().find(|(_, i)| {
-        let same_job = if job.starts_with('.') {
-            i.job.ends_with(&job)
-        } else {
-            i.job == job
-        };
-        same_job && i.target == target
-    });
+    let same = running
+        .iter()
+        .find(|(_, i)| client::job_matches(&job, &i.job) && i.target == target);
     if let Some((path, info)) = same {
         return Err(Failure::refused(format!(
             "{} is already running on {} (pid {}, started {}, socket {}); a second run would \
@@ -357,9 +358,7 @@ fn detach_stdio() {
 
 /// On a terminal: start the runner, then be its screen.
 async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8, Failure> {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let theme =
-        tui::theme::from_env(options.theme.as_deref(), no_color).map_err(Failure::refused)?;
+    let theme = load_theme(options.theme.as_deref())?;
     refuse_if_running(args, &plan).await?;
     let (socket, runner_pid) = start_runner(args, &options).await?;
     let attached = client::attach(&socket, true)
@@ -422,9 +421,7 @@ pub async fn embedded(
     if !uses_tui(options.headless) {
         return headless(args, plan, options).await;
     }
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let theme =
-        tui::theme::from_env(options.theme.as_deref(), no_color).map_err(Failure::refused)?;
+    let theme = load_theme(options.theme.as_deref())?;
     let prepared = prepare(args, plan.clone(), &options).await?;
     let hub = prepared.hub.clone();
     let socket = prepared.server.path().to_path_buf();
@@ -516,12 +513,12 @@ pub async fn screen(
         detacher.detach().await;
         return Ok(Left::Detached);
     }
+    // Quit: the screen waited for the connection's end.
     let ending = ending.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    Ok(match (exit, ending) {
-        (tui::Exit::Detached, _) => Left::Detached,
-        (tui::Exit::Quit, Some(Ending::End(end))) => Left::Ended(end),
-        (tui::Exit::Quit, Some(Ending::Lost(why))) => Left::Lost(why),
-        (tui::Exit::Quit, None) => Left::Lost("the connection ended".into()),
+    Ok(match ending {
+        Some(Ending::End(end)) => Left::Ended(end),
+        Some(Ending::Lost(why)) => Left::Lost(why),
+        None => Left::Lost("the connection ended".into()),
     })
 }
 

@@ -45,18 +45,7 @@ pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<
         );
         return Ok(super::EXIT_DONE);
     }
-    let total = j
-        .rows_total
-        .map(|t| {
-            let t = t.max(j.rows_done);
-            let pct = if t == 0 {
-                100.0
-            } else {
-                j.rows_done as f64 * 100.0 / t as f64
-            };
-            format!(" of ~{} ({pct:.1}%)", thousands(t))
-        })
-        .unwrap_or_default();
+    let total = super::of_total(j.rows_done, j.rows_total);
     println!("migration   {}", j.job);
     println!("target      {}", target.describe());
     println!("outcome     {}", j.outcome.as_str());

@@ -160,6 +160,16 @@ pub async fn running(dir: &Path) -> Vec<(PathBuf, Info)> {
     out
 }
 
+/// Whether a running migration's `job` is the one `selector` names: `schema.table.column`
+/// exactly, or `.table.column` in any schema.
+pub fn job_matches(selector: &str, job: &str) -> bool {
+    if selector.starts_with('.') {
+        job.ends_with(selector)
+    } else {
+        job == selector
+    }
+}
+
 /// Which migration a command is for.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
@@ -183,10 +193,11 @@ pub async fn locate(selector: &Selector) -> Result<(PathBuf, Info), CtlError> {
     let all = running(&dir).await;
     let matching: Vec<&(PathBuf, Info)> = all
         .iter()
-        .filter(|(_, info)| match &selector.job {
-            Some(job) if job.starts_with('.') => info.job.ends_with(job.as_str()),
-            Some(job) => &info.job == job,
-            None => true,
+        .filter(|(_, info)| {
+            selector
+                .job
+                .as_deref()
+                .is_none_or(|job| job_matches(job, &info.job))
         })
         .collect();
     // Several runs of the job (on different databases): the target decides, when known.

@@ -50,6 +50,8 @@ pub struct Hub {
     commands: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<State>,
     metrics: Option<SharedMetrics>,
+    /// How far back the metrics journal reaches, seconds (the chart window and a margin).
+    horizon: f64,
     audit: Audit,
     on_hangup: OnHangup,
     inner: Mutex<Inner>,
@@ -107,11 +109,16 @@ impl Hub {
             events,
             state,
         } = handles;
+        let horizon = metrics
+            .as_ref()
+            .map(|m| m.read(|m| (m.window() + 3 * m.interval()).as_secs_f64()))
+            .unwrap_or(f64::INFINITY);
         let hub = Arc::new(Hub {
             info,
             commands,
             state: state.clone(),
             metrics: metrics.clone(),
+            horizon,
             audit,
             on_hangup,
             inner: Mutex::new(Inner::default()),
@@ -398,11 +405,7 @@ fn on_event(hub: &Hub, event: Event) {
 }
 
 fn on_metric(hub: &Hub, input: MetricInput) {
-    let horizon = hub
-        .metrics
-        .as_ref()
-        .map(|m| m.read(|m| (m.window() + 3 * m.interval()).as_secs_f64()))
-        .unwrap_or(f64::INFINITY);
+    let horizon = hub.horizon;
     let mut inner = hub.inner();
     inner.fan_out(&Reply::Metric {
         input: input.clone(),
