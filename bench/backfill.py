@@ -169,16 +169,17 @@ def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
 
 
 class PgServer:
-    def __init__(self, root: Path, name: str):
+    def __init__(self, root: Path, name: str, extra_opts: str = ""):
         self.root = root
         self.name = name
+        self.extra_opts = extra_opts
         self.data = root / name
         self.logfile = root / f"{name}.log"
         self.port = free_port()
         self.started = False
 
     def opts(self) -> str:
-        return f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        return f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off {self.extra_opts}".strip()
 
     def initdb(self):
         run(as_postgres([str(PGBIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
@@ -468,7 +469,12 @@ class Bench:
         self.files = self.work / "files"  # ours (plans, events, pgbench logs)
         self.files.mkdir()
         CLEANUP.actions.insert(0, self.remove_work)
-        self.pg = PgServer(self.work, "primary")
+        # A server that has been writing keeps its WAL segments and reuses them; a new one has
+        # none and must create (zero-fill) each one, with every commit waiting (measured: the
+        # first heavy writer's p99 is 35-41 ms against ~2 ms once the segments exist). The
+        # harness keeps 1 GB of them (min_wal_size) and fills them before measuring, unless
+        # --cold-wal.
+        self.pg = PgServer(self.work, "primary", "" if args.cold_wal else "-c min_wal_size=1GB")
         self.replica: PgServer | None = None
         self.pacer: Path | None = None
         self.plans: dict[str, Path] = {}
@@ -512,6 +518,8 @@ class Bench:
             self.pg.psql("seed", "DROP INDEX orders_customer_idx")
         self.pg.psql("seed", "VACUUM (ANALYZE) orders")
         self.seed_s = time.time() - t
+        if not self.a.cold_wal:
+            self.warm_wal()
         size = self.pg.psql("seed", "SELECT pg_size_pretty(pg_total_relation_size('orders'))")
         log(f"seeded {self.rows:,} rows in {self.seed_s:.1f} s ({size} with indexes)")
         self.table_size = size
@@ -527,6 +535,20 @@ class Bench:
         self.throttle_probe_msg = (p.stderr.strip().splitlines() or [""])[-1]
         log(f"[throttle] max_replication_lag accepted: {self.throttle_supported} {self.throttle_probe_msg}")
 
+    def warm_wal(self):
+        """Writes ~1.2 GB of WAL and checkpoints, so that the WAL segments exist (recycled, up to
+        min_wal_size) as on a server that has been running, and no run pays for creating them."""
+        t = time.time()
+        self.pg.psql("postgres", "CREATE DATABASE walwarm")
+        for _ in range(2):
+            self.pg.psql("walwarm", "CREATE TABLE w AS SELECT g, repeat('x', 500) AS pad "
+                                    "FROM generate_series(1, 1000000) g; DROP TABLE w; CHECKPOINT")
+        self.pg.psql("postgres", "DROP DATABASE walwarm")
+        self.pg.psql("postgres", "CHECKPOINT")
+        n = self.pg.psql("postgres", "SELECT count(*) FROM pg_ls_waldir()")
+        self.wal_segments = int(n)
+        log(f"WAL warmed in {time.time() - t:.1f} s: {n} segments of 16 MB in pg_wal")
+
     def header(self):
         a = self.a
         mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 1024 / 1024
@@ -541,8 +563,11 @@ class Bench:
                  f"{shlex.join(['python3', 'bench/backfill.py', *sys.argv[1:]])}")
         self.out(f"machine: {os.cpu_count()} cores, {mem:.0f} GiB, {platform.system()} {platform.release()}; "
                  f"load average at start {os.getloadavg()[0]:.2f}")
-        self.out(f"{pgv}; fsync=off, other settings PostgreSQL defaults (shared_buffers 128MB, max_wal_size 1GB, "
-                 f"autovacuum on)")
+        wal = ("WAL cold (--cold-wal: min_wal_size 80MB, segments created as written)" if a.cold_wal else
+               f"min_wal_size=1GB and the WAL filled once before measuring ({self.wal_segments} segments), "
+               f"as on a server that has been writing")
+        self.out(f"{pgv}; fsync=off, {wal}; other settings PostgreSQL defaults (shared_buffers 128MB, "
+                 f"max_wal_size 1GB, autovacuum on)")
         self.out(f"pacer: {pv} at {src}; repository HEAD {git}"
                  f"{' with uncommitted changes in src/' if dirty else ''}")
         self.out(f"table: orders from demo/seed.sql, {self.rows:,} rows, {self.table_size} with indexes "
@@ -691,8 +716,15 @@ class Bench:
             self.pg.psql(db, "ALTER TABLE orders ADD COLUMN amount numeric(14,2)")
         rid = self.next_id(f"fg-{method.replace(':', '-')}")
         p, prefix, out = self.pgbench(db, rid, cap_s=self.run_timeout())
+        waits: list = []
+        stop_waits = threading.Event()
+        profiler = None
+        if self.a.wait_profile:
+            profiler = threading.Thread(target=self.wait_profile, args=(db, stop_waits, waits), daemon=True)
         try:
             time.sleep(self.a.warmup)
+            if profiler:
+                profiler.start()
             info: dict = {}
             if method == "baseline":
                 t0 = time.time()
@@ -711,6 +743,9 @@ class Bench:
             time.sleep(2.0)  # pgbench writes its log through a buffer: let the window's lines land
             alive = p.poll() is None
         finally:
+            stop_waits.set()
+            if profiler:
+                profiler.join(timeout=10)
             if p.poll() is None:
                 p.terminate()  # our own child (SIGTERM: SIGINT may be ignored when run under nohup/&)
             p.wait(timeout=30)
@@ -720,6 +755,14 @@ class Bench:
         res = {"method": method, "repeat": r + 1, "window_s": t1 - t0, "n": len(lat), "bad": bad,
                "p50": pct(lat, 50), "p99": pct(lat, 99), "max": max(lat) if lat else None,
                "pgbench_alive": alive, **{k: v for k, v in info.items() if k not in ("window", "backfill_window")}}
+        if profiler:
+            counts: dict = {}
+            for (t, ev) in waits:
+                if t0 <= t < t1:
+                    counts[ev] = counts.get(ev, 0) + 1
+            res["waits"] = dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+            log(f"  waits of active pgbench sessions ({sum(counts.values())} samples): "
+                + ", ".join(f"{k} {v}" for k, v in list(res["waits"].items())[:8]))
         if method.startswith("pacer"):
             w0, w1 = info["window"]
             whole = [l for (s, l) in txs if w0 <= s < w1]
@@ -729,6 +772,20 @@ class Bench:
             log(f"  pgbench ended before the window did: {(self.files / f'{rid}-pgbench.out').read_text()[-500:]}")
         self.pg.drop_db(db)
         return res
+
+    def wait_profile(self, db: str, stop: threading.Event, out: list):
+        """Samples what pgbench's active sessions wait on, every few ms (CPU: running or runnable)."""
+        s = Session(self.pg.url(db), self.files / "session.err")
+        try:
+            while not stop.is_set():
+                t = time.time()
+                for row in s.query("SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') "
+                                   "FROM pg_stat_activity WHERE application_name = 'pgbench' AND state = 'active'"):
+                    if row and row[0]:
+                        out.append((t, row[0]))
+                stop.wait(0.002)
+        finally:
+            s.close()
 
     def item2(self):
         log("2. foreground impact")
@@ -770,6 +827,11 @@ class Bench:
                 + (f", {x['bad']} failed/skipped" if x["bad"] else "") + ")"
                 for x in runs[m])
             self.out(f"   {names[m]}: median p50 {ms(med[m]['p50'])}, p99 {ms(med[m]['p99'])}; runs {each}")
+            for x in runs[m]:
+                if "waits" in x:
+                    total = sum(x["waits"].values()) or 1
+                    self.out(f"      repeat {x['repeat']}: what pgbench's active sessions waited on ({total} samples): "
+                             + ", ".join(f"{k} {100 * v / total:.0f} %" for k, v in list(x["waits"].items())[:6]))
         rp = ratio(med["pacer"]["p99"], med["baseline"]["p99"])
         ru = ratio(med["update"]["p99"], med["baseline"]["p99"])
         speed = median([x.get("rows_per_s") for x in runs["pacer"]])
@@ -979,7 +1041,7 @@ class Bench:
         mon.start()
         try:
             rid = self.next_id(f"lag-{variant}")
-            pr = PacerRun(self.pacer, self.plans["throttled" if variant == "throttled" else "defaults"],
+            pr = PacerRun(self.pacer, self.plans[variant if variant.startswith("throttled") else "defaults"],
                           self.pg.url(db), self.files / f"{rid}.jsonl")
             cap = self.a.lag_rows
             if cap and cap < self.rows:
@@ -1024,6 +1086,15 @@ class Bench:
                     else f"of all {cap:,} rows (default settings)"))
         self.start_replica()
         variants = ["unthrottled"] + (["throttled"] if self.throttle_supported else [])
+        names = {"unthrottled": "no throttle", "throttled": 'max_replication_lag = "1s"'}
+        for i, v in enumerate(self.a.lag_variant if self.throttle_supported else [], 1):
+            name = f"throttled:{i}"  # extra [throttle] settings, e.g. resume_after="500ms"
+            lines = [kv.strip().replace("=", " = ", 1) for kv in v.split(",") if kv.strip()]
+            path = self.files / f"lag-variant-{i}.toml"
+            path.write_text(PLANS["throttled"] + "\n".join(lines) + "\n")
+            self.plans[name] = path
+            names[name] = f'max_replication_lag = "1s", {v.replace(",", ", ")}'
+            variants.append(name)
         runs = {v: [] for v in variants}
         for r in range(self.a.lag_repeats):
             order = variants[r % len(variants):] + variants[:r % len(variants)]
@@ -1033,7 +1104,6 @@ class Bench:
                 self.results["runs"].append({"item": 4, **res})
                 log(f"  repeat {r + 1} {v}: max lag {res['max_lag_s'] or 0:.2f} s (primary's replay_lag max "
                     f"{res['max_replay_lag_s'] or 0:.2f} s), {fmt_int(res['rows_per_s'] or 0)} rows/s, rc={res['rc']}")
-        names = {"unthrottled": "no throttle", "throttled": 'max_replication_lag = "1s"'}
         med = {}
         for v in variants:
             med[v] = median([x["max_lag_s"] for x in runs[v]])
@@ -1051,6 +1121,9 @@ class Bench:
             rt = ratio(med["throttled"], med["unthrottled"])
             self.out(f"   RESULT 4   highest replay lag with max_replication_lag = 1s: {med['throttled'] or 0:.2f} s vs "
                      f"{med['unthrottled'] or 0:.2f} s without (ratio {r2(rt)})")
+            for v in variants[2:]:
+                self.out(f"   extra      with {names[v]}: highest replay lag {med[v] or 0:.2f} s, "
+                         f"{fmt_int(median([x['rows_per_s'] for x in runs[v]]) or 0)} rows/s")
         else:
             self.out(f"   RESULT 4   highest replay lag without throttle: {med['unthrottled'] or 0:.2f} s; with "
                      f"max_replication_lag = 1s: not available in this pacer build ({self.throttle_probe_msg})")
@@ -1212,6 +1285,14 @@ def main():
     ap.add_argument("--loop-batch", type=int, default=10_000, help="rows per batch of the hand-written loops")
     ap.add_argument("--extras", action="store_true",
                     help="1.: also pacer at a fixed batch of 10,000 and the loop with pacer's sync trigger installed")
+    ap.add_argument("--lag-variant", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
+                    help='4.: also run with max_replication_lag = "1s" and these [throttle] settings, '
+                         'e.g. resume_after="500ms"')
+    ap.add_argument("--cold-wal", action="store_true",
+                    help="do not fill the WAL segments first (min_wal_size stays 80MB): the first heavy "
+                         "writer then creates them, and every commit waits while it does")
+    ap.add_argument("--wait-profile", action="store_true",
+                    help="2.: sample what pgbench's active sessions wait on (pg_stat_activity) every ~3 ms")
     ap.add_argument("--rate", type=int, default=400, help="pgbench transactions per second (default 400)")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)

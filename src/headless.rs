@@ -143,6 +143,7 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             retry_in_ms,
             blockers,
             detail,
+            skipped,
         } => {
             let who = if blockers.is_empty() {
                 format!("({detail})")
@@ -156,8 +157,13 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
                         .join("; ")
                 )
             };
+            let what = if *skipped {
+                "not attempted while a session holds the table"
+            } else {
+                "lock wait timed out"
+            };
             format!(
-                "{phase}: {step}: lock wait timed out (attempt {attempt}/{max_attempts}), {who}; retrying in {:.1}s",
+                "{phase}: {step}: {what} (attempt {attempt}/{max_attempts}), {who}; retrying in {:.1}s",
                 *retry_in_ms as f64 / 1000.0
             )
         }

@@ -15,17 +15,6 @@ use common::tmux::Tmux;
 use common::*;
 use support::PgServer;
 
-fn ctl(args: &[&str]) -> Ran {
-    Ran::from(
-        pacer()
-            .arg("ctl")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("pacer ctl runs"),
-    )
-}
-
 fn progress(pg: &PgServer, db: &str) -> (i64, i64) {
     let s = pg.psql(
         db,
@@ -35,57 +24,8 @@ fn progress(pg: &PgServer, db: &str) -> (i64, i64) {
     (it.next().unwrap(), it.next().unwrap())
 }
 
-/// The socket of the one migration of this test's database that is running.
-fn socket_of(pid: u32) -> PathBuf {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(p) = std::fs::read_dir(socket_dir())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with(&format!(".{pid}.sock")))
-        {
-            return p;
-        }
-        assert!(Instant::now() < deadline, "no socket for pid {pid}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn status_json(socket: &Path) -> serde_json::Value {
-    let ran = ctl(&["status", "--json", "--socket", socket.to_str().unwrap()]);
-    assert_eq!(ran.code, 0, "{ran}");
-    serde_json::from_str(&ran.stdout).expect("status --json is one JSON object")
-}
-
-fn wait_for_status(socket: &Path, status: &str, timeout: Duration) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let s = status_json(socket);
-        if s["state"]["status"] == status {
-            return s;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "status stayed {} (wanted {status})",
-            s["state"]["status"]
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn spawn_headless(plan: &Path, url: &str, extra: &[&str]) -> Child {
-    pacer()
-        .args(["run", "--headless"])
-        .args(extra)
-        .arg(plan)
-        .arg("--target")
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("pacer starts")
+    spawn_run_with(plan, url, extra, Stdio::null())
 }
 
 fn audit_lines(path: &Path) -> Vec<serde_json::Value> {

@@ -75,7 +75,9 @@ fn a_replica_whose_replay_is_paused_throttles_the_backfill_until_it_catches_up()
         Duration::from_secs(60),
     );
 
-    // Replay stops: once the lag passes 1 s, pacer waits at the next batch boundary.
+    // Replay stops: pacer waits at a batch boundary within two sample intervals of the lag
+    // passing 1 s (in fact sooner: the forecast sees the replay stall; 0.3–0.6 s measured),
+    // with 1 s to spare for a loaded machine.
     let paused_at = Instant::now();
     replica.pause_replay();
     let (throttled_at, e) = wait_event(&rx, "throttled", Duration::from_secs(15));
@@ -87,7 +89,7 @@ fn a_replica_whose_replay_is_paused_throttles_the_backfill_until_it_catches_up()
     assert!(reason.contains("replication lag"), "{e}");
     assert!(
         throttled_at.duration_since(paused_at)
-            < Duration::from_secs(1) + Duration::from_millis(2 * 250) + Duration::from_secs(3),
+            < Duration::from_secs(1) + Duration::from_millis(2 * 250) + Duration::from_secs(1),
         "throttled {:?} after the replay paused",
         throttled_at.duration_since(paused_at)
     );

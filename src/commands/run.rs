@@ -643,11 +643,8 @@ fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
                 return Signals::default();
             }
             Signals {
-                replicas: l.replicas.as_ref().map(|rs| {
-                    rs.iter()
-                        .map(|r| (r.name.clone(), r.effective_lag_s()))
-                        .collect()
-                }),
+                // Replication lag is read by the engine itself, more often (engine::LAG_POLL).
+                replicas: None,
                 // Sessions waiting on a lock that one of pacer's sessions holds.
                 lock_waiters: l.lock_waits.as_ref().map(|w| {
                     w.waits

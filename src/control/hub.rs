@@ -429,20 +429,9 @@ mod tests {
 
     fn state(status: Status) -> State {
         State {
-            job: "public.orders.amount".into(),
             phase: Some(Phase::Backfill),
             status,
-            phases_done: Vec::new(),
-            rows_done: 0,
-            rows_total: None,
-            rows_per_s: 0.0,
-            batch_size: 1000,
-            batch_size_reason: "plan".into(),
-            checkpoint: None,
-            blockers: Vec::new(),
-            error: None,
-            throttle: None,
-            gate: None,
+            ..State::starting("public.orders.amount".into(), 1000)
         }
     }
 

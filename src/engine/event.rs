@@ -77,7 +77,8 @@ pub enum EventKind {
         outcome: String,
         detail: Option<String>,
     },
-    /// A lock wait reached lock_timeout; pacer retries after `retry_in_ms`.
+    /// A lock wait reached lock_timeout, or (`skipped`) the statement was not sent because a
+    /// session held the table too long; pacer retries after `retry_in_ms`.
     LockTimeout {
         phase: Phase,
         step: String,
@@ -86,6 +87,8 @@ pub enum EventKind {
         retry_in_ms: u64,
         blockers: Vec<Blocker>,
         detail: String,
+        #[serde(default)]
+        skipped: bool,
     },
     /// Waiting for something else to finish; pacer retries after `retry_in_ms`.
     Waiting {
@@ -233,4 +236,26 @@ pub struct State {
     pub throttle: Option<String>,
     /// The phase a gate holds back, while the engine waits there for the operator.
     pub gate: Option<Phase>,
+}
+
+impl State {
+    /// The state of a migration that has not begun: preflight, nothing done, the plan's size.
+    pub fn starting(job: String, batch_size: u64) -> State {
+        State {
+            job,
+            phase: None,
+            status: Status::Preflight,
+            phases_done: Vec::new(),
+            rows_done: 0,
+            rows_total: None,
+            rows_per_s: 0.0,
+            batch_size,
+            batch_size_reason: "plan".into(),
+            checkpoint: None,
+            blockers: Vec::new(),
+            error: None,
+            throttle: None,
+            gate: None,
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod event;
+pub mod lag;
 pub mod progress;
 pub mod retry;
 pub mod sizer;
@@ -26,6 +27,12 @@ pub type SignalSource = Box<dyn Fn() -> Signals + Send + Sync>;
 
 /// How often a throttled engine looks at the signals again.
 pub const THROTTLE_POLL: Duration = Duration::from_millis(250);
+
+/// How often, at most, the engine reads the replicas' positions for `max_replication_lag`
+/// (at batch boundaries, so a 50 ms batch reads them every other boundary). The sampler's
+/// interval (1 s by default) is too slow: at full speed pacer writes a second of WAL between
+/// two of its samples, which a slow replica needs several seconds to replay.
+pub const LAG_POLL: Duration = Duration::from_millis(100);
 
 use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, Plan, lint};
 use crate::target::{DdlStep, Key, Outcome, StepOutcome, Target, TargetError};
@@ -96,6 +103,9 @@ pub struct Engine<T: Target> {
     signals: Option<SignalSource>,
     throttled_since: Option<Instant>,
     last_query: Option<(Instant, Result<f64, String>)>,
+    lag: lag::LagForecast,
+    /// The last lag reading and when it was taken (None inside: it failed).
+    last_lag: Option<(Instant, Option<Vec<throttle::ReplicaReading>>)>,
 }
 
 impl<T: Target> Engine<T> {
@@ -103,22 +113,7 @@ impl<T: Target> Engine<T> {
     pub fn new(target: T, plan: Plan, clock: Arc<dyn Clock>) -> (Engine<T>, Handles) {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let state = State {
-            job: target.job_id(),
-            phase: None,
-            status: Status::Preflight,
-            phases_done: Vec::new(),
-            rows_done: 0,
-            rows_total: None,
-            rows_per_s: 0.0,
-            batch_size: plan.backfill.batch_size,
-            batch_size_reason: "plan".into(),
-            checkpoint: None,
-            blockers: Vec::new(),
-            error: None,
-            throttle: None,
-            gate: None,
-        };
+        let state = State::starting(target.job_id(), plan.backfill.batch_size);
         let (state_tx, state_rx) = watch::channel(state);
         let seed = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -155,6 +150,8 @@ impl<T: Target> Engine<T> {
             signals: None,
             throttled_since: None,
             last_query: None,
+            lag: lag::LagForecast::new(LAG_POLL),
+            last_lag: None,
         };
         (
             engine,
@@ -391,7 +388,11 @@ impl<T: Target> Engine<T> {
     ) -> Result<(), EngineError> {
         match error {
             TargetError::ConnectionLost(detail) => self.reconnect(detail).await,
-            TargetError::LockTimeout { blockers, detail } => {
+            TargetError::LockTimeout {
+                blockers,
+                detail,
+                skipped,
+            } => {
                 let Some(delay) = lock_budget.failed(self.jitter.next()) else {
                     let who = if blockers.is_empty() {
                         String::new()
@@ -425,6 +426,7 @@ impl<T: Target> Engine<T> {
                     retry_in_ms: delay.as_millis() as u64,
                     blockers,
                     detail,
+                    skipped,
                 });
                 self.sleep(delay).await?;
                 let status = self.running_status();
@@ -826,13 +828,27 @@ impl<T: Target> Engine<T> {
         if let Some(path) = &config.throttle_file {
             s.file_exists = path.exists();
         }
+        if config.max_replication_lag.is_some() {
+            let now = self.clock.now();
+            if due(self.last_lag.as_ref().map(|(at, _)| *at), now, LAG_POLL) {
+                let readings = match self.target.replica_positions().await {
+                    Ok(positions) => Some(self.lag.observe(now, &positions)),
+                    Err(e) => {
+                        tracing::warn!("reading the replicas' positions failed: {e}");
+                        None
+                    }
+                };
+                self.last_lag = Some((now, readings));
+            }
+            s.replicas = self.last_lag.as_ref().and_then(|(_, r)| r.clone());
+        }
         if let Some(sql) = &config.throttle_query {
             let now = self.clock.now();
-            let fresh = self
-                .last_query
-                .as_ref()
-                .is_some_and(|(at, _)| now.saturating_duration_since(*at) < THROTTLE_POLL);
-            if !fresh {
+            if due(
+                self.last_query.as_ref().map(|(at, _)| *at),
+                now,
+                THROTTLE_POLL,
+            ) {
                 let value = self
                     .target
                     .throttle_query(sql)
@@ -914,6 +930,11 @@ impl<T: Target> Engine<T> {
             }
         }
     }
+}
+
+/// Whether a reading last taken at `last` (if ever) should be taken again at `now`.
+fn due(last: Option<Instant>, now: Instant, every: Duration) -> bool {
+    last.is_none_or(|at| now.saturating_duration_since(at) >= every)
 }
 
 fn elapsed_ms(now: Instant, since: Instant) -> u64 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::clock::ManualClock;
+use super::clock::{Clock, ManualClock};
 use super::{
     Command, Engine, EngineError, Event, EventKind, RunOutcome, SizeSource, State, Status,
 };
@@ -18,6 +18,7 @@ use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyColumn, KeyRange, Outcome,
     Preflight, StepOutcome, TableInfo, Target, TargetError, TargetResult, VerifyChunk,
 };
+use std::time::Instant;
 
 /// Longest a run may take before a test calls it hung (only reached on a hang).
 const HANG: Duration = Duration::from_secs(10);
@@ -30,6 +31,97 @@ const BATCH_TIME: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
 // The fake target
+
+/// A replica that replays `rate` bytes of WAL per second of the engine's clock; each committed
+/// batch writes `wal_per_key` bytes per key. It knows when each byte was written, so it can
+/// tell its true lag (now minus the write time of the oldest WAL it has not replayed) and
+/// report PostgreSQL's `replay_lag` (the age of the WAL it last replayed, at that moment).
+#[derive(Debug, Clone)]
+struct SlowReplica {
+    rate: f64,
+    wal_per_key: u64,
+    /// (WAL end position, when it was written), in order.
+    writes: Vec<(u64, Instant)>,
+    written: u64,
+    replayed: u64,
+    at: Option<Instant>,
+    origin: Instant,
+    /// The last reply: when, (replay position, replay lag) it carried, WAL written by then.
+    reply: Option<(Instant, (u64, Option<f64>), u64)>,
+    /// The worst true lag seen so far, seconds.
+    worst_lag_s: f64,
+}
+
+impl SlowReplica {
+    fn new(rate: f64, wal_per_key: u64) -> SlowReplica {
+        SlowReplica {
+            rate,
+            wal_per_key,
+            writes: Vec::new(),
+            written: 0,
+            replayed: 0,
+            at: None,
+            origin: Instant::now(),
+            reply: None,
+            worst_lag_s: 0.0,
+        }
+    }
+
+    /// When the WAL at `pos` was written.
+    fn written_at(&self, pos: u64) -> Option<Instant> {
+        self.writes
+            .iter()
+            .find(|(end, _)| *end > pos)
+            .map(|(_, t)| *t)
+    }
+
+    fn replay_until(&mut self, now: Instant) {
+        if let Some(at) = self.at {
+            let dt = now.saturating_duration_since(at).as_secs_f64();
+            // Replaying takes time: the true lag peaks just before each stretch ends.
+            if let Some(t) = self.written_at(self.replayed) {
+                let lag = now.saturating_duration_since(t).as_secs_f64();
+                self.worst_lag_s = self.worst_lag_s.max(lag);
+            }
+            self.replayed = (self.replayed + (self.rate * dt) as u64).min(self.written);
+        }
+        self.at = Some(now);
+    }
+
+    fn write(&mut self, now: Instant, bytes: u64) {
+        self.replay_until(now);
+        self.written += bytes;
+        self.writes.push((self.written, now));
+    }
+
+    /// What the primary shows: the replica replies when WAL reaches it, else once a second
+    /// (its status interval), and the primary knows its position only from those replies.
+    fn position(&mut self, now: Instant) -> crate::engine::lag::ReplicaPosition {
+        self.replay_until(now);
+        let due = match self.reply {
+            None => true,
+            Some((at, _, written)) => {
+                written < self.written
+                    || now.saturating_duration_since(at) >= Duration::from_secs(1)
+            }
+        };
+        if due {
+            let lag = self
+                .written_at(self.replayed.saturating_sub(1))
+                .filter(|_| self.replayed < self.written)
+                .map(|t| now.saturating_duration_since(t).as_secs_f64());
+            self.reply = Some((now, (self.replayed, lag), self.written));
+        }
+        let (at, (replayed, replay_lag_s), _) = self.reply.expect("set above");
+        crate::engine::lag::ReplicaPosition {
+            name: "replica".into(),
+            replay_lag_s,
+            backlog_bytes: Some(self.written - replayed),
+            replayed_bytes: Some(replayed),
+            reply_at: Some(at.saturating_duration_since(self.origin).as_secs_f64()),
+        }
+    }
+}
 
 /// One call the engine made, with the arguments that matter.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +180,8 @@ struct Db {
     commands_after_batch: Vec<(u64, Command)>,
     /// What the throttle query answers.
     throttle_value: f64,
+    /// A streaming replica that replays slower than the batches write, if any.
+    replica: Option<SlowReplica>,
     /// The engine's command channel, while scripted commands remain.
     commands: Option<mpsc::UnboundedSender<Command>>,
     /// The engine's clock: each committed batch takes `BATCH_TIME` on it.
@@ -204,6 +298,7 @@ impl Fake {
             lose_connection: None,
             commands_after_batch: Vec::new(),
             throttle_value: 0.0,
+            replica: None,
             commands: None,
             clock: None,
         })))
@@ -283,6 +378,7 @@ fn lock_timeout() -> TargetError {
     TargetError::LockTimeout {
         blockers: vec![blocker()],
         detail: "canceling statement due to lock timeout".into(),
+        skipped: false,
     }
 }
 
@@ -438,8 +534,11 @@ impl Target for Fake {
             }
             *f += 1;
         }
-        if let Some(clock) = &db.clock {
+        if let Some(clock) = db.clock.clone() {
             clock.advance(BATCH_TIME);
+            if let Some(r) = &mut db.replica {
+                r.write(clock.now(), (hi - lo) * r.wal_per_key);
+            }
         }
         db.checkpoint = Some(hi);
         db.rows_done += hi - lo;
@@ -504,6 +603,17 @@ impl Target for Fake {
 
     async fn throttle_query(&mut self, _sql: &str) -> TargetResult<f64> {
         Ok(self.db().throttle_value)
+    }
+
+    async fn replica_positions(
+        &mut self,
+    ) -> TargetResult<Vec<crate::engine::lag::ReplicaPosition>> {
+        let mut db = self.db();
+        let now = db.clock.as_ref().map(|c| c.now());
+        Ok(match (&mut db.replica, now) {
+            (Some(r), Some(now)) => vec![r.position(now)],
+            _ => Vec::new(),
+        })
     }
 
     async fn reconnect(&mut self) -> TargetResult<()> {
@@ -1577,6 +1687,50 @@ async fn the_adaptive_sizer_steers_toward_the_target_and_an_operator_size_holds_
         reasons
             .iter()
             .any(|(by, r)| *by == SizeSource::Adaptive && r.contains("handed back"))
+    );
+}
+
+/// A replica that replays 5 MB/s while the batches write 25 MB/s: with `max_replication_lag =
+/// "1s"` the engine throttles on the forecast (the backlog over the replay rate) and the true
+/// lag stays near the limit, where waiting for the reported lag to cross it lets the WAL
+/// already written keep the replica behind for about five times as long.
+#[tokio::test]
+async fn the_lag_throttle_holds_a_slow_replica_near_the_limit() {
+    let fake = Fake::new(20_000);
+    // 500 keys per 100 ms batch, 5,000 bytes each: 25 MB/s.
+    fake.db().replica = Some(SlowReplica::new(5e6, 5_000));
+    let mut p = plan("batch_size = 500", "");
+    p.throttle.max_replication_lag = Some(Duration::from_secs(1));
+    p.throttle.resume_after = Duration::from_millis(500);
+    let run = run(&fake, p, &[]).await;
+
+    assert_eq!(run.result.unwrap(), RunOutcome::Done);
+    fake.db().assert_every_key_filled_once();
+    let throttles: Vec<String> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::Throttled { reasons } => Some(
+                reasons
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert!(!throttles.is_empty(), "never throttled");
+    assert!(
+        throttles[0].contains("replication lag (replica)") && throttles[0].contains("forecast"),
+        "{throttles:?}"
+    );
+    let worst = fake.db().replica.as_ref().unwrap().worst_lag_s;
+    // One batch and one poll of writes past the forecast: 1 s + (0.1 + 0.1) s × 25/5.
+    assert!(worst <= 2.1, "the replica fell {worst:.2} s behind");
+    assert!(
+        worst >= 0.8,
+        "the throttle held back too much: {worst:.2} s"
     );
 }
 

@@ -13,8 +13,27 @@ use serde::Serialize;
 
 pub use crate::plan::ThrottleSpec as ThrottleConfig;
 
-/// One replica's lag as last read: seconds, or None when it could not be read.
-pub type ReplicaReading = (String, Option<f64>);
+/// One replica's lag as last read or forecast (see [`super::lag`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicaReading {
+    /// Its name.
+    pub name: String,
+    /// Seconds behind, or None when it could not be read.
+    pub lag_s: Option<f64>,
+    /// The figures behind `lag_s`, in words (empty when it is the reported lag alone).
+    pub detail: String,
+}
+
+impl ReplicaReading {
+    /// A reading of the reported lag alone.
+    pub fn reported(name: &str, lag_s: Option<f64>) -> ReplicaReading {
+        ReplicaReading {
+            name: name.into(),
+            lag_s,
+            detail: String::new(),
+        }
+    }
+}
 
 /// The latest readings. `None` everywhere means "not read (yet, or the read failed)".
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -128,7 +147,7 @@ impl Throttle {
             let limit_s = limit.as_secs_f64();
             let unreadable = match &s.replicas {
                 None => true,
-                Some(rs) => rs.iter().any(|(_, lag)| lag.is_none()),
+                Some(rs) => rs.iter().any(|r| r.lag_s.is_none()),
             };
             if unreadable {
                 let since = *self.lag_unreadable_since.get_or_insert(now);
@@ -151,15 +170,20 @@ impl Throttle {
                 self.lag_unreadable_since = None;
             }
             if let Some(rs) = &s.replicas
-                && let Some((name, worst)) = rs
+                && let Some((worst, lag)) = rs
                     .iter()
-                    .filter_map(|(n, l)| l.map(|l| (n, l)))
+                    .filter_map(|r| r.lag_s.map(|l| (r, l)))
                     .max_by(|a, b| a.1.total_cmp(&b.1))
-                && worst > limit_s
+                && lag > limit_s
             {
+                let value = match (lag.is_finite(), worst.detail.is_empty()) {
+                    (true, true) => format!("{lag:.1}s"),
+                    (true, false) => format!("{lag:.1}s forecast ({})", worst.detail),
+                    (false, _) => format!("growing ({})", worst.detail),
+                };
                 out.push(Reason {
-                    signal: format!("replication lag ({name})"),
-                    value: format!("{worst:.1}s"),
+                    signal: format!("replication lag ({})", worst.name),
+                    value,
                     limit: format!("{limit_s}s"),
                 });
             }
@@ -237,7 +261,7 @@ mod tests {
 
     fn clear() -> Signals {
         Signals {
-            replicas: Some(vec![("r1".into(), Some(0.2))]),
+            replicas: Some(vec![ReplicaReading::reported("r1", Some(0.2))]),
             lock_waiters: Some(0),
             autovacuum: Some(false),
             wal_rate: Some(1e6),
@@ -262,7 +286,10 @@ mod tests {
         let cases: Vec<(Signals, &str)> = vec![
             (
                 Signals {
-                    replicas: Some(vec![("r1".into(), Some(0.2)), ("r2".into(), Some(4.2))]),
+                    replicas: Some(vec![
+                        ReplicaReading::reported("r1", Some(0.2)),
+                        ReplicaReading::reported("r2", Some(4.2)),
+                    ]),
                     ..clear()
                 },
                 "replication lag (r2) 4.2s > 1s",
@@ -341,7 +368,7 @@ mod tests {
         };
         assert!(r[0].to_string().contains("unreadable for 5s"), "{}", r[0]);
         let one_unknown = Signals {
-            replicas: Some(vec![("r1".into(), None)]),
+            replicas: Some(vec![ReplicaReading::reported("r1", None)]),
             ..clear()
         };
         assert!(
@@ -365,7 +392,7 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Throttle::new(config());
         let lagging = Signals {
-            replicas: Some(vec![("r1".into(), Some(3.0))]),
+            replicas: Some(vec![ReplicaReading::reported("r1", Some(3.0))]),
             ..clear()
         };
         assert!(matches!(t.evaluate(t0, &lagging), Verdict::Wait(_)));

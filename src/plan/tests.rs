@@ -89,7 +89,7 @@ fn minimal_plan_gets_defaults_and_only_the_phases_it_needs() {
 fn backfill_defaults_are_short_batches_without_pause() {
     let plan =
         parse("table = \"t\"\n[column]\nname = \"c\"\ntype = \"int\"\nbackfill = \"1\"\n").unwrap();
-    assert_eq!(plan.backfill.target_batch_ms, 50);
+    assert_eq!(plan.backfill.target_batch_ms, 20);
     assert_eq!(plan.backfill.batch_size, 5000);
     assert!(plan.backfill.pause.is_zero());
     assert!(plan.backfill.adaptive);

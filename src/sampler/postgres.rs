@@ -20,6 +20,7 @@ use tokio_postgres::types::ToSql;
 
 use super::{DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun};
 use crate::audit::Audit;
+use crate::engine::lag::ReplicaPosition;
 use crate::target::Blocker;
 use crate::target::postgres::errors::classify;
 use crate::target::postgres::session::{Prepared, Session};
@@ -52,13 +53,16 @@ WHERE w.wait_event_type = 'Lock' AND w.pid <> pg_backend_pid() \
 ORDER BY wait_s DESC, w.pid, b.xact_start NULLS LAST";
 
 /// Replicas streaming from this primary, as the primary sees them: replay lag in time (NULL
-/// when the primary cannot tell, e.g. the replica is idle and caught up) and in bytes of WAL
-/// written here and not yet replayed there. Needs superuser or pg_read_all_stats to see the
-/// positions (else NULL: unknown lag, not zero).
-const REPLICAS_SQL: &str = "\
+/// when the primary cannot tell, e.g. the replica is idle and caught up), in bytes of WAL
+/// written here and not yet replayed there, and the replay position with the time of the
+/// reply that carried it (for the replay rate).
+/// Needs superuser or pg_read_all_stats to see the positions (else NULL: unknown lag, not
+/// zero). Also read by the engine's throttle, on its own session, several times a second.
+pub const REPLICAS_SQL: &str = "\
 SELECT pid, coalesce(application_name, ''), coalesce(host(client_addr), ''), coalesce(state, ''), \
        extract(epoch FROM replay_lag)::float8, \
-       greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint \
+       greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::bigint, \
+       pg_wal_lsn_diff(replay_lsn, '0/0')::bigint, extract(epoch FROM reply_time)::float8 \
 FROM pg_stat_replication ORDER BY application_name, client_addr, pid";
 
 /// The server's current WAL write position in bytes since 0/0: a counter for the WAL rate.
@@ -363,21 +367,55 @@ fn unlisted_blocker(pid: i32) -> Blocker {
     }
 }
 
-fn replicas_from_rows(rows: &[Row]) -> Vec<ReplicaLag> {
-    let raw: Vec<RawReplica> = rows
-        .iter()
+/// The replicas in rows of [`REPLICAS_SQL`], named, for the charts.
+pub fn replicas_from_rows(rows: &[Row]) -> Vec<ReplicaLag> {
+    let raw = raw_replicas(rows);
+    replica_names(&raw)
+        .into_iter()
+        .zip(raw)
+        .map(|(name, r)| ReplicaLag {
+            name,
+            state: r.state,
+            replay_lag_s: r.replay_lag_s,
+            lag_bytes: r.lag_bytes,
+        })
+        .collect()
+}
+
+/// The replicas in rows of [`REPLICAS_SQL`], named as in the charts, with the positions the
+/// engine's lag forecast needs.
+pub fn replica_positions_from_rows(rows: &[Row]) -> Vec<ReplicaPosition> {
+    let raw = raw_replicas(rows);
+    replica_names(&raw)
+        .into_iter()
+        .zip(raw)
+        .map(|(name, r)| ReplicaPosition {
+            name,
+            replay_lag_s: r.replay_lag_s,
+            backlog_bytes: r.lag_bytes,
+            replayed_bytes: r.replayed_bytes,
+            reply_at: r.reply_at,
+        })
+        .collect()
+}
+
+fn raw_replicas(rows: &[Row]) -> Vec<RawReplica> {
+    let bytes = |r: &Row, i: usize| {
+        r.get::<_, Option<i64>>(i)
+            .and_then(|b| u64::try_from(b).ok())
+    };
+    rows.iter()
         .map(|r| RawReplica {
             pid: r.get(0),
             application: r.get(1),
             address: r.get(2),
             state: r.get(3),
-            replay_lag_s: r.get(4),
-            lag_bytes: r
-                .get::<_, Option<i64>>(5)
-                .and_then(|b| u64::try_from(b).ok()),
+            replay_lag_s: r.get::<_, Option<f64>>(4).map(|s| s.max(0.0)),
+            lag_bytes: bytes(r, 5),
+            replayed_bytes: bytes(r, 6),
+            reply_at: r.get(7),
         })
-        .collect();
-    name_replicas(raw)
+        .collect()
 }
 
 /// One row of [`REPLICAS_SQL`].
@@ -389,12 +427,14 @@ struct RawReplica {
     state: String,
     replay_lag_s: Option<f64>,
     lag_bytes: Option<u64>,
+    replayed_bytes: Option<u64>,
+    reply_at: Option<f64>,
 }
 
 /// Names replicas by application name, else address, else walsender pid. Replicas often share
 /// the default name (`walreceiver`): duplicates get their address, then their pid, appended,
 /// so each keeps its own series.
-fn name_replicas(raw: Vec<RawReplica>) -> Vec<ReplicaLag> {
+fn replica_names(raw: &[RawReplica]) -> Vec<String> {
     let base = |r: &RawReplica| -> String {
         if !r.application.is_empty() {
             r.application.clone()
@@ -405,7 +445,7 @@ fn name_replicas(raw: Vec<RawReplica>) -> Vec<ReplicaLag> {
         }
     };
     let mut counts: HashMap<String, usize> = HashMap::new();
-    for r in &raw {
+    for r in raw {
         *counts.entry(base(r)).or_default() += 1;
     }
     let with_address = |r: &RawReplica| -> String {
@@ -417,20 +457,16 @@ fn name_replicas(raw: Vec<RawReplica>) -> Vec<ReplicaLag> {
         }
     };
     let mut counts2: HashMap<String, usize> = HashMap::new();
-    for r in &raw {
+    for r in raw {
         *counts2.entry(with_address(r)).or_default() += 1;
     }
     raw.iter()
         .map(|r| {
-            let mut name = with_address(r);
+            let name = with_address(r);
             if counts2[&name] > 1 {
-                name = format!("{name}#{}", r.pid);
-            }
-            ReplicaLag {
-                name,
-                state: r.state.clone(),
-                replay_lag_s: r.replay_lag_s.map(|s| s.max(0.0)),
-                lag_bytes: r.lag_bytes,
+                format!("{name}#{}", r.pid)
+            } else {
+                name
             }
         })
         .collect()
@@ -472,22 +508,21 @@ mod unit {
             state: "streaming".into(),
             replay_lag_s: Some(1.0),
             lag_bytes: Some(10),
+            replayed_bytes: Some(100),
+            reply_at: Some(1.0),
         }
     }
 
     #[test]
     fn replicas_sharing_the_default_name_are_told_apart() {
-        let names: Vec<String> = name_replicas(vec![
+        let names = replica_names(&[
             raw(1, "walreceiver", "10.0.0.5"),
             raw(2, "walreceiver", "10.0.0.6"),
             raw(3, "walreceiver", "10.0.0.6"),
             raw(4, "replica-b", "10.0.0.7"),
             raw(5, "", "10.0.0.8"),
             raw(6, "", ""),
-        ])
-        .into_iter()
-        .map(|r| r.name)
-        .collect();
+        ]);
         assert_eq!(
             names,
             [

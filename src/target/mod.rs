@@ -262,13 +262,16 @@ pub enum StepOutcome {
 /// Errors the engine reacts to differently.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TargetError {
-    /// A lock wait reached lock_timeout; retry later. Carries who held the lock.
-    #[error("lock wait timed out ({detail})")]
+    /// A lock wait reached lock_timeout, or (`skipped`) the DDL was not sent because a session
+    /// held the table for too long; retry later. Carries who held the lock.
+    #[error("lock not taken ({detail})")]
     LockTimeout {
-        /// Who held the lock while pacer waited.
+        /// Who held the lock while pacer waited (or looked).
         blockers: Vec<Blocker>,
-        /// The database's message.
+        /// The database's message, or why the statement was not sent.
         detail: String,
+        /// The statement was not sent: queued, it would only have timed out.
+        skipped: bool,
     },
     /// A statement reached statement_timeout.
     #[error("statement timed out: {0}")]
@@ -362,6 +365,12 @@ pub trait Target: Send {
     /// Runs the plan's throttle_query (on a session other than the one that changes data) and
     /// returns its number.
     fn throttle_query(&mut self, sql: &str) -> impl Future<Output = TargetResult<f64>> + Send;
+
+    /// Reads the replicas' positions as the primary sees them (on a session other than the one
+    /// that changes data), for the replication-lag throttle. Empty: no replicas.
+    fn replica_positions(
+        &mut self,
+    ) -> impl Future<Output = TargetResult<Vec<crate::engine::lag::ReplicaPosition>>> + Send;
 
     /// Drops the connection(s) and connects again, re-applying session settings and the claim.
     fn reconnect(&mut self) -> impl Future<Output = TargetResult<()>> + Send;

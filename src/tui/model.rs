@@ -293,20 +293,11 @@ mod tests {
 
     fn state(status: Status, gate: Option<Phase>) -> State {
         State {
-            job: "public.orders.amount".into(),
             phase: Some(Phase::NotNull),
             status,
             phases_done: vec![Phase::AddColumn],
-            rows_done: 0,
-            rows_total: None,
-            rows_per_s: 0.0,
-            batch_size: 5000,
-            batch_size_reason: "plan".into(),
-            checkpoint: None,
-            blockers: Vec::new(),
-            error: None,
-            throttle: None,
             gate,
+            ..State::starting("public.orders.amount".into(), 5000)
         }
     }
 

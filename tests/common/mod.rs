@@ -96,6 +96,12 @@ pub fn run_pacer(args: &[&str], plan: &Path, url: &str) -> Ran {
 
 /// Starts `pacer run --headless PLAN --target URL` in the background.
 pub fn spawn_run(plan: &Path, url: &str, extra: &[&str]) -> Child {
+    spawn_run_with(plan, url, extra, Stdio::piped())
+}
+
+/// [`spawn_run`] with its stdout sent to `stdout` (e.g. `Stdio::null()` for a long run whose
+/// progress lines nobody reads: a full pipe would stop it).
+pub fn spawn_run_with(plan: &Path, url: &str, extra: &[&str], stdout: Stdio) -> Child {
     pacer()
         .args(["run", "--headless"])
         .args(extra)
@@ -103,7 +109,7 @@ pub fn spawn_run(plan: &Path, url: &str, extra: &[&str]) -> Child {
         .arg("--target")
         .arg(url)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(Stdio::piped())
         .spawn()
         .expect("pacer starts")
@@ -202,6 +208,59 @@ pub fn wait_for_number(
         if start.elapsed() > timeout {
             panic!("timed out waiting for `{sql}` to reach {at_least}");
         }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs `pacer ctl ARGS` to completion.
+pub fn ctl(args: &[&str]) -> Ran {
+    Ran::from(
+        pacer()
+            .arg("ctl")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("pacer ctl runs"),
+    )
+}
+
+/// The control socket of the running pacer process `pid` (waits up to 20 s for it).
+pub fn socket_of(pid: u32) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(p) = std::fs::read_dir(socket_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with(&format!(".{pid}.sock")))
+        {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no socket for pid {pid}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `pacer ctl status --json` of the run behind `socket`.
+pub fn status_json(socket: &Path) -> serde_json::Value {
+    let ran = ctl(&["status", "--json", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(ran.code, 0, "{ran}");
+    serde_json::from_str(&ran.stdout).expect("status --json is one JSON object")
+}
+
+/// Waits until the run behind `socket` reports `status` (e.g. "gate").
+pub fn wait_for_status(socket: &Path, status: &str, timeout: Duration) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let s = status_json(socket);
+        if s["state"]["status"] == status {
+            return s;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "status stayed {} (wanted {status})",
+            s["state"]["status"]
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -395,7 +395,7 @@ async fn probe(pg: &mut Postgres, plan: &Plan, sql: &PgSql) -> TargetResult<()> 
                 client.execute(text.as_str(), &params).await.map_err(|e| {
                     let reason = e.as_db_error().map(describe_db_error).unwrap_or_else(|| e.to_string());
                     if e.as_db_error().is_some_and(|d| d.code().code() == "55P03") {
-                        TargetError::LockTimeout { blockers: Vec::new(), detail: format!("preflight sample: {reason}") }
+                        TargetError::LockTimeout { blockers: Vec::new(), detail: format!("preflight sample: {reason}"), skipped: false }
                     } else {
                         refuse(format!(
                             "the backfill expression `{expr}` {what} for column {} {} of {}: {reason}. \

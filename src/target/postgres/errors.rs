@@ -12,17 +12,14 @@ pub fn classify(e: &tokio_postgres::Error, context: &str) -> TargetError {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         let text = describe_db_error(db);
-        if *code == SqlState::LOCK_NOT_AVAILABLE {
-            return TargetError::LockTimeout {
-                blockers: Vec::new(),
-                detail: format!("{context}: {text}"),
-            };
-        }
-        if *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        if *code == SqlState::LOCK_NOT_AVAILABLE
+            || *code == SqlState::T_R_DEADLOCK_DETECTED
+            || *code == SqlState::T_R_SERIALIZATION_FAILURE
         {
             return TargetError::LockTimeout {
                 blockers: Vec::new(),
                 detail: format!("{context}: {text}"),
+                skipped: false,
             };
         }
         if *code == SqlState::QUERY_CANCELED {

@@ -14,7 +14,9 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::audit::Audit;
+use crate::engine::lag::ReplicaPosition;
 use crate::plan::{Phase, PhasePlan, Plan};
+use crate::sampler::postgres::{REPLICAS_SQL, replica_positions_from_rows};
 use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyRange, Outcome, Preflight,
     StepOutcome, Target, TargetError, TargetResult, VerifyChunk,
@@ -205,6 +207,29 @@ impl Postgres {
     ) -> TargetResult<()> {
         let pid = self.backend_pid;
         self.observer().await;
+        let holders = self.long_lock_holders(lock_timeout).await;
+        if !holders.is_empty() {
+            return Err(TargetError::LockTimeout {
+                detail: format!(
+                    "not attempted: {} held a lock on {} {}; the DDL would queue behind {} and \
+                     every query on the table behind the DDL",
+                    if holders.len() == 1 {
+                        "a session".to_string()
+                    } else {
+                        format!("{} sessions", holders.len())
+                    },
+                    self.plan.table.quoted(),
+                    if holders.iter().any(|b| b.application == "autovacuum worker") {
+                        "(autovacuum, or a transaction older than lock_timeout)"
+                    } else {
+                        "in a transaction older than lock_timeout"
+                    },
+                    if holders.len() == 1 { "it" } else { "them" }
+                ),
+                blockers: holders,
+                skipped: true,
+            });
+        }
         let client = self.client()?;
         let observer = self.observer.as_ref();
         let work = async {
@@ -227,6 +252,26 @@ impl Postgres {
             Err((e, blockers)) => {
                 self.rollback().await;
                 Err(with_blockers(classify(&e, context), blockers))
+            }
+        }
+    }
+
+    /// Sessions that hold a lock on the table and will likely keep it: autovacuum (which yields
+    /// to a waiting DDL only after `deadlock_timeout`, 1 s by default, while every query on
+    /// the table queues behind the DDL) and transactions older than `lock_timeout` (the DDL
+    /// would only time out behind them, after blocking the application as long). Read on the
+    /// observer session; a failed read finds none (the DDL's own lock_timeout still bounds it).
+    async fn long_lock_holders(&self, lock_timeout: Duration) -> Vec<Blocker> {
+        let Some(observer) = self.observer.as_ref() else {
+            return Vec::new();
+        };
+        let table = self.plan.table.quoted();
+        let secs = lock_timeout.as_secs_f64();
+        match observer.query(LOCK_HOLDERS_SQL, &[&table, &secs]).await {
+            Ok(rows) => rows.iter().map(blocker_from_row).collect(),
+            Err(e) => {
+                tracing::warn!("looking for sessions holding a lock on {table} failed: {e}");
+                Vec::new()
             }
         }
     }
@@ -460,9 +505,12 @@ fn key_params(key: Option<&Key>) -> Vec<String> {
 
 fn with_blockers(error: TargetError, seen: Vec<Blocker>) -> TargetError {
     match error {
-        TargetError::LockTimeout { detail, .. } => TargetError::LockTimeout {
+        TargetError::LockTimeout {
+            detail, skipped, ..
+        } => TargetError::LockTimeout {
             blockers: seen,
             detail,
+            skipped,
         },
         other => other,
     }
@@ -473,8 +521,23 @@ const BLOCKERS_SQL: &str = "SELECT a.pid, coalesce(a.application_name, ''), coal
      left(coalesce(a.query, ''), 300) \
      FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1)) ORDER BY a.xact_start";
 
+/// Sessions holding a lock on a table (`$1`) that a DDL should not queue behind: autovacuum,
+/// or a transaction open longer than `$2` seconds (pacer's lock_timeout). Same columns as
+/// [`BLOCKERS_SQL`]; autovacuum shows as its backend type.
+const LOCK_HOLDERS_SQL: &str = "SELECT DISTINCT ON (a.pid) a.pid, \
+     coalesce(nullif(a.application_name, ''), a.backend_type, ''), coalesce(a.usename::text, ''), \
+     coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, \
+     left(coalesce(a.query, ''), 300) \
+     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+     WHERE l.locktype = 'relation' AND l.relation = to_regclass($1::text) AND l.granted \
+     AND l.pid <> pg_backend_pid() \
+     AND (a.backend_type = 'autovacuum worker' \
+          OR a.xact_start < now() - make_interval(secs => $2::float8)) \
+     ORDER BY a.pid";
+
 /// How often [`BLOCKERS_SQL`] runs, in the audit log (which records it once per session).
 const WATCH_REPEATS: &str = "every 150 ms while a DDL statement waits";
+const LAG_REPEATS: &str = "at batch boundaries, at most every 100 ms, for max_replication_lag";
 
 /// Drives `work` while polling, from the observer session, who blocks backend `pid`.
 async fn watch_blockers<F>(
@@ -909,6 +972,20 @@ impl Target for Postgres {
                     .unwrap_or_else(|| e.to_string()),
             )),
         }
+    }
+
+    async fn replica_positions(&mut self) -> TargetResult<Vec<ReplicaPosition>> {
+        let Some(observer) = self.observer().await else {
+            return Err(TargetError::ConnectionLost(
+                "no session for reading the replicas' positions".into(),
+            ));
+        };
+        let rows = observer
+            .repeating(LAG_REPEATS)
+            .query(REPLICAS_SQL, &[])
+            .await
+            .map_err(|e| classify(&e, "reading pg_stat_replication"))?;
+        Ok(replica_positions_from_rows(&rows))
     }
 
     async fn reconnect(&mut self) -> TargetResult<()> {
