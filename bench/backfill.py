@@ -11,7 +11,7 @@ Python 3.11 standard library only; it shells out to the PostgreSQL 15 binaries
 `cargo build --release --target-dir /tmp/bench-target` from the repository).
 
 It starts its own throwaway PostgreSQL (a temporary directory owned by the `postgres` OS user
-when run as root, a free port on 127.0.0.1, fsync=off, everything else at PostgreSQL's
+when run as root, a free port on 127.0.0.1, fsync=off unless --fsync on, everything else at PostgreSQL's
 defaults), seeds `orders` once from demo/seed.sql into a template database, and gives every run
 a fresh copy of it (CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY), so every method starts
 from the same table. Methods are interleaved and repeated (order rotated each repeat); every
@@ -66,6 +66,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -169,8 +170,9 @@ def run(cmd, check=True, **kw) -> subprocess.CompletedProcess:
 
 
 class PgServer:
-    def __init__(self, root: Path, name: str, extra_opts: str = ""):
+    def __init__(self, root: Path, name: str, extra_opts: str = "", fsync: str = "off"):
         self.root = root
+        self.fsync = fsync
         self.name = name
         self.extra_opts = extra_opts
         self.data = root / name
@@ -179,7 +181,7 @@ class PgServer:
         self.started = False
 
     def opts(self) -> str:
-        return f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off {self.extra_opts}".strip()
+        return f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync={self.fsync} {self.extra_opts}".strip()
 
     def initdb(self):
         run(as_postgres([str(PGBIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
@@ -462,6 +464,7 @@ class Bench:
     def __init__(self, args):
         self.a = args
         self.rows = args.rows
+        self.session_options: dict[str, str] = {}  # plan name -> libpq `options` for pacer's sessions
         self.work = Path(tempfile.mkdtemp(prefix="pacer-backfill-"))
         os.chmod(self.work, 0o755)
         if IS_ROOT:
@@ -474,7 +477,7 @@ class Bench:
         # first heavy writer's p99 is 35-41 ms against ~2 ms once the segments exist). The
         # harness keeps 1 GB of them (min_wal_size) and fills them before measuring, unless
         # --cold-wal.
-        self.pg = PgServer(self.work, "primary", "" if args.cold_wal else "-c min_wal_size=1GB")
+        self.pg = PgServer(self.work, "primary", "" if args.cold_wal else "-c min_wal_size=1GB", args.fsync)
         self.replica: PgServer | None = None
         self.pacer: Path | None = None
         self.plans: dict[str, Path] = {}
@@ -507,7 +510,7 @@ class Bench:
             path.write_text(text)
             self.plans[name] = path
         (self.files / "pgbench.sql").write_text(PGBENCH_SCRIPT.format(rows=self.rows))
-        log(f"initdb + start PostgreSQL in {self.work} (port {self.pg.port}, fsync=off)")
+        log(f"initdb + start PostgreSQL in {self.work} (port {self.pg.port}, fsync={self.a.fsync})")
         self.pg.initdb()
         self.pg.start()
         self.pg.psql("postgres", "CREATE DATABASE seed")
@@ -566,7 +569,7 @@ class Bench:
         wal = ("WAL cold (--cold-wal: min_wal_size 80MB, segments created as written)" if a.cold_wal else
                f"min_wal_size=1GB and the WAL filled once before measuring ({self.wal_segments} segments), "
                f"as on a server that has been writing")
-        self.out(f"{pgv}; fsync=off, {wal}; other settings PostgreSQL defaults (shared_buffers 128MB, "
+        self.out(f"{pgv}; fsync={a.fsync}, {wal}; other settings PostgreSQL defaults (shared_buffers 128MB, "
                  f"max_wal_size 1GB, autovacuum on)")
         self.out(f"pacer: {pv} at {src}; repository HEAD {git}"
                  f"{' with uncommitted changes in src/' if dirty else ''}")
@@ -581,7 +584,10 @@ class Bench:
 
     def pacer_run(self, db: str, plan: str, label: str, timeout=None) -> dict:
         rid = self.next_id(label.replace(":", "-"))
-        pr = PacerRun(self.pacer, self.plans[plan], self.pg.url(db), self.files / f"{rid}.jsonl")
+        url = self.pg.url(db)
+        if self.session_options.get(plan):  # pg.* settings of a variant: pacer's sessions only
+            url += ("&" if "?" in url else "?") + "options=" + urllib.parse.quote(self.session_options[plan])
+        pr = PacerRun(self.pacer, self.plans[plan], url, self.files / f"{rid}.jsonl")
         rc = pr.wait(timeout or self.run_timeout())
         s = pr.summary()
         if rc != 0:
@@ -793,7 +799,9 @@ class Bench:
         variants = {}
         for i, v in enumerate(self.a.fg_variant, 1):  # extra pacer settings, e.g. target_batch_ms=50,pause_ms=20
             name = f"pacer:{i}"
-            lines = [kv.strip().replace("=", " = ", 1) for kv in v.split(",") if kv.strip()]
+            pairs = [kv.strip() for kv in v.split(",") if kv.strip()]
+            lines = [kv.replace("=", " = ", 1) for kv in pairs if not kv.startswith("pg.")]
+            self.session_options[name] = " ".join(f"-c {kv[3:]}" for kv in pairs if kv.startswith("pg."))
             path = self.files / f"fg-variant-{i}.toml"
             path.write_text(PLAN_HEAD + "\n[backfill]\n" + "\n".join(lines) + "\n")
             self.plans[name] = path
@@ -949,7 +957,7 @@ class Bench:
 
     def start_replica(self):
         log("4. starting a streaming replica (pg_basebackup)")
-        rep = PgServer(self.work, "replica")
+        rep = PgServer(self.work, "replica", fsync=self.a.fsync)
         run(as_postgres([str(PGBIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.pg.port), "-U", "postgres",
                          "-D", str(rep.data), "-R", "-X", "stream", "-c", "fast"]))
         # The primary's replay_lag (what pacer reads) is only as fresh as the replica's reports:
@@ -1291,6 +1299,9 @@ def main():
     ap.add_argument("--cold-wal", action="store_true",
                     help="do not fill the WAL segments first (min_wal_size stays 80MB): the first heavy "
                          "writer then creates them, and every commit waits while it does")
+    ap.add_argument("--fsync", choices=["on", "off"], default="off",
+                    help="the servers' fsync (default off: the disk's flush time is then not measured; "
+                         "on: commits wait for the disk, as on a production server)")
     ap.add_argument("--wait-profile", action="store_true",
                     help="2.: sample what pgbench's active sessions wait on (pg_stat_activity) every ~3 ms")
     ap.add_argument("--rate", type=int, default=400, help="pgbench transactions per second (default 400)")
@@ -1309,7 +1320,8 @@ def main():
     ap.add_argument("--tui", action="store_true",
                     help="5.: also run the full-screen interface in a tmux pane (one more full backfill, ~25 s)")
     ap.add_argument("--fg-variant", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
-                    help="2.: also measure pacer with these [backfill] settings, e.g. target_batch_ms=50,pause_ms=20")
+                    help="2.: also measure pacer with these [backfill] settings, e.g. target_batch_ms=50,pause_ms=20; "
+                         "pg.NAME=VALUE sets a server setting in pacer's sessions (e.g. pg.synchronous_commit=off)")
     ap.add_argument("--no-secondary-index", action="store_true",
                     help="drop orders_customer_idx from the seeded table (every update is then cheaper)")
     ap.add_argument("--lag-rows", type=int, default=0,
