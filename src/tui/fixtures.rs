@@ -4,10 +4,14 @@
 //! `amount_cents`, on a primary with two replicas. Every figure is computed from integers:
 //! no clocks, no randomness, the same bytes on every machine.
 
+use std::path::Path;
 use std::time::Duration;
 
-use crate::plan::Phase;
-use crate::target::Blocker;
+use crate::plan::{Phase, Plan};
+use crate::target::postgres::render;
+use crate::target::postgres::sql::PgSql;
+use crate::target::{Blocker, KeyColumn};
+use crate::tui::model::lock_words;
 use crate::tui::view::{
     ChartView, DbView, HostView, KeyHelp, Level, LogLine, PhaseRow, PhaseStatus, Popup,
     ProgressView, ReplicaView, SeriesView, StatusView, StepView, ViewModel,
@@ -447,8 +451,8 @@ fn running_log() -> Vec<LogLine> {
             "11:20:06",
             "lock wait: ALTER TABLE gave up after lock_timeout 2s (attempt 1/30); blocked by pid 4711",
         ),
-        info("11:20:09", "add_column done in 5.1s (2 attempts)"),
-        info("11:20:09", "sync: trigger pacer_sync_amount installed"),
+        info("11:20:09", "add_column: done in 5.1s"),
+        info("11:20:09", "sync: done in 0.1s"),
         info(
             "11:20:10",
             "backfill: from the first key, 2,000 rows per batch",
@@ -467,151 +471,48 @@ fn running_log() -> Vec<LogLine> {
     ]
 }
 
-/// The plan's phases, with `current` in `status`: earlier ones done, later ones pending.
+/// The story's plan, as a plan file would say it.
+const PLAN: &str = r#"table = "public.orders"
+
+[column]
+name = "amount"
+type = "numeric(14,2)"
+backfill = "amount_cents / 100.0"
+not_null = true
+index = true
+"#;
+
+/// The plan's phases as `pacer plan` renders them for PostgreSQL (the real renderer, so the
+/// screen shows the statements pacer runs), with `current` in `status`: earlier ones done,
+/// later ones pending.
 fn phases(current: Phase, status: PhaseStatus) -> Vec<PhaseRow> {
-    Phase::ALL
+    let plan = Plan::parse(Path::new("orders.toml"), PLAN).expect("the fixture plan parses");
+    let key = vec![KeyColumn {
+        name: "id".into(),
+        sql_type: "bigint".into(),
+    }];
+    let sql = PgSql::new(&plan, plan.table.clone(), key);
+    render::phases(&plan, &sql)
         .into_iter()
-        .map(|phase| {
-            let (summary, steps) = plan_of(phase);
-            PhaseRow {
-                phase,
-                status: match phase.cmp(&current) {
-                    std::cmp::Ordering::Less => PhaseStatus::Done,
-                    std::cmp::Ordering::Equal => status,
-                    std::cmp::Ordering::Greater => PhaseStatus::Pending,
-                },
-                summary: summary.into(),
-                steps,
-            }
+        .map(|p| PhaseRow {
+            phase: p.phase,
+            status: match p.phase.cmp(&current) {
+                std::cmp::Ordering::Less => PhaseStatus::Done,
+                std::cmp::Ordering::Equal => status,
+                std::cmp::Ordering::Greater => PhaseStatus::Pending,
+            },
+            summary: p.summary,
+            steps: p
+                .steps
+                .iter()
+                .map(|s| StepView {
+                    title: s.title.clone(),
+                    sql: s.sql.clone(),
+                    lock: lock_words(&s.lock, s.hold),
+                })
+                .collect(),
         })
         .collect()
-}
-
-fn step(title: &str, lock: &str, sql: &str) -> StepView {
-    StepView {
-        title: title.into(),
-        sql: sql.into(),
-        lock: lock.into(),
-    }
-}
-
-const KEY_RANGE: &str = "id > CAST($1::text AS bigint) AND id <= CAST($2::text AS bigint)";
-
-fn plan_of(phase: Phase) -> (&'static str, Vec<StepView>) {
-    match phase {
-        Phase::Preflight => (
-            "read-only checks: server version, table, key, column, type, default and expression, dependents",
-            vec![],
-        ),
-        Phase::AddColumn => (
-            "add the column: a catalog-only change, no rewrite, no scan",
-            vec![step(
-                "add column",
-                "ACCESS EXCLUSIVE, brief",
-                "ALTER TABLE public.orders ADD COLUMN IF NOT EXISTS amount numeric(14,2)",
-            )],
-        ),
-        Phase::Sync => (
-            "keep new writes filled: a trigger computes the column for rows inserted or updated without it",
-            vec![
-                step(
-                    "sync function",
-                    "",
-                    "CREATE OR REPLACE FUNCTION public.pacer_sync_orders_amount() RETURNS trigger LANGUAGE plpgsql AS $pacer$\n\
-                     BEGIN\n  IF TG_OP = 'INSERT' THEN\n    IF NEW.amount IS NULL THEN\n      \
-                     NEW.amount := (SELECT (amount_cents / 100.0) FROM (SELECT NEW.*) AS pacer_row);\n    \
-                     END IF;\n  ELSIF NEW.amount IS NOT DISTINCT FROM OLD.amount THEN\n    \
-                     NEW.amount := (SELECT (amount_cents / 100.0) FROM (SELECT NEW.*) AS pacer_row);\n  \
-                     END IF;\n  RETURN NEW;\nEND\n$pacer$",
-                ),
-                step(
-                    "sync trigger",
-                    "SHARE ROW EXCLUSIVE, brief",
-                    "CREATE TRIGGER pacer_sync_amount BEFORE INSERT OR UPDATE ON public.orders FOR EACH ROW EXECUTE FUNCTION public.pacer_sync_orders_amount()",
-                ),
-            ],
-        ),
-        Phase::Backfill => (
-            "fill existing rows in keyset batches; each batch commits with its checkpoint",
-            vec![
-                step(
-                    "batch end",
-                    "ACCESS SHARE, per batch",
-                    "SELECT id::text FROM public.orders WHERE id > CAST($1::text AS bigint) ORDER BY public.orders.id OFFSET $2::bigint LIMIT 1",
-                ),
-                step(
-                    "batch",
-                    "ROW EXCLUSIVE, per batch",
-                    &format!(
-                        "UPDATE public.orders SET amount = (amount_cents / 100.0) WHERE {KEY_RANGE} AND amount IS NULL"
-                    ),
-                ),
-                step(
-                    "checkpoint",
-                    "ROW EXCLUSIVE on the state table, per batch",
-                    "UPDATE pacer.migrations SET checkpoint = $2, rows_done = rows_done + $3, updated_at = now() WHERE id = $1 AND checkpoint IS NOT DISTINCT FROM $4",
-                ),
-            ],
-        ),
-        Phase::Verify => (
-            "check, chunk by chunk of keys, that no row was left unfilled",
-            vec![step(
-                "verify chunk",
-                "ACCESS SHARE, per chunk",
-                &format!(
-                    "SELECT count(*), count(*) FILTER (WHERE amount IS NULL AND CAST((amount_cents / 100.0) AS numeric(14,2)) IS DISTINCT FROM amount), count(*) FILTER (WHERE amount IS NULL) FROM public.orders WHERE {KEY_RANGE}"
-                ),
-            )],
-        ),
-        Phase::NotNull => (
-            "tighten to NOT NULL without a long exclusive lock",
-            vec![
-                step(
-                    "add NOT VALID check",
-                    "ACCESS EXCLUSIVE, brief",
-                    "ALTER TABLE public.orders ADD CONSTRAINT pacer_nn_amount CHECK (amount IS NOT NULL) NOT VALID",
-                ),
-                step(
-                    "validate check",
-                    "SHARE UPDATE EXCLUSIVE, long (reads and writes go on)",
-                    "ALTER TABLE public.orders VALIDATE CONSTRAINT pacer_nn_amount",
-                ),
-                step(
-                    "set NOT NULL",
-                    "ACCESS EXCLUSIVE, brief",
-                    "ALTER TABLE public.orders ALTER COLUMN amount SET NOT NULL",
-                ),
-                step(
-                    "drop check",
-                    "ACCESS EXCLUSIVE, brief",
-                    "ALTER TABLE public.orders DROP CONSTRAINT IF EXISTS pacer_nn_amount",
-                ),
-            ],
-        ),
-        Phase::Index => (
-            "build the index without blocking writes",
-            vec![step(
-                "create index",
-                "SHARE UPDATE EXCLUSIVE, long (reads and writes go on)",
-                "CREATE INDEX CONCURRENTLY orders_amount_idx ON public.orders (amount)",
-            )],
-        ),
-        Phase::Cleanup => (
-            "drop the sync trigger and record the migration as done",
-            vec![
-                step(
-                    "drop sync trigger",
-                    "ACCESS EXCLUSIVE, brief",
-                    "DROP TRIGGER IF EXISTS pacer_sync_amount ON public.orders",
-                ),
-                step(
-                    "drop sync function",
-                    "",
-                    "DROP FUNCTION IF EXISTS public.pacer_sync_orders_amount()",
-                ),
-            ],
-        ),
-    }
 }
 
 /// How the last 15 minutes went.

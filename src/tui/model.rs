@@ -259,7 +259,7 @@ pub fn engine_mode(status: Status) -> EngineMode {
     }
 }
 
-fn lock_words(lock: &str, hold: Hold) -> String {
+pub(crate) fn lock_words(lock: &str, hold: Hold) -> String {
     if lock.is_empty() {
         return "no table lock".into();
     }
