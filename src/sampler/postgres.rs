@@ -369,10 +369,7 @@ fn unlisted_blocker(pid: i32) -> Blocker {
 
 /// The replicas in rows of [`REPLICAS_SQL`], named, for the charts.
 pub fn replicas_from_rows(rows: &[Row]) -> Vec<ReplicaLag> {
-    let raw = raw_replicas(rows);
-    replica_names(&raw)
-        .into_iter()
-        .zip(raw)
+    named_replicas(rows)
         .map(|(name, r)| ReplicaLag {
             name,
             state: r.state,
@@ -385,10 +382,7 @@ pub fn replicas_from_rows(rows: &[Row]) -> Vec<ReplicaLag> {
 /// The replicas in rows of [`REPLICAS_SQL`], named as in the charts, with the positions the
 /// engine's lag forecast needs.
 pub fn replica_positions_from_rows(rows: &[Row]) -> Vec<ReplicaPosition> {
-    let raw = raw_replicas(rows);
-    replica_names(&raw)
-        .into_iter()
-        .zip(raw)
+    named_replicas(rows)
         .map(|(name, r)| ReplicaPosition {
             name,
             replay_lag_s: r.replay_lag_s,
@@ -397,6 +391,12 @@ pub fn replica_positions_from_rows(rows: &[Row]) -> Vec<ReplicaPosition> {
             reply_at: r.reply_at,
         })
         .collect()
+}
+
+/// The replicas in rows of [`REPLICAS_SQL`], each with the name the charts and the throttle give it.
+fn named_replicas(rows: &[Row]) -> impl Iterator<Item = (String, RawReplica)> {
+    let raw = raw_replicas(rows);
+    replica_names(&raw).into_iter().zip(raw)
 }
 
 fn raw_replicas(rows: &[Row]) -> Vec<RawReplica> {

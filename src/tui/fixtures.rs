@@ -11,10 +11,10 @@ use crate::plan::{Phase, Plan};
 use crate::target::postgres::render;
 use crate::target::postgres::sql::PgSql;
 use crate::target::{Blocker, KeyColumn};
-use crate::tui::model::lock_words;
+use crate::tui::model::step_views;
 use crate::tui::view::{
     ChartView, DbView, HostView, KeyHelp, Level, LogLine, PhaseRow, PhaseStatus, Popup,
-    ProgressView, ReplicaView, SeriesView, StatusView, StepView, ViewModel,
+    ProgressView, ReplicaView, SeriesView, StatusView, ViewModel,
 };
 
 const WINDOW: u64 = 900;
@@ -502,15 +502,7 @@ fn phases(current: Phase, status: PhaseStatus) -> Vec<PhaseRow> {
                 std::cmp::Ordering::Greater => PhaseStatus::Pending,
             },
             summary: p.summary,
-            steps: p
-                .steps
-                .iter()
-                .map(|s| StepView {
-                    title: s.title.clone(),
-                    sql: s.sql.clone(),
-                    lock: lock_words(&s.lock, s.hold),
-                })
-                .collect(),
+            steps: step_views(&p.steps),
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use super::view::{
 };
 use crate::engine::{Event, EventKind, State, Status};
 use crate::headless::human_line;
-use crate::plan::{Hold, Phase, PhasePlan, Severity};
+use crate::plan::{Hold, Phase, PhasePlan, Severity, Step};
 
 /// Event-log lines kept.
 const LOG_LINES: usize = 2000;
@@ -193,15 +193,7 @@ impl Model {
                     PhaseStatus::Pending
                 },
                 summary: p.summary.clone(),
-                steps: p
-                    .steps
-                    .iter()
-                    .map(|s| StepView {
-                        title: s.title.clone(),
-                        sql: s.sql.clone(),
-                        lock: lock_words(&s.lock, s.hold),
-                    })
-                    .collect(),
+                steps: step_views(&p.steps),
             })
             .collect();
         let (batch_size, batch_size_source) = match app.pending_batch {
@@ -259,7 +251,19 @@ pub fn engine_mode(status: Status) -> EngineMode {
     }
 }
 
-pub(crate) fn lock_words(lock: &str, hold: Hold) -> String {
+/// A phase's statements as the plan panel shows them.
+pub(crate) fn step_views(steps: &[Step]) -> Vec<StepView> {
+    steps
+        .iter()
+        .map(|s| StepView {
+            title: s.title.clone(),
+            sql: s.sql.clone(),
+            lock: lock_words(&s.lock, s.hold),
+        })
+        .collect()
+}
+
+fn lock_words(lock: &str, hold: Hold) -> String {
     if lock.is_empty() {
         return "no table lock".into();
     }
@@ -269,7 +273,6 @@ pub(crate) fn lock_words(lock: &str, hold: Hold) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Step;
 
     fn step(lock: &str, hold: Hold) -> Step {
         Step {
