@@ -66,3 +66,34 @@ fn full_run_fills_every_row_and_leaves_a_not_null_indexed_column() {
         "{again}"
     );
 }
+
+#[test]
+fn preflight_says_when_the_backfill_writes_more_wal_than_max_wal_size() {
+    let pg = PgServer::start();
+    let url = pg.create_database("wal");
+    seed_orders(&pg, "wal", 200_000); // ~15 MB: about 60 MB of WAL to write
+    let plan = plan_file(&orders_plan(5000, "", ""));
+
+    // max_wal_size at its default (1 GB): nothing to say about WAL.
+    let ran = run_pacer(&["plan"], &plan.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(!ran.stdout.contains("max_wal_size"), "{ran}");
+
+    pg.psql("postgres", "ALTER SYSTEM SET max_wal_size = '32MB'");
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    pg.wait_until(
+        "wal",
+        "SHOW max_wal_size",
+        "32MB",
+        std::time::Duration::from_secs(10),
+    );
+    let ran = run_pacer(&["plan"], &plan.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stdout.contains("above max_wal_size (32 MB)")
+            && ran.stdout.contains("wal_compression = on (now off)"),
+        "{ran}"
+    );
+    // The seeding left more segments than this small backfill needs: no stall to warn of.
+    assert!(!ran.stdout.contains("segments ready"), "{ran}");
+}
