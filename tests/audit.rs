@@ -10,14 +10,6 @@ use common::*;
 use serde_json::Value;
 use support::{PASSWORD, PASSWORD_USER, PgServer};
 
-fn audit_lines(path: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .expect("the audit log exists")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
 fn statements<'a>(lines: &'a [Value], session: &str) -> Vec<&'a Value> {
     lines
         .iter()

@@ -28,14 +28,6 @@ fn spawn_headless(plan: &Path, url: &str, extra: &[&str]) -> Child {
     spawn_run_with(plan, url, extra, Stdio::null())
 }
 
-fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every audit line is JSON"))
-        .collect()
-}
-
 #[test]
 fn ctl_pauses_resumes_and_resizes_a_running_migration_and_the_audit_log_says_who() {
     let pg = PgServer::start();

@@ -264,3 +264,13 @@ pub fn wait_for_status(socket: &Path, status: &str, timeout: Duration) -> serde_
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The lines of an audit log, each one JSON object; panics if the file is missing or a line
+/// is not JSON.
+pub fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .expect("the audit log exists")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
