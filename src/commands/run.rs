@@ -486,7 +486,7 @@ pub async fn screen(
     tokio::spawn(async move {
         let _ = done.await;
         let note = match &*watch_ending.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(Ending::Lost(why)) => Some(format!("connection to the runner lost: {why}")),
+            Some(Ending::Lost(why)) => Some(format!("the runner is gone: {why}")),
             _ => None,
         };
         let _ = done_tx.send(note);

@@ -425,7 +425,12 @@ pub async fn attach(path: &Path, owner: bool) -> Result<Attached, CtlError> {
                 }
                 Ok(Some(Reply::Error { message })) => break Some(message),
                 Ok(Some(other)) => tracing::warn!("unexpected update: {other:?}"),
-                Ok(None) => break Some("the runner closed the connection".to_string()),
+                Ok(None) => {
+                    break Some(
+                        "its connection closed: the process ended or the socket went away"
+                            .to_string(),
+                    );
+                }
                 Err(e) => break Some(e),
             }
         };

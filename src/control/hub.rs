@@ -379,8 +379,15 @@ fn on_event(hub: &Hub, event: Event) {
     if let Some(metrics) = &hub.metrics {
         match &event.kind {
             EventKind::BatchDone {
-                keys, duration_ms, ..
-            } => metrics.record_batch(*keys, std::time::Duration::from_millis(*duration_ms)),
+                keys,
+                duration_ms,
+                rows_updated,
+                ..
+            } => metrics.record_batch(
+                *keys,
+                std::time::Duration::from_millis(*duration_ms),
+                *rows_updated,
+            ),
             EventKind::Throttled { .. } => metrics.mark_throttle(true),
             EventKind::Unthrottled { .. } => metrics.mark_throttle(false),
             _ => {}

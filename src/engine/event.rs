@@ -220,8 +220,20 @@ pub struct State {
     pub rows_done: u64,
     /// Estimated keys in the range.
     pub rows_total: Option<u64>,
-    /// Recent rows per second.
+    /// Rows per second over the last seconds of running time (0 while stopped).
     pub rows_per_s: f64,
+    /// Rows per second of the backfill so far, over its running time.
+    #[serde(default)]
+    pub avg_rows_per_s: f64,
+    /// Seconds left at the current rate (None while stopped, or before the rate is known).
+    #[serde(default)]
+    pub eta_s: Option<u64>,
+    /// When this run started, milliseconds since the Unix epoch (0: not started).
+    #[serde(default)]
+    pub started_at_ms: u64,
+    /// When this run ended (done, failed or aborted), milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub ended_at_ms: Option<u64>,
     /// Keys per batch.
     pub batch_size: u64,
     /// Who set the batch size and why.
@@ -239,6 +251,16 @@ pub struct State {
 }
 
 impl State {
+    /// How long this run has taken: to its end when it ended, else to `now_ms` (both in
+    /// milliseconds since the Unix epoch, as the runner's clock and the viewer's agree).
+    pub fn elapsed(&self, now_ms: u64) -> std::time::Duration {
+        if self.started_at_ms == 0 {
+            return std::time::Duration::ZERO;
+        }
+        let end = self.ended_at_ms.unwrap_or(now_ms);
+        std::time::Duration::from_millis(end.saturating_sub(self.started_at_ms))
+    }
+
     /// The state of a migration that has not begun: preflight, nothing done, the plan's size.
     pub fn starting(job: String, batch_size: u64) -> State {
         State {
@@ -249,6 +271,10 @@ impl State {
             rows_done: 0,
             rows_total: None,
             rows_per_s: 0.0,
+            avg_rows_per_s: 0.0,
+            eta_s: None,
+            started_at_ms: 0,
+            ended_at_ms: None,
             batch_size,
             batch_size_reason: "plan".into(),
             checkpoint: None,

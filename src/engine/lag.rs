@@ -148,10 +148,15 @@ impl LagForecast {
             track.reply = Some(reply);
         }
         let reply = track.reply.expect("set above");
+        // The replay position in a reply can be stale (a replica replies when WAL arrives,
+        // before applying it, and may not reply again for a while), so a replica counts as
+        // stalled only when the server's own replay lag for it agrees: it grows while replay
+        // stands still. A replica the server sees as clear is never called stalled.
         let stalled = backlog >= MIN_BACKLOG
             && track
                 .progress_at
-                .is_some_and(|at| reply.at - at >= STALLED_AFTER);
+                .is_some_and(|at| reply.at - at >= STALLED_AFTER)
+            && p.replay_lag_s.is_none_or(|lag| lag >= STALLED_AFTER);
         // Carried forward since the reply at the measured rate (not while stalled).
         let since = now.saturating_duration_since(reply.seen).as_secs_f64();
         let replayed_now = match track.replay_rate {
@@ -291,19 +296,49 @@ mod tests {
                 &pos(Some(0.2), 2 * MB, 100 * MB + MB / 2 * i, i as f64 / 10.0),
             );
         }
+        // While replay stands still, the server's own replay lag grows with every reply.
         for i in 5..=8u64 {
+            let reported = 0.2 + 0.1 * (i - 4) as f64;
             let r = f.observe(
                 at(t0, 100 * i),
-                &pos(Some(0.2), 2 * MB + MB * (i - 4), 102 * MB, i as f64 / 10.0),
+                &pos(
+                    Some(reported),
+                    2 * MB + MB * (i - 4),
+                    102 * MB,
+                    i as f64 / 10.0,
+                ),
             );
             assert!(lag(&r).is_finite(), "still at 0.{i} s is not yet a stall");
         }
-        let r = f.observe(at(t0, 900), &pos(Some(0.2), 7 * MB, 102 * MB, 0.9));
+        let r = f.observe(at(t0, 900), &pos(Some(0.7), 7 * MB, 102 * MB, 0.9));
         assert_eq!(lag(&r), f64::INFINITY);
         assert!(r[0].detail.contains("replay stalled"), "{}", r[0].detail);
         // Replay resumes: the next reply with progress ends the stall.
         let r = f.observe(at(t0, 1000), &pos(Some(0.3), 6 * MB, 103 * MB, 1.0));
         assert!(lag(&r).is_finite());
+    }
+
+    #[test]
+    fn stale_replay_positions_of_a_replica_the_server_sees_as_clear_are_not_a_stall() {
+        let mut f = LagForecast::new(Duration::from_millis(100));
+        let t0 = Instant::now();
+        // WAL arrives steadily; the replies carry a replay position that moved, then stood
+        // for 0.8 s of replies (it replayed, but replied before applying), while the server
+        // measures its replay lag at 0.1 s: the replica is clear, not stalled.
+        for i in 0..=2u64 {
+            f.observe(
+                at(t0, 100 * i),
+                &pos(Some(0.1), MB, 100 * MB + MB * i, i as f64 / 10.0),
+            );
+        }
+        for i in 3..=10u64 {
+            let r = f.observe(
+                at(t0, 100 * i),
+                &pos(Some(0.1), MB + MB / 2 * (i - 2), 102 * MB, i as f64 / 10.0),
+            );
+            assert!(lag(&r).is_finite(), "at 0.{i} s: {:?}", r[0]);
+            assert!(!r[0].detail.contains("stalled"), "{}", r[0].detail);
+        }
     }
 
     #[test]

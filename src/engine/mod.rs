@@ -106,6 +106,8 @@ pub struct Engine<T: Target> {
     lag: lag::LagForecast,
     /// The last lag reading and when it was taken (None inside: it failed).
     last_lag: Option<(Instant, Option<Vec<throttle::ReplicaReading>>)>,
+    /// Pauses and throttles so far (the backfill leaves the time they take out of its rates).
+    stops: u64,
 }
 
 impl<T: Target> Engine<T> {
@@ -152,6 +154,7 @@ impl<T: Target> Engine<T> {
             last_query: None,
             lag: lag::LagForecast::new(LAG_POLL),
             last_lag: None,
+            stops: 0,
         };
         (
             engine,
@@ -204,7 +207,13 @@ impl<T: Target> Engine<T> {
 
     /// Runs every phase to the end, or until an abort or a failure.
     pub async fn run(mut self) -> Result<RunOutcome, EngineError> {
+        self.set_state(|s| s.started_at_ms = unix_ms());
         let result = self.run_phases().await;
+        self.set_state(|s| {
+            s.ended_at_ms = Some(unix_ms());
+            s.rows_per_s = 0.0;
+            s.eta_s = None;
+        });
         match &result {
             Ok(_) => {}
             Err(EngineError::Aborted) => {
@@ -601,7 +610,12 @@ impl<T: Target> Engine<T> {
         }
         if self.paused {
             let phase = self.current_phase();
-            self.set_state(|s| s.status = Status::Paused);
+            self.stops += 1;
+            self.set_state(|s| {
+                s.status = Status::Paused;
+                s.rows_per_s = 0.0;
+                s.eta_s = None;
+            });
             self.emit(EventKind::Paused { phase });
             while self.paused && !self.abort {
                 match self.commands.recv().await {
@@ -727,8 +741,15 @@ impl<T: Target> Engine<T> {
         });
         let mut lock_budget = self.lock_budget();
         while after.as_ref() != Some(&end) {
+            // A pause or a throttle at this boundary is left out of the rates and the ETA.
+            let boundary = self.clock.now();
+            let stops = self.stops;
             self.check_boundary().await?;
             self.throttle_wait().await?;
+            if self.stops != stops {
+                progress.stop(boundary);
+                progress.go(self.clock.now());
+            }
             let size = self.batch_size;
             let t0 = self.clock.now();
             match self.target.run_batch(after.as_ref(), &end, size).await {
@@ -744,6 +765,8 @@ impl<T: Target> Engine<T> {
                         s.rows_done = progress.rows_done;
                         s.rows_total = progress.total();
                         s.rows_per_s = progress.rate_now();
+                        s.avg_rows_per_s = progress.rate_avg(now);
+                        s.eta_s = eta;
                         s.checkpoint = Some(batch.range.hi.clone());
                     });
                     self.emit(EventKind::BatchDone {
@@ -797,7 +820,14 @@ impl<T: Target> Engine<T> {
                     self.resized(resize, SizeSource::Timeout, false);
                 }
                 Err(e) => {
+                    // Waiting for a lock or a reconnect is not running time either.
+                    progress.stop(self.clock.now());
+                    self.set_state(|s| {
+                        s.rows_per_s = 0.0;
+                        s.eta_s = None;
+                    });
                     self.recover(e, "backfill batch", &mut lock_budget).await?;
+                    progress.go(self.clock.now());
                     // Whatever happened, the database knows where the checkpoint is (a commit
                     // may or may not have landed before the connection dropped).
                     let job = self
@@ -817,6 +847,13 @@ impl<T: Target> Engine<T> {
                 }
             }
         }
+        // The backfill is over: no rate now, the average stays.
+        let avg = progress.rate_avg(self.clock.now());
+        self.set_state(|s| {
+            s.rows_per_s = 0.0;
+            s.eta_s = Some(0);
+            s.avg_rows_per_s = avg;
+        });
         Ok(())
     }
 
@@ -884,16 +921,19 @@ impl<T: Target> Engine<T> {
                 Verdict::Wait(reasons) => {
                     let text = reasons
                         .iter()
-                        .map(|r| r.to_string())
+                        .map(throttle::Reason::short)
                         .collect::<Vec<_>>()
                         .join("; ");
                     if self.throttled_since.is_none() {
                         self.throttled_since = Some(self.clock.now());
+                        self.stops += 1;
                         self.emit(EventKind::Throttled { reasons });
                     }
                     self.set_state(|s| {
                         s.status = Status::Throttled;
                         s.throttle = Some(text);
+                        s.rows_per_s = 0.0;
+                        s.eta_s = None;
                     });
                     self.sleep(THROTTLE_POLL).await?;
                     self.check_boundary().await?;
@@ -930,6 +970,13 @@ impl<T: Target> Engine<T> {
             }
         }
     }
+}
+
+/// Now, in milliseconds since the Unix epoch (for the state's wall-clock times).
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Whether a reading last taken at `last` (if ever) should be taken again at `now`.

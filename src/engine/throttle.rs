@@ -63,6 +63,25 @@ pub struct Reason {
     pub limit: String,
 }
 
+impl Reason {
+    /// The reason without the figures behind its value, and with what it is about (a
+    /// replica's name) last, so that a status line cut short keeps the value and the limit:
+    /// `replication lag 14.2s forecast > 10s (replica-a)` (the event has it all).
+    pub fn short(&self) -> String {
+        let value = self.value.split(" (").next().unwrap_or(&self.value);
+        let (signal, about) = match self.signal.split_once(" (") {
+            Some((signal, about)) => (signal, format!(" ({about}")),
+            None => (self.signal.as_str(), String::new()),
+        };
+        let reason = Reason {
+            signal: signal.to_string(),
+            value: value.to_string(),
+            limit: self.limit.clone(),
+        };
+        format!("{reason}{about}")
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.limit.is_empty() {
@@ -244,6 +263,28 @@ impl Throttle {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_short_reason_drops_the_figures_behind_the_value() {
+        let r = Reason {
+            signal: "replication lag (replica-a)".into(),
+            value: "14.2s forecast (96.0 MB behind, replaying 6.8 MB/s, last reply 0.1s ago)"
+                .into(),
+            limit: "10s".into(),
+        };
+        assert_eq!(
+            r.short(),
+            "replication lag 14.2s forecast > 10s (replica-a)"
+        );
+        assert!(r.to_string().contains("96.0 MB behind"));
+        let plain = Reason {
+            signal: "autovacuum".into(),
+            value: "working on the table".into(),
+            limit: String::new(),
+        };
+        assert_eq!(plain.short(), "autovacuum working on the table");
+    }
+
     use super::*;
 
     fn config() -> ThrottleConfig {

@@ -29,8 +29,9 @@ pub enum SeriesId {
     ReplicaLagS,
     /// Replay lag of the worst replica, bytes of WAL (a gap when there is no replica).
     ReplicaLagBytes,
-    /// Rows of the table updated per second, all sessions (statistics lag 1–10 s).
-    TableUpdatesPerS,
+    /// The application's writes to the table per second: its inserts, updates and deletes,
+    /// less the rows of pacer's own batches (see [`Latest::app_writes_exact`]).
+    AppWritesPerS,
     /// WAL written by the server, bytes per second.
     WalBytesPerS,
     /// Dead tuples in the table.
@@ -60,7 +61,7 @@ impl SeriesId {
         SeriesId::LongestLockWaitS,
         SeriesId::ReplicaLagS,
         SeriesId::ReplicaLagBytes,
-        SeriesId::TableUpdatesPerS,
+        SeriesId::AppWritesPerS,
         SeriesId::WalBytesPerS,
         SeriesId::DeadTuples,
         SeriesId::TableBytes,
@@ -111,8 +112,11 @@ pub struct Latest {
     pub table_bytes: Option<u64>,
     /// WAL written, bytes per second.
     pub wal_bytes_per_s: Option<f64>,
-    /// Table updates per second (all sessions).
-    pub table_updates_per_s: Option<f64>,
+    /// The application's writes to the table per second.
+    pub app_writes_per_s: Option<f64>,
+    /// Whether pacer's own rows could be taken out of `app_writes_per_s` exactly (PostgreSQL
+    /// 15+); when false it counts every session's writes, pacer's included.
+    pub app_writes_exact: bool,
     /// pacer's rows per second over the latest interval (None before its first batch).
     pub pacer_rows_per_s: Option<f64>,
     /// When pacer's latest batch finished.
@@ -148,7 +152,10 @@ pub struct Metrics {
     replicas: Vec<ReplicaSeries>,
     latest: Latest,
     wal: Counter,
-    table_updates: Counter,
+    /// The table's writes and pacer's rows at the previous sample (t, writes, pacer's).
+    last_writes: Option<(f64, u64, u64)>,
+    /// Rows pacer's batches have updated so far (from their BatchDone events).
+    pacer_updated: u64,
     net_rx: Counter,
     net_tx: Counter,
     own_cpu_ms: Counter,
@@ -158,6 +165,22 @@ pub struct Metrics {
     recent_batches: Recent,
     failures: FailureLog,
     throttled: Vec<(f64, Option<f64>)>,
+}
+
+/// The application's writes per second between two samples of (t, the table's writes, pacer's
+/// rows). With `exact`, pacer's rows are taken out (a batch that commits between the query
+/// and its recording moves one batch's rows into the next interval: never below 0). None after
+/// a statistics reset (the counters went down) or when no time passed.
+pub fn app_writes_rate(before: (f64, u64, u64), now: (f64, u64, u64), exact: bool) -> Option<f64> {
+    let dt = now.0 - before.0;
+    if dt.is_nan() || dt <= 0.0 || now.1 < before.1 {
+        return None;
+    }
+    let mut rows = now.1 - before.1;
+    if exact {
+        rows = rows.saturating_sub(now.2.saturating_sub(before.2));
+    }
+    Some(rows as f64 / dt)
 }
 
 /// One thing recorded into [`Metrics`]. The runner publishes these as they happen, so a viewer
@@ -172,7 +195,14 @@ pub enum MetricInput {
         host: HostSample,
     },
     /// One of pacer's batches finished at `t`.
-    Batch { t: f64, keys: u64, ms: f64 },
+    Batch {
+        t: f64,
+        keys: u64,
+        ms: f64,
+        /// Rows it updated (fewer than its keys where the sync trigger had filled them).
+        #[serde(default)]
+        updated: u64,
+    },
     /// Throttling began (`on`) or ended at `t`.
     Throttle { t: f64, on: bool },
 }
@@ -202,7 +232,8 @@ impl Metrics {
             replicas: Vec::new(),
             latest: Latest::default(),
             wal: Counter::new(),
-            table_updates: Counter::new(),
+            last_writes: None,
+            pacer_updated: 0,
             net_rx: Counter::new(),
             net_tx: Counter::new(),
             own_cpu_ms: Counter::new(),
@@ -248,7 +279,12 @@ impl Metrics {
                 self.record_host(*t, host);
                 self.end_interval(*t);
             }
-            MetricInput::Batch { t, keys, ms } => self.record_batch(*t, *keys, *ms),
+            MetricInput::Batch {
+                t,
+                keys,
+                ms,
+                updated,
+            } => self.record_batch(*t, *keys, *ms, *updated),
             MetricInput::Throttle { t, on } => self.mark_throttle(*t, *on),
         }
     }
@@ -322,16 +358,25 @@ impl Metrics {
 
         match &sample.table {
             Ok(stats) => {
-                let rate = self.table_updates.update(t, stats.n_tup_upd);
-                self.push(SeriesId::TableUpdatesPerS, t, rate);
+                let writes = stats
+                    .n_tup_ins
+                    .saturating_add(stats.n_tup_upd)
+                    .saturating_add(stats.n_tup_del);
+                let now = (t, writes, self.pacer_updated);
+                let rate = self
+                    .last_writes
+                    .replace(now)
+                    .and_then(|before| app_writes_rate(before, now, stats.pacer_flushed));
+                self.push(SeriesId::AppWritesPerS, t, rate);
                 self.push(SeriesId::DeadTuples, t, Some(stats.dead_tuples as f64));
-                self.latest.table_updates_per_s = rate;
+                self.latest.app_writes_per_s = rate;
+                self.latest.app_writes_exact = stats.pacer_flushed;
                 self.latest.table = Some(stats.clone());
             }
             Err(_) => {
-                self.push(SeriesId::TableUpdatesPerS, t, None);
+                self.push(SeriesId::AppWritesPerS, t, None);
                 self.push(SeriesId::DeadTuples, t, None);
-                self.latest.table_updates_per_s = None;
+                self.latest.app_writes_per_s = None;
                 self.latest.table = None;
             }
         }
@@ -414,8 +459,9 @@ impl Metrics {
 
     /// Records one of pacer's batches (from the engine's BatchDone event): `keys` walked in
     /// `duration_ms`. It shows in the charts when the current interval ends.
-    pub fn record_batch(&mut self, t: f64, keys: u64, duration_ms: f64) {
+    pub fn record_batch(&mut self, t: f64, keys: u64, duration_ms: f64, updated: u64) {
         self.batches_seen = true;
+        self.pacer_updated = self.pacer_updated.saturating_add(updated);
         self.bucket.rows = self.bucket.rows.saturating_add(keys);
         if duration_ms.is_finite() {
             self.bucket.longest_ms = Some(
@@ -520,8 +566,60 @@ mod tests {
         });
         m.record_db(2.0, &s);
         assert_eq!(m.latest().wal_bytes_per_s, Some(1_000.0));
-        assert_eq!(m.latest().table_updates_per_s, Some(100.0));
+        assert_eq!(m.latest().app_writes_per_s, Some(100.0));
         assert_eq!(m.series(SeriesId::WalBytesPerS).latest(), Some(1_000.0));
+    }
+
+    #[test]
+    fn the_application_writes_leave_out_pacer_s_own_rows_where_they_flush_at_commit() {
+        let stats = |ins, upd, del, flushed| {
+            Ok(TableStats {
+                n_tup_ins: ins,
+                n_tup_upd: upd,
+                n_tup_del: del,
+                pacer_flushed: flushed,
+                ..TableStats::default()
+            })
+        };
+        let mut m = metrics();
+        let mut s = ok_sample();
+        s.table = stats(1_000, 50_000, 10, true);
+        m.record_db(0.0, &s);
+        // In one second pacer updates 15,000 rows in 50 batches; the application inserts 40,
+        // updates 100 and deletes 2.
+        for i in 1..=50 {
+            m.record_batch(f64::from(i) / 50.0, 300, 20.0, 300);
+        }
+        s.table = stats(1_040, 50_000 + 15_000 + 100, 12, true);
+        m.record_db(1.0, &s);
+        assert_eq!(m.latest().app_writes_per_s, Some(142.0));
+        assert!(m.latest().app_writes_exact);
+        assert_eq!(m.series(SeriesId::AppWritesPerS).latest(), Some(142.0));
+
+        // Where pacer's rows land a second at a time (before PostgreSQL 15), nothing is
+        // subtracted, and the figure says it counts every session.
+        let mut m = metrics();
+        s.table = stats(1_000, 50_000, 10, false);
+        m.record_db(0.0, &s);
+        m.record_batch(0.5, 300, 20.0, 300);
+        s.table = stats(1_000, 50_300, 10, false);
+        m.record_db(1.0, &s);
+        assert_eq!(m.latest().app_writes_per_s, Some(300.0));
+        assert!(!m.latest().app_writes_exact);
+    }
+
+    #[test]
+    fn a_batch_that_commits_between_query_and_record_never_makes_the_rate_negative() {
+        assert_eq!(
+            app_writes_rate((0.0, 1_000, 0), (1.0, 1_000, 300), true),
+            Some(0.0)
+        );
+        assert_eq!(
+            app_writes_rate((0.0, 1_000, 0), (1.0, 900, 0), true),
+            None,
+            "a reset"
+        );
+        assert_eq!(app_writes_rate((1.0, 0, 0), (1.0, 10, 0), true), None);
     }
 
     #[test]
@@ -622,8 +720,8 @@ mod tests {
             m.series(SeriesId::PacerRowsPerS).is_empty(),
             "nothing before the first batch"
         );
-        m.record_batch(0.3, 1_000, 40.0);
-        m.record_batch(0.6, 1_000, 90.0);
+        m.record_batch(0.3, 1_000, 40.0, 1_000);
+        m.record_batch(0.6, 1_000, 90.0, 1_000);
         m.end_interval(1.0);
         assert_eq!(m.series(SeriesId::PacerRowsPerS).latest(), Some(2_000.0));
         assert_eq!(m.series(SeriesId::BatchMs).latest(), Some(90.0));

@@ -152,6 +152,15 @@ pub struct TableStats {
     pub n_tup_hot_upd: u64,
     /// Rows inserted: a counter.
     pub n_tup_ins: u64,
+    /// Rows deleted: a counter.
+    #[serde(default)]
+    pub n_tup_del: u64,
+    /// pacer's own rows are in these counters as soon as its batch commits (PostgreSQL 15+:
+    /// every batch asks for its statistics to be flushed at commit), so subtracting the rows
+    /// pacer knows it updated leaves exactly the application's writes. Otherwise a session's
+    /// statistics land in chunks of about a second, and pacer's cannot be told apart.
+    #[serde(default)]
+    pub pacer_flushed: bool,
     /// Dead tuples now.
     pub dead_tuples: u64,
     /// Live tuples now (estimate).

@@ -74,7 +74,7 @@ const WAL_SQL: &str = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigi
 /// means the table does not exist (or pacer's user cannot see it).
 const TABLE_SQL: &str = "\
 SELECT s.n_tup_upd, s.n_tup_hot_upd, s.n_tup_ins, s.n_dead_tup, s.n_live_tup, \
-       v.phase, v.automatic, v.wraparound, v.heap_blks_scanned, v.heap_blks_total \
+       v.phase, v.automatic, v.wraparound, v.heap_blks_scanned, v.heap_blks_total, s.n_tup_del \
 FROM pg_stat_all_tables s \
 LEFT JOIN LATERAL ( \
     SELECT p.phase, coalesce(a.backend_type = 'autovacuum worker', false) AS automatic, \
@@ -106,6 +106,9 @@ struct Statements {
     wal: Prepared,
     table: Prepared,
     table_size: Prepared,
+    /// PostgreSQL 15 or later: pacer's batches flush their statistics at commit (see
+    /// [`TableStats::pacer_flushed`]).
+    flushes_per_batch: bool,
 }
 
 /// Samples a PostgreSQL primary on its own connection.
@@ -188,6 +191,7 @@ impl PgSource {
             wal: wal.map_err(err)?,
             table: table.map_err(err)?,
             table_size: table_size.map_err(err)?,
+            flushes_per_batch: version >= crate::target::postgres::FORCE_FLUSH_VERSION,
         };
         Ok((client, statements))
     }
@@ -221,7 +225,7 @@ impl PgSource {
             table: stats
                 .map_err(|e| fail(e, &format!("reading statistics of table {table}")))
                 .and_then(|row| match row {
-                    Some(row) => Ok(table_stats_from_row(&row)),
+                    Some(row) => Ok(table_stats_from_row(&row, st.flushes_per_batch)),
                     None => Err(missing_table(table)),
                 }),
             table_bytes: size
@@ -472,7 +476,7 @@ fn replica_names(raw: &[RawReplica]) -> Vec<String> {
         .collect()
 }
 
-fn table_stats_from_row(r: &Row) -> TableStats {
+fn table_stats_from_row(r: &Row, pacer_flushed: bool) -> TableStats {
     let autovacuum = r.get::<_, Option<String>>(5).map(|phase| VacuumRun {
         automatic: r.get::<_, Option<bool>>(6).unwrap_or(false),
         wraparound: r.get::<_, Option<bool>>(7).unwrap_or(false),
@@ -483,6 +487,8 @@ fn table_stats_from_row(r: &Row) -> TableStats {
         n_tup_upd: count(r, 0),
         n_tup_hot_upd: count(r, 1),
         n_tup_ins: count(r, 2),
+        n_tup_del: count(r, 10),
+        pacer_flushed,
         dead_tuples: count(r, 3),
         live_tuples: count(r, 4),
         autovacuum,

@@ -89,11 +89,12 @@ impl SharedMetrics {
     }
 
     /// Records one of pacer's batches that finished now (from the engine's BatchDone event).
-    pub fn record_batch(&self, keys: u64, duration: Duration) {
+    pub fn record_batch(&self, keys: u64, duration: Duration, updated: u64) {
         self.apply(MetricInput::Batch {
             t: self.now(),
             keys,
             ms: duration.as_secs_f64() * 1000.0,
+            updated,
         });
     }
 
@@ -225,7 +226,7 @@ mod tests {
             Duration::from_secs(1),
         ));
         let rx = shared.subscribe();
-        shared.record_batch(500, Duration::from_millis(20));
+        shared.record_batch(500, Duration::from_millis(20), 500);
         assert!(!rx.has_changed().unwrap());
         assert!(shared.take_errors().is_empty());
         assert!(!rx.has_changed().unwrap());

@@ -13,7 +13,7 @@ use crate::target::postgres::sql::PgSql;
 use crate::target::{Blocker, KeyColumn};
 use crate::tui::model::step_views;
 use crate::tui::view::{
-    ChartView, DbView, HostView, KeyHelp, Level, LogLine, PhaseRow, PhaseStatus, Popup,
+    ChartView, DbView, HostView, KeyHelp, Level, LogLine, Pace, PhaseRow, PhaseStatus, Popup,
     ProgressView, ReplicaView, SeriesView, StatusView, ViewModel,
 };
 
@@ -43,6 +43,7 @@ pub fn running() -> ViewModel {
             batch_p50_ms: Some(168.0),
             batch_p95_ms: Some(231.0),
             checkpoint: Some("21004000".into()),
+            pace: Pace::Moving,
         },
         charts: charts(Shape::Healthy),
         window_secs: WINDOW,
@@ -54,11 +55,13 @@ pub fn running() -> ViewModel {
                 replica("replica-a", Some(0.4), 2 * MIB),
                 replica("replica-b", Some(0.3), 1_400_000),
             ]),
+            lag_limit_s: Some(10.0),
             autovacuum: None,
             table_bytes: Some(38 * GIB + 210 * MIB),
             dead_tuples: Some(1_204_332),
             wal_bytes_per_s: Some(8.4 * MIB as f64),
-            table_updates_per_s: Some(9_420.0),
+            app_writes_per_s: Some(312.0),
+            app_writes_exact: true,
         },
         host: HostView {
             cpu_pct: Some(23.5),
@@ -94,8 +97,9 @@ pub fn paused() -> ViewModel {
     v.progress.rows_per_s = 0.0;
     v.progress.avg_rows_per_s = 8_580.0;
     v.progress.eta = None;
+    v.progress.pace = Pace::Stopped("paused");
     v.charts = charts(Shape::Paused);
-    v.db.table_updates_per_s = Some(310.0);
+    v.db.app_writes_per_s = Some(310.0);
     v.db.wal_bytes_per_s = Some(0.6 * MIB as f64);
     v.log
         .push(info("12:02:21", "pause asked by the operator (key p)"));
@@ -109,25 +113,34 @@ pub fn paused() -> ViewModel {
 /// Throttled: a replica fell behind; batches wait until it catches up.
 pub fn throttled() -> ViewModel {
     let mut v = running();
-    v.status = StatusView::Throttled("replication lag 4.2s > 1s".into());
+    // Two signals at once, as the engine words them for the header (the log has the figures).
+    v.status = StatusView::Throttled(
+        "replication lag 14.2s forecast > 10s (replica-a); sessions waiting on pacer's locks \
+         3 > 2"
+            .into(),
+    );
     v.elapsed = Duration::from_secs(44 * 60 + 51);
     v.progress.rows_done = 21_950_000;
     v.progress.checkpoint = Some("21950000".into());
-    v.progress.rows_per_s = 1_180.0;
-    v.progress.eta = Some(Duration::from_secs(6 * 3600 + 48 * 60));
-    v.progress.batch_size = 1_000;
-    v.progress.batch_size_source = "throttle: halved".into();
+    v.progress.rows_per_s = 0.0;
+    v.progress.eta = None;
+    v.progress.pace = Pace::Stopped("throttled");
+    v.progress.batch_size = 12_500;
+    v.progress.batch_size_source = "operator: holds until r".into();
     v.charts = charts(Shape::Throttled);
     v.db.replicas = Some(vec![
-        replica("replica-a", Some(4.2), 96 * MIB),
+        replica("replica-a", Some(14.2), 96 * MIB),
         replica("replica-b", Some(0.3), 3 * MIB),
     ]);
+    v.log.push(info(
+        "12:03:02",
+        "batch size 2,000 → 12,500 (operator: holds until r)",
+    ));
     v.log.push(warn(
         "12:04:29",
-        "throttle on: replication lag 4.2s > 1s on replica-a; batches wait until it is below 1s",
+        "throttled: replication lag (replica-a) 14.2s forecast (96.0 MB behind, replaying \
+         6.8 MB/s, last reply 0.1s ago) > 10s; batches wait until it is clear",
     ));
-    v.log
-        .push(info("12:04:29", "batch size 2,000 → 1,000 (throttle)"));
     v
 }
 
@@ -143,6 +156,7 @@ pub fn waiting_for_lock() -> ViewModel {
         rows_total: Some(50_000_000),
         batch_size: 2_000,
         batch_size_source: "plan".into(),
+        pace: Pace::Over,
         ..ProgressView::default()
     };
     v.charts = charts(Shape::Starting);
@@ -202,6 +216,7 @@ pub fn failed() -> ViewModel {
     v.phases = phases(Phase::Backfill, PhaseStatus::Failed);
     v.progress.rows_per_s = 0.0;
     v.progress.eta = None;
+    v.progress.pace = Pace::Over;
     v.charts = charts(Shape::Failed);
     v.db = DbView::default();
     v.host.net_rx_per_s = Some(0.0);
@@ -229,7 +244,8 @@ pub fn done() -> ViewModel {
     v.selected_phase = 7;
     v.progress.rows_done = 50_000_000;
     v.progress.rows_per_s = 0.0;
-    v.progress.eta = None;
+    v.progress.eta = Some(Duration::ZERO);
+    v.progress.pace = Pace::Over;
     v.progress.checkpoint = Some("50000000".into());
     v.charts = charts(Shape::Done);
     v.db.table_bytes = Some(41 * GIB + 620 * MIB);
@@ -325,7 +341,8 @@ pub fn gate() -> ViewModel {
     v.selected_phase = 5;
     v.progress.rows_done = 50_000_000;
     v.progress.rows_per_s = 0.0;
-    v.progress.eta = None;
+    v.progress.eta = Some(Duration::ZERO);
+    v.progress.pace = Pace::Over;
     v.progress.checkpoint = Some("50000000".into());
     v.charts = charts(Shape::Done);
     v.log.extend([
@@ -438,6 +455,11 @@ fn line(time: &str, level: Level, text: &str) -> LogLine {
 
 fn running_log() -> Vec<LogLine> {
     vec![
+        info(
+            "11:20:02",
+            "public.orders.amount runs in pid 48213; control socket \
+             /run/user/1000/pacer/public.orders.amount.48213.sock (pacer ctl, pacer attach)",
+        ),
         info(
             "11:20:03",
             "preflight: PostgreSQL 16.4, public.orders ≈ 50,000,000 rows (38 GiB), key id bigint",
@@ -580,15 +602,15 @@ fn charts(shape: Shape) -> Vec<ChartView> {
         let healthy = 8_600.0 + 500.0 * wave(i, 240) + 400.0 * noise(i, 1);
         let v = match shape {
             Shape::Paused if a < 100 => 0.0,
-            Shape::Throttled if a < 150 => 900.0 + 300.0 * noise(i, 2),
-            Shape::Throttled if a < 180 => healthy * (a - 150) as f64 / 30.0,
+            // Throttled for the last 90 s: no batch runs.
+            Shape::Throttled if a < 90 => 0.0,
+            Shape::Throttled if a < 180 => healthy * (a - 90) as f64 / 90.0,
             Shape::Done if a < 500 => 0.0,
             Shape::Starting => 0.0,
             _ => healthy,
         };
         match shape {
             _ if a > 0 || v == 0.0 => v,
-            Shape::Throttled => 1_180.0,
             _ => 9_120.0,
         }
     };
@@ -608,7 +630,7 @@ fn charts(shape: Shape) -> Vec<ChartView> {
             match shape {
                 Shape::Throttled if salt == 3 && a < 180 => {
                     let rise = (180 - a) as f64 / 180.0;
-                    calm + 3.9 * rise.min(1.0) * if a == 0 { 1.0 } else { 0.97 }
+                    calm + 13.9 * rise.min(1.0) * if a == 0 { 1.0 } else { 0.97 }
                 }
                 _ if a == 0 && salt == 3 => 0.4,
                 _ if a == 0 => 0.3,
@@ -618,7 +640,7 @@ fn charts(shape: Shape) -> Vec<ChartView> {
     };
     let throttled_lag = move |i: u64| -> f64 {
         if shape == Shape::Throttled && ago(i) == 0 {
-            4.2
+            14.2
         } else {
             lag(0.3, 3)(i)
         }
@@ -635,27 +657,30 @@ fn charts(shape: Shape) -> Vec<ChartView> {
             let v = base + spread * noise(i, salt) + 0.2 * base * wave(i, 300).max(0.0);
             match shape {
                 _ if idle => None,
-                Shape::Throttled if a < 150 => Some(v * 0.55),
+                Shape::Throttled if a < 90 => None,
                 _ => Some(v),
             }
         }
     };
-    let updates = move |i: u64| throughput(i) * 1.03 + 180.0 * noise(i, 13);
+    // The application writes a few hundred rows a second, whatever pacer does.
+    let updates = move |i: u64| 300.0 + 60.0 * noise(i, 13);
     let mut charts = vec![
         ChartView {
             title: "throughput".into(),
             unit: "rows/s".into(),
             series: vec![
                 series("pacer", 0, shape, |i| Some(throughput(i))),
-                series("table updates", 1, shape, |i| Some(updates(i))),
+                series("app writes", 1, shape, |i| Some(updates(i))),
             ],
             note: None,
+            limit: None,
         },
         ChartView {
             title: "lock waits".into(),
             unit: "sessions".into(),
             series: vec![series("waiting", 0, shape, |i| Some(waits(i)))],
             note: None,
+            limit: None,
         },
         ChartView {
             title: "replication lag".into(),
@@ -665,12 +690,14 @@ fn charts(shape: Shape) -> Vec<ChartView> {
                 series("replica-b", 1, shape, |i| Some(lag(0.22, 5)(i))),
             ],
             note: None,
+            limit: Some(10.0),
         },
         ChartView {
             title: "batch duration".into(),
             unit: "ms".into(),
             series: vec![series("longest batch", 0, shape, batch(205.0, 50.0, 11))],
             note: None,
+            limit: None,
         },
     ];
     if shape == Shape::Starting {

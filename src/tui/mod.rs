@@ -77,6 +77,11 @@ pub async fn run(
         setup.plan.table.to_string(),
         setup.plan.column.name.clone(),
     );
+    model.lag_limit_s = setup
+        .plan
+        .throttle
+        .max_replication_lag
+        .map(|d| d.as_secs_f64());
     for note in setup.notes {
         model.log(terminal::wall_clock(), Level::Info, note);
     }
@@ -130,10 +135,15 @@ impl Sampling {
         }
     }
 
-    /// Fills the charts, database and host figures of the view from the latest metrics.
-    pub fn fill(&self, view: &mut ViewModel, window_secs: u64) {
+    /// Fills the charts, database and host figures of the view from the latest metrics. Once
+    /// the run has `ended`, the charts stop at its last sample instead of scrolling it away.
+    pub fn fill(&self, view: &mut ViewModel, window_secs: u64, ended: bool) {
         let now = self.metrics.now();
         self.metrics.read(|m| {
+            let now = match m.latest().t {
+                Some(last) if ended => last,
+                _ => now,
+            };
             fill_from(m, view, now, window_secs);
             mark_throttled(view, m.throttled(), now, window_secs as f64);
         });
@@ -206,6 +216,12 @@ fn shift(segments: Vec<Vec<(f64, f64)>>, now: f64) -> Vec<Vec<(f64, f64)>> {
         .collect()
 }
 
+/// The legend of the application's writes: exact, or every session's where pacer's own rows
+/// cannot be told apart.
+pub fn app_writes_name(exact: bool) -> &'static str {
+    if exact { "app writes" } else { "all writes" }
+}
+
 /// Builds the sampled parts of the view (pure over the metrics, for tests).
 pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) {
     let window = window_secs as f64;
@@ -217,14 +233,15 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             series_view(m, SeriesId::PacerRowsPerS, "pacer", now, window, 0),
             series_view(
                 m,
-                SeriesId::TableUpdatesPerS,
-                "table updates",
+                SeriesId::AppWritesPerS,
+                app_writes_name(latest.app_writes_exact),
                 now,
                 window,
                 1,
             ),
         ],
         note: None,
+        limit: None,
     };
     let locks = ChartView {
         title: "lock waits".into(),
@@ -238,6 +255,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             0,
         )],
         note: None,
+        limit: None,
     };
     let replicas = m.replica_series();
     let (lag_series, lag_note) = match &latest.replicas {
@@ -262,6 +280,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
         unit: "s".into(),
         series: lag_series,
         note: lag_note,
+        limit: view.db.lag_limit_s,
     };
     let batches = ChartView {
         title: "batch duration".into(),
@@ -275,6 +294,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             0,
         )],
         note: None,
+        limit: None,
     };
     view.charts = vec![throughput, locks, lag, batches];
     if let Some(p50) = m.batch_ms_percentile(50.0) {
@@ -298,10 +318,12 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             .as_ref()
             .and_then(|t| t.autovacuum.as_ref())
             .map(|v| v.to_string()),
+        lag_limit_s: view.db.lag_limit_s,
         table_bytes: latest.table_bytes,
         dead_tuples: latest.table.as_ref().map(|t| t.dead_tuples),
         wal_bytes_per_s: latest.wal_bytes_per_s,
-        table_updates_per_s: latest.table_updates_per_s,
+        app_writes_per_s: latest.app_writes_per_s,
+        app_writes_exact: latest.app_writes_exact,
     };
     view.host = latest.host.clone();
     // Between attempts the engine names the blockers of its DDL; while an attempt waits, the

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::app::{App, EngineMode, GateAt};
 use super::keymap;
 use super::view::{
-    DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
-    ViewModel,
+    DbView, HostView, Level, LogLine, Pace, PhaseRow, PhaseStatus, ProgressView, StatusView,
+    StepView, ViewModel,
 };
 use crate::engine::{Event, EventKind, State, Status};
 use crate::headless::human_line;
@@ -33,8 +33,8 @@ pub struct Model {
     log: VecDeque<LogLine>,
     batch_ms: VecDeque<f64>,
     batch_size_source: String,
-    avg_rows_per_s: f64,
-    eta: Option<Duration>,
+    /// The plan's `max_replication_lag`, seconds.
+    pub lag_limit_s: Option<f64>,
 }
 
 impl Model {
@@ -49,8 +49,7 @@ impl Model {
             log: VecDeque::new(),
             batch_ms: VecDeque::new(),
             batch_size_source: "plan".into(),
-            avg_rows_per_s: 0.0,
-            eta: None,
+            lag_limit_s: None,
         }
     }
 
@@ -73,18 +72,11 @@ impl Model {
         match &event.kind {
             EventKind::Started { table, .. } => self.table = table.clone(),
             EventKind::Planned { plan } => self.plan = plan.clone(),
-            EventKind::BatchDone {
-                duration_ms,
-                avg_rows_per_s,
-                eta_s,
-                ..
-            } => {
+            EventKind::BatchDone { duration_ms, .. } => {
                 if self.batch_ms.len() == BATCH_DURATIONS {
                     self.batch_ms.pop_front();
                 }
                 self.batch_ms.push_back(*duration_ms as f64);
-                self.avg_rows_per_s = *avg_rows_per_s;
-                self.eta = eta_s.map(Duration::from_secs);
                 return; // the progress panel shows batches; the log would drown in them
             }
             EventKind::VerifyProgress { .. } => return,
@@ -220,8 +212,9 @@ impl Model {
                 rows_done: state.rows_done,
                 rows_total: state.rows_total,
                 rows_per_s: state.rows_per_s,
-                avg_rows_per_s: self.avg_rows_per_s,
-                eta: self.eta,
+                avg_rows_per_s: state.avg_rows_per_s,
+                eta: state.eta_s.map(Duration::from_secs),
+                pace: pace(state),
                 batch_size,
                 batch_size_source,
                 batch_p50_ms: self.batch_percentile(50.0),
@@ -231,7 +224,10 @@ impl Model {
             charts: Vec::new(),
             window_secs: app.window_secs(),
             blockers: state.blockers.clone(),
-            db: DbView::default(),
+            db: DbView {
+                lag_limit_s: self.lag_limit_s,
+                ..DbView::default()
+            },
             host: HostView::default(),
             log: self.log.iter().cloned().collect(),
             log_scroll: app.log_scroll,
@@ -239,6 +235,24 @@ impl Model {
             keys: keymap::help(),
             braille,
         }
+    }
+}
+
+/// Whether the backfill moves, from the engine's state.
+pub fn pace(state: &State) -> Pace {
+    let backfilling =
+        state.phase == Some(Phase::Backfill) && !state.phases_done.contains(&Phase::Backfill);
+    if !backfilling {
+        return Pace::Over;
+    }
+    match state.status {
+        Status::Running | Status::Pausing | Status::Preflight => Pace::Moving,
+        Status::Paused => Pace::Stopped("paused"),
+        Status::Throttled => Pace::Stopped("throttled"),
+        Status::WaitingForLock => Pace::Stopped("waiting for a lock"),
+        Status::Reconnecting => Pace::Stopped("reconnecting"),
+        Status::Gate => Pace::Stopped("at a gate"),
+        Status::Done | Status::Failed | Status::Aborted => Pace::Over,
     }
 }
 

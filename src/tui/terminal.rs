@@ -21,10 +21,10 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use super::app::App;
+use super::app::{App, EngineMode};
 use super::model::{Model, engine_mode};
 use super::theme::Theme;
-use super::view::{Level, ViewModel};
+use super::view::{Level, Pace, StatusView, ViewModel};
 use super::{Sampling, draw};
 use crate::engine::{Command, Handles};
 
@@ -92,6 +92,9 @@ async fn event_loop(
     let started = Instant::now();
     let mut input = EventStream::new();
     let mut engine_done = false;
+    // Set when the link to the runner is lost while its migration had not ended.
+    let mut lost: Option<String> = None;
+    let mut lost_at: Option<u64> = None;
     // Closed channels answer at once forever: stop polling them, or the loop would spin.
     let mut events_open = true;
     let mut state_open = true;
@@ -115,17 +118,31 @@ async fn event_loop(
         if dirty && last_frame.elapsed() >= frame_gap {
             let state = handles.state.borrow().clone();
             screen.app.sync_batch_size(state.batch_size);
-            let mut view =
-                screen
-                    .model
-                    .view(&state, &screen.app, started.elapsed(), screen.braille);
+            // The run's own clock (the runner's start, stopped at its end), so every viewer
+            // shows the same elapsed time; the screen's until the engine has started.
+            let elapsed = match lost_at {
+                _ if state.started_at_ms == 0 => started.elapsed(),
+                Some(at) => state.elapsed(at),
+                None => state.elapsed(unix_ms()),
+            };
+            let mut view = screen
+                .model
+                .view(&state, &screen.app, elapsed, screen.braille);
+            if let Some(why) = &lost {
+                view.status = StatusView::Lost(why.clone());
+                if view.progress.pace == Pace::Moving {
+                    view.progress.pace = Pace::Stopped("runner gone");
+                }
+            }
             if screen.app.follow_phase {
                 screen.app.selected_phase = view.selected_phase;
             }
             if let Some(s) = &screen.sampling {
                 s.drain_log(&mut screen.model);
                 view.log = screen.model.log_lines();
-                s.fill(&mut view, screen.app.window_secs());
+                let ended =
+                    lost.is_some() || matches!(engine_mode(state.status), EngineMode::Finished);
+                s.fill(&mut view, screen.app.window_secs(), ended);
             }
             draw_frame(terminal, &view, &screen.theme)?;
             dirty = false;
@@ -201,7 +218,13 @@ async fn event_loop(
             _ = clock.tick() => dirty = true,
             note = &mut *done, if !engine_done => {
                 if let Ok(Some(note)) = note {
-                    screen.model.log(wall_clock(), Level::Warn, note);
+                    screen.model.log(wall_clock(), Level::Error, note.clone());
+                    let state = handles.state.borrow().clone();
+                    // A run that had ended is not lost: its end came before the link went.
+                    if !matches!(engine_mode(state.status), EngineMode::Finished) {
+                        lost = Some(format!("{note}; shown: the last it sent"));
+                        lost_at = Some(unix_ms());
+                    }
                 }
                 engine_done = true;
                 dirty = true;
@@ -231,6 +254,13 @@ fn describe(command: &Command) -> String {
         Command::Proceed => "proceed past the gate".into(),
         Command::Abort => "abort (at the next batch boundary)".into(),
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `HH:MM:SS` UTC, like the engine's event times.

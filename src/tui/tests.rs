@@ -236,7 +236,7 @@ fn the_header_says_why_and_by_whom() {
     let cases: [(ViewModel, &str); 4] = [
         (
             fixtures::throttled(),
-            "THROTTLED  replication lag 4.2s > 1s",
+            "THROTTLED  replication lag 14.2s forecast > 10s",
         ),
         (
             fixtures::waiting_for_lock(),
@@ -245,7 +245,7 @@ fn the_header_says_why_and_by_whom() {
         (fixtures::gate(), "GATE  waiting for operator (press g)"),
         (
             fixtures::pausing(),
-            "PAUSING  pause takes effect at the next batch boundary",
+            "PAUSING  takes effect at the next batch boundary",
         ),
     ];
     for (view, expected) in cases {

@@ -76,6 +76,9 @@ pub enum StatusView {
     Failed(String),
     /// Stopped by the operator.
     Aborted,
+    /// This screen lost its runner (the process ended or the socket closed): what it shows is
+    /// the last it heard (why).
+    Lost(String),
 }
 
 /// A phase's status in the plan panel.
@@ -128,6 +131,8 @@ pub struct ProgressView {
     pub avg_rows_per_s: f64,
     /// Time left at the current rate.
     pub eta: Option<Duration>,
+    /// Whether the backfill moves now: the rate and ETA read differently when it does not.
+    pub pace: Pace,
     /// Keys per batch now.
     pub batch_size: u64,
     /// Who set the batch size and why (`plan`, `operator`, `timeout: halved` …).
@@ -138,6 +143,19 @@ pub struct ProgressView {
     pub batch_p95_ms: Option<f64>,
     /// Last checkpoint key.
     pub checkpoint: Option<String>,
+}
+
+/// Whether the backfill's batches run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// Batches run: the rate and the ETA are current.
+    #[default]
+    Moving,
+    /// No batch runs (paused, throttled, waiting for a lock, reconnecting, at a gate): the
+    /// rate is 0 and the ETA stands still; the word says why.
+    Stopped(&'static str),
+    /// The backfill is over (or has not begun): only the average means something.
+    Over,
 }
 
 /// One chart.
@@ -151,6 +169,8 @@ pub struct ChartView {
     pub series: Vec<SeriesView>,
     /// Shown instead of an empty chart, e.g. `no replicas`.
     pub note: Option<String>,
+    /// A value over this is a warning (the plan's throttle limit), e.g. `max_replication_lag`.
+    pub limit: Option<f64>,
 }
 
 /// One line of a chart: x is seconds relative to now (negative, the window's start to 0).
@@ -175,6 +195,8 @@ pub struct DbView {
     pub longest_wait_s: Option<f64>,
     /// Replicas and their lag (None: unknown; Some(empty): no replicas).
     pub replicas: Option<Vec<ReplicaView>>,
+    /// The plan's `max_replication_lag`, seconds: a lag over it is drawn as a warning.
+    pub lag_limit_s: Option<f64>,
     /// Autovacuum working on the table (its phase), if any.
     pub autovacuum: Option<String>,
     /// Table size in bytes.
@@ -183,8 +205,11 @@ pub struct DbView {
     pub dead_tuples: Option<u64>,
     /// WAL written by the server, bytes per second.
     pub wal_bytes_per_s: Option<f64>,
-    /// Updates of the table per second (all sessions).
-    pub table_updates_per_s: Option<f64>,
+    /// The application's writes to the table per second (pacer's own rows left out).
+    pub app_writes_per_s: Option<f64>,
+    /// False where pacer's rows cannot be left out (before PostgreSQL 15): the figure is every
+    /// session's writes, and says so.
+    pub app_writes_exact: bool,
 }
 
 /// One replica's lag.

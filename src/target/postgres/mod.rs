@@ -29,6 +29,16 @@ use sql::PgSql;
 
 /// Oldest server pacer supports: `SET NOT NULL` must be able to use a valid CHECK (12+).
 pub const MIN_SERVER_VERSION: i32 = 120000;
+/// From this version (15) on, each batch asks the server to flush its statistics when it
+/// commits (`pg_stat_force_next_flush()`, in the same round trip as its BEGIN), so the table's
+/// counters hold pacer's rows the moment the batch commits and the sampler can tell the
+/// application's writes from pacer's. Without it a busy session flushes about once a second,
+/// and the table's write rate swings between 0 and twice pacer's rate.
+pub const FORCE_FLUSH_VERSION: i32 = 150000;
+/// How a batch transaction begins.
+const BATCH_BEGIN: &str = "BEGIN";
+/// How a batch transaction begins on PostgreSQL 15 and later (see [`FORCE_FLUSH_VERSION`]).
+const BATCH_BEGIN_FLUSH: &str = "BEGIN; SELECT pg_stat_force_next_flush()";
 
 /// A PostgreSQL database that a migration runs against.
 pub struct Postgres {
@@ -1041,7 +1051,12 @@ impl Postgres {
         let sql = self.sql().clone();
         let n = sql.key.len();
         let lo = key_params(after);
-        self.simple("BEGIN", "starting a batch").await?;
+        let begin = if self.server_version >= FORCE_FLUSH_VERSION {
+            BATCH_BEGIN_FLUSH
+        } else {
+            BATCH_BEGIN
+        };
+        self.simple(begin, "starting a batch").await?;
 
         let nth = sql.nth_key(after.is_some(), true);
         let offset = size.saturating_sub(1) as i64;

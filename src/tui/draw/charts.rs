@@ -190,7 +190,11 @@ fn titles(chart: &ChartView, room: usize, theme: &Theme) -> (Line<'static>, Opti
             Some(v) if glued => with_unit(v, &chart.unit),
             Some(v) => plain(v),
         };
-        styled(text, bold(series_style(theme, series[i].slot)))
+        match (series[i].current, chart.limit) {
+            // Over the plan's limit: a warning, marked so it reads without colour too.
+            (Some(v), Some(limit)) if v > limit => styled(format!("{text}!"), bold(theme.warn)),
+            _ => styled(text, bold(series_style(theme, series[i].slot))),
+        }
     };
     let finish = |mut spans: Vec<Span<'static>>| {
         if !glued {

@@ -78,7 +78,10 @@ fn rows(db: &DbView, host: &HostView, theme: &Theme) -> Vec<(&'static str, Vec<I
     let replicas: Vec<Item> = match &db.replicas {
         None => vec![vec![label(UNKNOWN, theme)]],
         Some(list) if list.is_empty() => vec![vec![label("no replicas", theme)]],
-        Some(list) => list.iter().map(|r| replica(r, theme)).collect(),
+        Some(list) => list
+            .iter()
+            .map(|r| replica(r, db.lag_limit_s, theme))
+            .collect(),
     };
     let autovacuum = match &db.autovacuum {
         Some(phase) => styled(phase.clone(), theme.info),
@@ -100,11 +103,19 @@ fn rows(db: &DbView, host: &HostView, theme: &Theme) -> Vec<(&'static str, Vec<I
             vec![
                 vec![label("WAL ", theme), rate(db.wal_bytes_per_s, theme)],
                 vec![
-                    match db.table_updates_per_s {
+                    label(
+                        if db.app_writes_exact {
+                            "app "
+                        } else {
+                            "all sessions "
+                        },
+                        theme,
+                    ),
+                    match db.app_writes_per_s {
                         Some(x) => value(thousands_f(x), theme),
                         None => label(UNKNOWN, theme),
                     },
-                    label(" updates/s", theme),
+                    label(" rows/s", theme),
                 ],
             ],
         ),
@@ -126,9 +137,18 @@ fn waiters(db: &DbView, theme: &Theme, prefix: &'static str) -> Item {
     }
 }
 
-fn replica(r: &ReplicaView, theme: &Theme) -> Item {
+/// A lag in seconds, as a warning when it is over the plan's limit.
+fn lag_value(s: f64, limit: Option<f64>, theme: &Theme) -> Span<'static> {
+    if limit.is_some_and(|limit| s > limit) {
+        styled(secs(s), bold(theme.warn))
+    } else {
+        value(secs(s), theme)
+    }
+}
+
+fn replica(r: &ReplicaView, limit: Option<f64>, theme: &Theme) -> Item {
     let lag = match (r.lag_s, r.lag_bytes) {
-        (Some(s), _) => value(secs(s), theme),
+        (Some(s), _) => lag_value(s, limit, theme),
         (None, Some(b)) => value(format!("{} behind", bytes(b)), theme),
         (None, None) => label(UNKNOWN, theme),
     };
@@ -153,7 +173,11 @@ fn lag_summary(db: &DbView, theme: &Theme, count: bool) -> Span<'static> {
                 format!(" ({n} replicas)")
             };
             match worst {
-                Some(s) => value(format!("{}{of}", secs(s)), theme),
+                Some(s) => {
+                    let mut span = lag_value(s, db.lag_limit_s, theme);
+                    span.content = format!("{}{of}", span.content).into();
+                    span
+                }
                 None => label(format!("{UNKNOWN}{of}"), theme),
             }
         }

@@ -10,17 +10,14 @@ use ratatui::widgets::{Block, Paragraph};
 use super::format::{clock, human, truncate, width};
 use super::{bold, label, styled};
 use crate::tui::theme::Theme;
-use crate::tui::view::{KeyHelp, StatusView, ViewModel};
+use crate::tui::view::{KeyHelp, Pace, StatusView, ViewModel};
 
 /// The state as a word (`THROTTLED`) and what it is about (`replication lag 4.2s > 1s`).
 pub fn status_words(status: &StatusView, keys: &[KeyHelp]) -> (&'static str, String) {
     match status {
         StatusView::Preflight => ("PREFLIGHT", "read-only checks".into()),
         StatusView::Running => ("RUNNING", String::new()),
-        StatusView::Pausing => (
-            "PAUSING",
-            "pause takes effect at the next batch boundary".into(),
-        ),
+        StatusView::Pausing => ("PAUSING", "takes effect at the next batch boundary".into()),
         StatusView::Paused => ("PAUSED", "at a batch boundary".into()),
         StatusView::Throttled(reason) => ("THROTTLED", reason.clone()),
         StatusView::WaitingForLock(pids) => ("WAITING FOR LOCK", blocked_by(pids)),
@@ -35,6 +32,7 @@ pub fn status_words(status: &StatusView, keys: &[KeyHelp]) -> (&'static str, Str
         StatusView::Done => ("DONE", "every phase finished".into()),
         StatusView::Failed(message) => ("FAILED", message.clone()),
         StatusView::Aborted => ("ABORTED", "stopped by the operator; resumable".into()),
+        StatusView::Lost(why) => ("RUNNER GONE", why.clone()),
     }
 }
 
@@ -48,7 +46,7 @@ pub fn status_style(status: &StatusView, theme: &Theme) -> Style {
         | StatusView::WaitingForLock(_)
         | StatusView::Reconnecting
         | StatusView::Aborted => theme.warn,
-        StatusView::Failed(_) => theme.critical,
+        StatusView::Failed(_) | StatusView::Lost(_) => theme.critical,
     }
 }
 
@@ -79,67 +77,30 @@ fn key_for<'a>(keys: &'a [KeyHelp], words: &[&str]) -> Option<&'a str> {
         .and_then(|k| k.keys.split(", ").next())
 }
 
-/// Draw the header into `area` (one or two rows).
+/// Draw the header into `area` (one or two rows): the state row, then what is being changed
+/// where. A long reason is cut to the room left on the state row (the event log has it whole);
+/// it never pushes the progress, the ETA or the clock off the row, nor the target off the
+/// second.
 pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     if area.is_empty() {
         return;
     }
     frame.render_widget(Block::new().style(theme.header), area);
-    let state_row = Rect { height: 1, ..area };
-    let two_rows = area.height >= 2;
-    let overflow = draw_state(frame, state_row, view, theme, two_rows);
-    if two_rows {
+    draw_state(frame, Rect { height: 1, ..area }, view, theme);
+    if area.height >= 2 {
         let row = Rect {
             y: area.y + 1,
             height: 1,
             ..area
         };
-        match overflow {
-            // Why it failed matters more than what it was doing.
-            Some((indent, rest)) => {
-                let style = bold(status_style(&view.status, theme));
-                let text = truncate(&rest, (row.width as usize).saturating_sub(indent));
-                let line = Line::from(vec![Span::raw(" ".repeat(indent)), styled(text, style)]);
-                frame.render_widget(Paragraph::new(line), row);
-            }
-            None => draw_identity(frame, row, view, theme),
-        }
+        draw_identity(frame, row, view, theme);
     }
 }
 
-/// Split `text` at a space so the head fits `max` cells; the rest is trimmed.
-fn split_at_space(text: &str, max: usize) -> (String, String) {
-    let mut cut = 0;
-    for (i, c) in text.char_indices() {
-        if width(&text[..i]) > max {
-            break;
-        }
-        if c == ' ' {
-            cut = i;
-        }
-    }
-    if cut == 0 {
-        let head = truncate(text, max);
-        let head = head.trim_end_matches('…').to_string();
-        let rest = text[head.len()..].to_string();
-        return (head, rest);
-    }
-    (
-        text[..cut].to_string(),
-        text[cut..].trim_start().to_string(),
-    )
-}
-
-/// `[ THROTTLED ] replication lag 4.2s > 1s · phase backfill (4/8) … 42.0% · ETA 53m  elapsed 0:42:17`,
-/// dropping from the right end of the left part first when the row is short. With `wrap`, a
-/// detail too long for the row is cut at a word and the rest returned (with its indent).
-fn draw_state(
-    frame: &mut Frame,
-    row: Rect,
-    view: &ViewModel,
-    theme: &Theme,
-    wrap: bool,
-) -> Option<(usize, String)> {
+/// `[ THROTTLED ] replication lag 4.2s > 1s · phase backfill (4/8) … 42.0% · ETA 53m  elapsed 0:42:17`.
+/// What goes first when the row is short: the phase, then the `elapsed` label, then the
+/// reason is cut; the badge, the progress and the clock stay.
+fn draw_state(frame: &mut Frame, row: Rect, view: &ViewModel, theme: &Theme) {
     let (word, detail) = status_words(&view.status, &view.keys);
     let style = status_style(&view.status, theme);
     let total = row.width as usize;
@@ -147,15 +108,47 @@ fn draw_state(
     let badge_w = width(&badge);
     let spans_w = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>();
 
-    let mut right = vec![
-        label("elapsed ", theme),
-        styled(clock(view.elapsed), bold(theme.text)),
-        Span::raw(" "),
+    let time = styled(clock(view.elapsed), bold(theme.text));
+    let summary = progress_summary(view, theme);
+    // The right end, from the most to the least room it takes.
+    let candidates = [
+        [
+            summary.clone(),
+            vec![label("elapsed ", theme), time.clone()],
+        ]
+        .concat(),
+        [summary.clone(), vec![time.clone()]].concat(),
+        vec![time.clone()],
+        Vec::new(),
     ];
-    let detail_too_long = badge_w + 1 + width(&detail) + spans_w(&right) + 1 > total;
-    if badge_w + spans_w(&right) + 2 > total || (wrap && detail_too_long) {
-        // A detail that takes two rows is worth more than the elapsed time.
-        right.clear();
+    // Room the reason needs before the right end gives something up: most of it. The
+    // progress and the clock give way only on a row too short for them and a few words.
+    let want = if detail.is_empty() {
+        0
+    } else {
+        width(&detail).min(12) + 1
+    };
+    let want_label = if detail.is_empty() {
+        0
+    } else {
+        width(&detail) + 1
+    };
+    // The `elapsed` label is the first to go for a reason.
+    let candidates: Vec<Vec<Span<'static>>> = candidates
+        .into_iter()
+        .enumerate()
+        .filter(|(i, c)| *i != 0 || badge_w + want_label + spans_w(c) + 2 <= total)
+        .map(|(_, c)| c)
+        .collect();
+    let mut right = Vec::new();
+    for candidate in candidates {
+        if badge_w + want + spans_w(&candidate) + 2 <= total {
+            right = candidate;
+            break;
+        }
+    }
+    if !right.is_empty() {
+        right.push(Span::raw(" "));
     }
     let room = total.saturating_sub(spans_w(&right) + 1);
 
@@ -163,41 +156,21 @@ fn draw_state(
         truncate(&badge, room),
         bold(style).add_modifier(Modifier::REVERSED),
     )];
-    let mut overflow = None;
     if !detail.is_empty() && badge_w + 2 < room {
-        let max = room - badge_w - 1;
-        let head = if width(&detail) > max && wrap {
-            let (head, rest) = split_at_space(&detail, max);
-            overflow = Some((badge_w + 1, rest));
-            head
-        } else {
-            truncate(&detail, max)
-        };
         left.push(Span::raw(" "));
-        left.push(styled(head, bold(style)));
+        left.push(styled(truncate(&detail, room - badge_w - 1), bold(style)));
     }
     let phase = phase_text(view);
     let sep = if detail.is_empty() { "  " } else { "  ·  " };
-    if overflow.is_none()
-        && !phase.is_empty()
-        && spans_w(&left) + width(sep) + width(&phase) <= room
-    {
+    if !phase.is_empty() && spans_w(&left) + width(sep) + width(&phase) <= room {
         left.push(label(sep, theme));
         left.push(styled(phase, theme.text));
     }
-    let summary = progress_summary(view, theme);
-    if overflow.is_none()
-        && !summary.is_empty()
-        && spans_w(&left) + spans_w(&summary) + spans_w(&right) + 2 <= total
-    {
-        right.splice(0..0, summary);
-    }
     let right_w = spans_w(&right);
     render_row(frame, row, left, right, right_w);
-    overflow
 }
 
-/// `42.0% · ETA 53m 09s`, when the total is known.
+/// `42.0% · ETA 53m 09s`, when the total is known (`ETA stopped` while no batch runs).
 fn progress_summary(view: &ViewModel, theme: &Theme) -> Vec<Span<'static>> {
     let p = &view.progress;
     let Some(total) = p.rows_total.filter(|t| *t > 0 && p.rows_done > 0) else {
@@ -207,11 +180,18 @@ fn progress_summary(view: &ViewModel, theme: &Theme) -> Vec<Span<'static>> {
         super::progress::percent_done(p.rows_done as f64 / total as f64),
         bold(theme.text),
     )];
-    if let Some(eta) = p.eta {
-        spans.push(label(" · ETA ", theme));
-        spans.push(styled(human(eta), bold(theme.text)));
+    match (p.pace, p.eta) {
+        (Pace::Moving, Some(eta)) => {
+            spans.push(label(" · ETA ", theme));
+            spans.push(styled(human(eta), bold(theme.text)));
+        }
+        (Pace::Stopped(_), _) => {
+            spans.push(label(" · ETA ", theme));
+            spans.push(styled("stopped", bold(theme.paused)));
+        }
+        _ => {}
     }
-    spans.push(Span::raw("   "));
+    spans.push(Span::raw("  "));
     spans
 }
 

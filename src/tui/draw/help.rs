@@ -2,10 +2,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Line;
+use ratatui::text::{Line, Text};
 use ratatui::widgets::{Cell, Clear, Row, Table};
 
-use super::format::width;
+use super::format::{width, wrap};
 use super::popup::{centered, popup_block};
 use super::{label, styled};
 use crate::tui::theme::Theme;
@@ -21,9 +21,13 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
         .unwrap_or(0)
         .clamp(3, 16);
     let desc_w = view.keys.iter().map(|k| width(&k.desc)).max().unwrap_or(0);
-    let w = (key_w + desc_w + 7).max(30) as u16;
-    let h = (view.keys.len().max(1) + 2) as u16;
-    let rect = centered(area, w, h);
+    // Border and padding take 4 columns, the gap between the columns 2.
+    let w = (key_w + desc_w + 7).max(30).min(area.width as usize);
+    let desc_room = w.saturating_sub(key_w + 6).max(8);
+    // A description too long for the box wraps under itself.
+    let descs: Vec<Vec<String>> = view.keys.iter().map(|k| wrap(&k.desc, desc_room)).collect();
+    let h = (descs.iter().map(|d| d.len().max(1)).sum::<usize>().max(1) + 2) as u16;
+    let rect = centered(area, w as u16, h);
     let block = popup_block(" keys ", theme)
         .title_bottom(Line::from(label(" Esc closes ", theme)).right_aligned());
     let inner = block.inner(rect);
@@ -33,11 +37,17 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
         frame.render_widget(label("no keys", theme), inner);
         return;
     }
-    let rows = view.keys.iter().map(|k| {
+    let rows = view.keys.iter().zip(descs).map(|(k, desc)| {
+        let height = desc.len().max(1) as u16;
+        let text: Vec<Line> = desc
+            .into_iter()
+            .map(|l| Line::from(styled(l, theme.text)))
+            .collect();
         Row::new([
             Cell::from(styled(k.keys.clone(), theme.key)),
-            Cell::from(styled(k.desc.clone(), theme.text)),
+            Cell::from(Text::from(text)),
         ])
+        .height(height)
     });
     let table = Table::new(
         rows,

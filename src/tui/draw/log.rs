@@ -1,12 +1,13 @@
 //! The event log: the newest lines that fit, or older ones when scrolled up; level by colour
-//! and by a marker (`!` warning, `✗` error) so it reads without colour too.
+//! and by a marker (`!` warning, `✗` error) so it reads without colour too. A long line wraps
+//! under its own text (a socket path, a throttle reason with its figures), never cut.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::format::{truncate, width};
+use super::format::{truncate, wrap};
 use super::{label, panel, styled, title_with};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Level, ViewModel};
@@ -16,7 +17,8 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     if area.is_empty() {
         return;
     }
-    let (first, end) = window(view, area.height.saturating_sub(2) as usize);
+    let inner_w = area.width.saturating_sub(2) as usize;
+    let (first, end, _) = window(view, area.height.saturating_sub(2) as usize, inner_w);
     let remark = match view.log.len() - end {
         0 => String::new(),
         below => format!("scrolled up: {below} newer below, {first} older above"),
@@ -27,11 +29,40 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     lines(frame, inner, view, theme);
 }
 
-/// The visible lines `first..end` for `rows` rows, honouring the scroll offset.
-fn window(view: &ViewModel, rows: usize) -> (usize, usize) {
+/// Width of the time and the level marker before each line's text.
+const HEAD_W: usize = "12:04:29 ! ".len();
+
+/// Rows a log line takes at width `w`: its text wraps under itself, never cut.
+fn rows_of(text: &str, w: usize) -> Vec<String> {
+    let room = w.saturating_sub(HEAD_W).max(1);
+    let rows = wrap(text, room);
+    if rows.is_empty() {
+        vec![String::new()]
+    } else {
+        rows
+    }
+}
+
+/// The entries `first..end` that fill `rows` rows at width `w`, honouring the scroll offset
+/// (in entries), and the rows the oldest of them may show (its last ones, when it does not
+/// fit whole).
+fn window(view: &ViewModel, rows: usize, w: usize) -> (usize, usize, usize) {
     let len = view.log.len();
-    let end = len.saturating_sub(view.log_scroll).max(rows.min(len));
-    (end.saturating_sub(rows), end)
+    let mut end = len.saturating_sub(view.log_scroll);
+    // Scrolled up too far to fill the panel: show the oldest screenful instead.
+    let mut used = 0;
+    let mut first = end;
+    while first > 0 && used < rows {
+        let n = rows_of(&view.log[first - 1].text, w).len();
+        used += n;
+        first -= 1;
+    }
+    while used < rows && end < len {
+        used += rows_of(&view.log[end].text, w).len();
+        end += 1;
+    }
+    let over = used.saturating_sub(rows);
+    (first, end, over)
 }
 
 /// The log lines without a panel (also used by the tiny layout).
@@ -43,24 +74,30 @@ pub fn lines(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
         frame.render_widget(Paragraph::new(label("no events yet", theme)), area);
         return;
     }
-    let (first, end) = window(view, area.height as usize);
     let w = area.width as usize;
-    let lines: Vec<Line> = view.log[first..end]
-        .iter()
-        .map(|line| {
-            let (mark, style) = match line.level {
-                Level::Info => (" ", theme.text),
-                Level::Warn => ("!", theme.warn),
-                Level::Error => ("✗", theme.critical),
+    let (first, end, over) = window(view, area.height as usize, w);
+    let mut lines: Vec<Line> = Vec::new();
+    for line in &view.log[first..end] {
+        let (mark, style) = match line.level {
+            Level::Info => (" ", theme.text),
+            Level::Warn => ("!", theme.warn),
+            Level::Error => ("✗", theme.critical),
+        };
+        for (i, row) in rows_of(&line.text, w).into_iter().enumerate() {
+            let head = if i == 0 {
+                vec![
+                    label(format!("{} ", line.time), theme),
+                    styled(format!("{mark} "), style),
+                ]
+            } else {
+                vec![Span::raw(" ".repeat(HEAD_W))]
             };
-            let head = format!("{} ", line.time);
-            let room = w.saturating_sub(width(&head) + 2);
-            Line::from(vec![
-                label(head, theme),
-                styled(format!("{mark} "), style),
-                styled(truncate(&line.text, room), style),
-            ])
-        })
-        .collect();
+            let mut spans = head;
+            spans.push(styled(truncate(&row, w.saturating_sub(HEAD_W)), style));
+            lines.push(Line::from(spans));
+        }
+    }
+    // The oldest entry shown may not fit whole: its first rows go.
+    let lines: Vec<Line> = lines.into_iter().skip(over).collect();
     frame.render_widget(Paragraph::new(lines), area);
 }

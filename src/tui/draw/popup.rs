@@ -78,7 +78,8 @@ fn leave(frame: &mut Frame, area: Rect, theme: &Theme) {
         ("c", "cancel: back to the screen (also Esc)"),
     ];
     for (key, text) in choices {
-        for (i, part) in wrap(text, w.saturating_sub(8)).into_iter().enumerate() {
+        // Inside the border and padding (4), after the key column (5).
+        for (i, part) in wrap(text, w.saturating_sub(9)).into_iter().enumerate() {
             let lead = if i == 0 {
                 styled(format!("  {key}  "), theme.key)
             } else {

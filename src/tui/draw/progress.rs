@@ -10,7 +10,7 @@ use ratatui::widgets::{Gauge, Paragraph};
 use super::format::{Item, UNKNOWN, flow, human, millis, thousands, thousands_f, width};
 use super::{figures, label, panel, styled, title_with, value};
 use crate::tui::theme::Theme;
-use crate::tui::view::ViewModel;
+use crate::tui::view::{Pace, ViewModel};
 
 /// Draw the progress panel; `with_figures` adds the database and host figures in the rows
 /// left over (the compact layout has no room for a panel of their own).
@@ -91,12 +91,47 @@ fn counts(view: &ViewModel, theme: &Theme) -> Item {
     item
 }
 
+/// The rate and the ETA: `9,120 rows/s  avg 8,752  ETA 53m 09s` while batches run;
+/// `paused  avg 8,752  ETA stopped` while they do not; `avg 8,752 rows/s` once the backfill
+/// is over.
+fn rate_items(view: &ViewModel, theme: &Theme) -> Vec<Item> {
+    let p = &view.progress;
+    let avg = |unit: &str| {
+        let mut item = vec![label("avg ", theme)];
+        if p.avg_rows_per_s > 0.0 {
+            item.push(value(thousands_f(p.avg_rows_per_s), theme));
+            item.push(label(unit.to_string(), theme));
+        } else {
+            item.push(label(UNKNOWN, theme));
+        }
+        item
+    };
+    match p.pace {
+        Pace::Moving => vec![
+            vec![
+                value(thousands_f(p.rows_per_s), theme),
+                label(" rows/s", theme),
+            ],
+            avg(""),
+            vec![
+                label("ETA ", theme),
+                match p.eta {
+                    Some(eta) => value(human(eta), theme),
+                    None => label(UNKNOWN, theme),
+                },
+            ],
+        ],
+        Pace::Stopped(why) => vec![
+            vec![styled(why, theme.paused)],
+            avg(""),
+            vec![label("ETA ", theme), styled("stopped", theme.paused)],
+        ],
+        Pace::Over => vec![avg(" rows/s")],
+    }
+}
+
 fn items(view: &ViewModel, theme: &Theme) -> Vec<Vec<Item>> {
     let p = &view.progress;
-    let eta = match p.eta {
-        Some(eta) => value(human(eta), theme),
-        None => label(UNKNOWN, theme),
-    };
     let source_style = if p.batch_size_source.contains("timeout") {
         theme.warn
     } else {
@@ -115,17 +150,7 @@ fn items(view: &ViewModel, theme: &Theme) -> Vec<Vec<Item>> {
     };
     vec![
         vec![counts(view, theme)],
-        vec![
-            vec![
-                value(thousands_f(p.rows_per_s), theme),
-                label(" rows/s", theme),
-            ],
-            vec![
-                label("avg ", theme),
-                value(thousands_f(p.avg_rows_per_s), theme),
-            ],
-            vec![label("ETA ", theme), eta],
-        ],
+        rate_items(view, theme),
         vec![
             batch,
             vec![label("p50 ", theme), ms(p.batch_p50_ms)],
