@@ -2058,3 +2058,59 @@ async fn dropping_the_command_sender_at_a_gate_aborts_instead_of_hanging() {
     assert_eq!(not_null_ddl(&fake), vec![]);
     assert_eq!(fake.db().finishes(), vec![Outcome::Aborted]);
 }
+
+#[tokio::test]
+async fn while_paused_the_rate_is_zero_with_no_eta_and_after_resume_the_running_speed_shows_at_once()
+{
+    let fake = Fake::new(40);
+    fake.db().commands_after_batch = vec![(5, Command::Pause)];
+    let mut live = start(&fake, plan("batch_size = 2\nadaptive = false", ""), &[]);
+    let before = live
+        .wait_for(|e| matches!(e, EventKind::BatchDone { batch: 5, .. }))
+        .await;
+    let EventKind::BatchDone { rows_per_s, .. } = before else {
+        unreachable!()
+    };
+    let speed = 2.0 / BATCH_TIME.as_secs_f64();
+    assert!((rows_per_s - speed).abs() < 1e-6, "{rows_per_s}");
+
+    live.wait_for(|e| matches!(e, EventKind::Paused { .. }))
+        .await;
+    {
+        let s = live.state.borrow();
+        assert_eq!(s.status, Status::Paused);
+        assert_eq!(s.rows_per_s, 0.0, "no rate while paused");
+        assert_eq!(s.eta_s, None, "no ETA while paused");
+    }
+    // Five minutes paused: before, the rate right after the resume spread the rows of the
+    // last seconds over the pause as well.
+    live.clock.advance(Duration::from_secs(300));
+    live.send(Command::Resume);
+    let after = live
+        .wait_for(|e| matches!(e, EventKind::BatchDone { batch: 6, .. }))
+        .await;
+    let EventKind::BatchDone {
+        rows_per_s,
+        avg_rows_per_s,
+        eta_s,
+        rows_done,
+        ..
+    } = after
+    else {
+        unreachable!()
+    };
+    assert!((rows_per_s - speed).abs() < 1e-6, "{rows_per_s}");
+    assert!((avg_rows_per_s - speed).abs() < 1e-6, "{avg_rows_per_s}");
+    let left = (40 - rows_done) as f64 / speed;
+    assert_eq!(eta_s, Some(left as u64));
+    let state = live.state.clone();
+    let (result, _) = live.end().await;
+    assert_eq!(result.unwrap(), RunOutcome::Done);
+    // At the end: no rate now, the average stays, and the run's clock has stopped.
+    let s = state.borrow();
+    assert_eq!(s.rows_per_s, 0.0);
+    assert!((s.avg_rows_per_s - speed).abs() < 1e-6, "{}", s.avg_rows_per_s);
+    assert!(s.started_at_ms > 0 && s.ended_at_ms >= Some(s.started_at_ms));
+    let end = s.ended_at_ms.unwrap();
+    assert_eq!(s.elapsed(end), s.elapsed(end + 3_600_000), "the clock stopped at the end");
+}
