@@ -1675,18 +1675,18 @@ async fn the_adaptive_sizer_steers_toward_the_target_and_an_operator_size_holds_
         })
         .collect();
     assert!(
-        reasons[0].0 == SizeSource::Adaptive && reasons[0].1.contains("toward 200 ms"),
+        reasons[0].0 == SizeSource::Adaptive && reasons[0].1 == "adaptive → 200 ms",
         "{reasons:?}"
     );
     assert!(
         reasons
             .iter()
-            .any(|(by, r)| *by == SizeSource::Operator && r.contains("holds until handed back"))
+            .any(|(by, r)| *by == SizeSource::Operator && r == "operator: holds until r")
     );
     assert!(
         reasons
             .iter()
-            .any(|(by, r)| *by == SizeSource::Adaptive && r.contains("handed back"))
+            .any(|(by, r)| *by == SizeSource::Adaptive && r == "adaptive sizer took over")
     );
 }
 

@@ -10,7 +10,7 @@ use super::view::{
     DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
     ViewModel,
 };
-use crate::engine::{Event, EventKind, State, Status};
+use crate::engine::{Event, EventKind, SizeSource, State, Status};
 use crate::headless::human_line;
 use crate::plan::{Hold, Phase, PhasePlan, Severity, Step};
 
@@ -33,6 +33,7 @@ pub struct Model {
     log: VecDeque<LogLine>,
     batch_ms: VecDeque<f64>,
     batch_size_source: String,
+    operator_holds_batch_size: bool,
     avg_rows_per_s: f64,
     eta: Option<Duration>,
 }
@@ -49,6 +50,7 @@ impl Model {
             log: VecDeque::new(),
             batch_ms: VecDeque::new(),
             batch_size_source: "plan".into(),
+            operator_holds_batch_size: false,
             avg_rows_per_s: 0.0,
             eta: None,
         }
@@ -60,6 +62,11 @@ impl Model {
             self.log.pop_front();
         }
         self.log.push_back(LogLine { time, level, text });
+    }
+
+    /// Whether the batch size is the operator's (set by an operator, not handed back yet).
+    pub fn operator_holds_batch_size(&self) -> bool {
+        self.operator_holds_batch_size
     }
 
     /// The event log, oldest first.
@@ -88,8 +95,18 @@ impl Model {
                 return; // the progress panel shows batches; the log would drown in them
             }
             EventKind::VerifyProgress { .. } => return,
-            EventKind::BatchSizeChanged { reason, .. } => {
+            EventKind::BatchSizeChanged {
+                reason,
+                by,
+                routine,
+                ..
+            } => {
                 self.batch_size_source = reason.clone();
+                match by {
+                    SizeSource::Operator => self.operator_holds_batch_size = true,
+                    SizeSource::Adaptive if !routine => self.operator_holds_batch_size = false,
+                    _ => {}
+                }
             }
             EventKind::Failed { phase, .. } => self.failed_phase = *phase,
             _ => {}

@@ -79,6 +79,7 @@ pub fn pacer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pacer"));
     for var in [
         "PACER_TARGET",
+        "PACER_RUNNER_TARGET",
         "DATABASE_URL",
         "PGHOST",
         "PGPORT",
@@ -101,7 +102,7 @@ pub fn pacer() -> Command {
 /// The environment `pacer()` sets, as a shell prefix for commands run in tmux.
 pub fn shell_env() -> String {
     format!(
-        "env -u PACER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
+        "env -u PACER_TARGET -u PACER_RUNNER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
          -u PGDATABASE -u PACER_AUDIT_LOG -u XDG_STATE_HOME HOME={} PACER_SOCKET_DIR={}",
         scratch_dir().display(),
         socket_dir().display()
