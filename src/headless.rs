@@ -517,16 +517,36 @@ mod tests {
     fn a_batch_size_change_is_one_line_without_nested_brackets_and_a_hand_back_says_who_took_over()
     {
         assert_eq!(
-            resized(1000, 2000, SizeSource::Operator, "operator: holds until r", false).unwrap(),
+            resized(
+                1000,
+                2000,
+                SizeSource::Operator,
+                "operator: holds until r",
+                false
+            )
+            .unwrap(),
             "batch size 1,000 → 2,000 — operator: holds until r"
         );
         assert_eq!(
-            resized(1234, 1234, SizeSource::Adaptive, "adaptive sizer took over", false).unwrap(),
+            resized(
+                1234,
+                1234,
+                SizeSource::Adaptive,
+                "adaptive sizer took over",
+                false
+            )
+            .unwrap(),
             "batch size 1,234 — adaptive sizer took over"
         );
         assert_eq!(
-            resized(8000, 3000, SizeSource::Adaptive, "adaptive: cut, a batch took 900 ms", false)
-                .unwrap(),
+            resized(
+                8000,
+                3000,
+                SizeSource::Adaptive,
+                "adaptive: cut, a batch took 900 ms",
+                false
+            )
+            .unwrap(),
             "batch size 8,000 → 3,000 — adaptive: cut, a batch took 900 ms"
         );
         // Steering shows in the progress lines; a timeout in the batch_timeout line.

@@ -431,7 +431,10 @@ fn wrong_password_on_a_terminal_names_where_the_password_came_from() {
             "{how}:\n{screen}"
         );
         assert!(text.contains(says), "{how}: wanted {says:?}:\n{screen}");
-        assert!(!text.contains(secret), "{how}: the password is shown:\n{screen}");
+        assert!(
+            !text.contains(secret),
+            "{how}: the password is shown:\n{screen}"
+        );
     }
     assert_untouched(&pg, "shop");
 }

@@ -325,7 +325,9 @@ mod tests {
         let routine: Vec<bool> = reasons.iter().map(|r| r.routine).collect();
         assert_eq!(
             routine,
-            [true, false, false, false, false, false, true, true, false, false],
+            [
+                true, false, false, false, false, false, true, true, false, false
+            ],
             "steering is routine; cuts, timeouts and changes of hands are news"
         );
     }
