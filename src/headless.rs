@@ -1,4 +1,8 @@
 //! Headless output: human progress lines on stderr, or one JSON object per event on stdout.
+//!
+//! Progress lines (batches, verification) come at most once a second: verification reports
+//! about 50 times a second (101 lines in 1.8 s before this limit). The latest one held back is
+//! printed before the next other line, so every phase ends on its final figures.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -7,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::commands::thousands;
 use crate::engine::{Event, EventKind, SizeSource};
+use crate::sampler::ReplicaLag;
 
 /// How events are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,12 +22,39 @@ pub enum Style {
     Json,
 }
 
+/// The worst replica's lag, for the progress lines.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WorstReplicaLag {
+    /// Seconds behind the primary.
+    Secs(f64),
+    /// There are replicas, and none reports a lag.
+    Unknown,
+}
+
+/// Reads the worst replica's lag now: `None` when there are no replicas, or no recent sample.
+pub type ReplicaLagSource = Box<dyn Fn() -> Option<WorstReplicaLag> + Send>;
+
+/// The worst of `replicas` (None: there are none).
+pub fn worst_replica_lag(replicas: &[ReplicaLag]) -> Option<WorstReplicaLag> {
+    if replicas.is_empty() {
+        return None;
+    }
+    Some(
+        replicas
+            .iter()
+            .filter_map(ReplicaLag::effective_lag_s)
+            .reduce(f64::max)
+            .map_or(WorstReplicaLag::Unknown, WorstReplicaLag::Secs),
+    )
+}
+
 /// Prints events until the engine's event channel closes.
 pub struct Printer {
     style: Style,
     started: Instant,
     last_progress: Option<Instant>,
     pending_progress: Option<String>,
+    replica_lag: Option<ReplicaLagSource>,
 }
 
 /// Batch progress lines are printed at most this often.
@@ -36,7 +68,14 @@ impl Printer {
             started: Instant::now(),
             last_progress: None,
             pending_progress: None,
+            replica_lag: None,
         }
+    }
+
+    /// Batch progress lines end with the worst replica's lag read from `source`.
+    pub fn with_replica_lag(mut self, source: ReplicaLagSource) -> Printer {
+        self.replica_lag = Some(source);
+        self
     }
 
     /// Consumes events until the channel closes.
@@ -57,34 +96,71 @@ impl Printer {
                 }
             }
             Style::Human => {
-                let elapsed = self.started.elapsed().as_secs_f64();
-                let Some(text) = human_line(&event.kind) else {
-                    return;
+                let lag = match (&event.kind, &self.replica_lag) {
+                    (EventKind::BatchDone { .. }, Some(source)) => source(),
+                    _ => None,
                 };
-                let line = format!("[{elapsed:>7.1}s] {text}");
-                if matches!(event.kind, EventKind::BatchDone { .. }) {
-                    let now = Instant::now();
-                    if self
-                        .last_progress
-                        .is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY)
-                    {
-                        self.pending_progress = Some(line);
-                        return;
-                    }
-                    self.last_progress = Some(now);
-                    self.pending_progress = None;
-                } else {
-                    self.flush_progress();
+                for line in self.human_lines_at(&event.kind, lag, Instant::now()) {
+                    eprintln!("{line}");
                 }
-                eprintln!("{line}");
             }
         }
+    }
+
+    /// The lines to print for one event at `now`, `lag` being the worst replica's: none while
+    /// a progress line is held back (less than a second after the last one).
+    fn human_lines_at(
+        &mut self,
+        kind: &EventKind,
+        lag: Option<WorstReplicaLag>,
+        now: Instant,
+    ) -> Vec<String> {
+        let Some(mut text) = human_line(kind) else {
+            return Vec::new();
+        };
+        if let Some(lag) = lag {
+            text.push_str("  replica lag ");
+            text.push_str(&lag_text(lag));
+        }
+        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
+        let line = format!("[{elapsed:>7.1}s] {text}");
+        if is_progress(kind) {
+            if self
+                .last_progress
+                .is_some_and(|t| now.saturating_duration_since(t) < PROGRESS_EVERY)
+            {
+                self.pending_progress = Some(line);
+                return Vec::new();
+            }
+            self.last_progress = Some(now);
+            self.pending_progress = None;
+            return vec![line];
+        }
+        let mut lines: Vec<String> = self.pending_progress.take().into_iter().collect();
+        lines.push(line);
+        lines
     }
 
     fn flush_progress(&mut self) {
         if let Some(line) = self.pending_progress.take() {
             eprintln!("{line}");
         }
+    }
+}
+
+/// Lines that report progress, at most one a second.
+fn is_progress(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::BatchDone { .. } | EventKind::VerifyProgress { .. }
+    )
+}
+
+fn lag_text(lag: WorstReplicaLag) -> String {
+    match lag {
+        WorstReplicaLag::Unknown => "?".into(),
+        WorstReplicaLag::Secs(s) if s < 60.0 => format!("{s:.1}s"),
+        WorstReplicaLag::Secs(s) => duration(s.round() as u64),
     }
 }
 
@@ -229,23 +305,23 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             thousands(*from),
             thousands(*to)
         ),
-        // The sizer adjusts most batches; progress lines show the size. Only cuts are news.
-        EventKind::BatchSizeChanged {
-            by: SizeSource::Adaptive,
-            reason,
+        // The sizer adjusts most batches; progress lines show the size. The batch_timeout line
+        // says what a timeout made of the size.
+        EventKind::BatchSizeChanged { routine: true, .. }
+        | EventKind::BatchSizeChanged {
+            by: SizeSource::Timeout,
             ..
-        } if !reason.contains("cut at once") && !reason.contains("handed back") => {
-            return None;
-        }
+        } => return None,
         EventKind::BatchSizeChanged {
             from, to, reason, ..
-        } => {
-            format!(
-                "batch size {} → {} ({reason})",
-                thousands(*from),
-                thousands(*to)
-            )
-        }
+        } if from == to => format!("batch size {} — {reason}", thousands(*to)),
+        EventKind::BatchSizeChanged {
+            from, to, reason, ..
+        } => format!(
+            "batch size {} → {} — {reason}",
+            thousands(*from),
+            thousands(*to)
+        ),
         EventKind::VerifyProgress { rows_checked, .. } => {
             format!("verify: {} rows checked", thousands(*rows_checked))
         }
@@ -324,6 +400,165 @@ impl LowercaseFirst for String {
 mod tests {
     use super::*;
     use crate::plan::Phase;
+    use crate::target::Key;
+
+    fn verify(rows_checked: u64) -> EventKind {
+        EventKind::VerifyProgress {
+            rows_checked,
+            up_to: None,
+        }
+    }
+
+    fn batch_done(rows_done: u64) -> EventKind {
+        EventKind::BatchDone {
+            batch: 1,
+            lo: None,
+            hi: Key(vec!["10".into()]),
+            keys: 1000,
+            rows_updated: 1000,
+            duration_ms: 12,
+            rows_done,
+            rows_total: Some(100_000),
+            rows_per_s: 50_000.0,
+            avg_rows_per_s: 50_000.0,
+            batch_size: 1000,
+            eta_s: Some(2),
+        }
+    }
+
+    #[test]
+    fn verify_prints_at_most_one_progress_line_a_second_and_ends_on_its_final_count() {
+        // What a real verify of 101 steps in 1.8 s sent: one every 18 ms.
+        let mut printer = Printer::new(Style::Human);
+        let t0 = printer.started;
+        let mut printed = Vec::new();
+        for i in 0..=100u64 {
+            let now = t0 + Duration::from_millis(18 * i);
+            printed.extend(printer.human_lines_at(&verify(i * 1000), None, now));
+        }
+        assert_eq!(
+            printed,
+            vec![
+                "[    0.0s] verify: 0 rows checked",
+                "[    1.0s] verify: 56,000 rows checked",
+            ],
+            "one line a second"
+        );
+        // The next other line brings the held-back final figure first.
+        let done = EventKind::PhaseDone {
+            phase: Phase::Verify,
+            elapsed_ms: 1800,
+        };
+        let lines = printer.human_lines_at(&done, None, t0 + Duration::from_millis(1810));
+        assert_eq!(
+            lines,
+            vec![
+                "[    1.8s] verify: 100,000 rows checked",
+                "[    1.8s] verify: done in 1.8s",
+            ]
+        );
+    }
+
+    #[test]
+    fn batch_progress_lines_show_the_worst_replica_lag_when_there_are_replicas() {
+        let mut printer = Printer::new(Style::Human);
+        let t0 = printer.started;
+        let line = printer
+            .human_lines_at(&batch_done(1000), Some(WorstReplicaLag::Secs(0.42)), t0)
+            .pop()
+            .unwrap();
+        assert!(line.ends_with("checkpoint 10  replica lag 0.4s"), "{line}");
+        let later = t0 + Duration::from_secs(2);
+        let line = printer
+            .human_lines_at(&batch_done(2000), None, later)
+            .pop()
+            .unwrap();
+        assert!(line.ends_with("checkpoint 10"), "no replicas: {line}");
+
+        let replica = |name: &str, lag: Option<f64>, bytes: Option<u64>| ReplicaLag {
+            name: name.into(),
+            state: "streaming".into(),
+            replay_lag_s: lag,
+            lag_bytes: bytes,
+        };
+        assert_eq!(worst_replica_lag(&[]), None);
+        assert_eq!(
+            worst_replica_lag(&[
+                replica("a", Some(0.2), Some(10)),
+                replica("b", Some(1.5), Some(900)),
+                replica("c", None, None),
+            ]),
+            Some(WorstReplicaLag::Secs(1.5))
+        );
+        assert_eq!(
+            worst_replica_lag(&[replica("idle", None, Some(0))]),
+            Some(WorstReplicaLag::Secs(0.0)),
+            "caught up"
+        );
+        assert_eq!(
+            worst_replica_lag(&[replica("c", None, None)]),
+            Some(WorstReplicaLag::Unknown)
+        );
+        assert_eq!(lag_text(WorstReplicaLag::Unknown), "?");
+        assert_eq!(lag_text(WorstReplicaLag::Secs(75.0)), "1m15s");
+    }
+
+    fn resized(from: u64, to: u64, by: SizeSource, reason: &str, routine: bool) -> Option<String> {
+        human_line(&EventKind::BatchSizeChanged {
+            from,
+            to,
+            by,
+            reason: reason.into(),
+            routine,
+        })
+    }
+
+    #[test]
+    fn a_batch_size_change_is_one_line_without_nested_brackets_and_a_hand_back_says_who_took_over()
+    {
+        assert_eq!(
+            resized(
+                1000,
+                2000,
+                SizeSource::Operator,
+                "operator: holds until r",
+                false
+            )
+            .unwrap(),
+            "batch size 1,000 → 2,000 — operator: holds until r"
+        );
+        assert_eq!(
+            resized(
+                1234,
+                1234,
+                SizeSource::Adaptive,
+                "adaptive sizer took over",
+                false
+            )
+            .unwrap(),
+            "batch size 1,234 — adaptive sizer took over"
+        );
+        assert_eq!(
+            resized(
+                8000,
+                3000,
+                SizeSource::Adaptive,
+                "adaptive: cut, a batch took 900 ms",
+                false
+            )
+            .unwrap(),
+            "batch size 8,000 → 3,000 — adaptive: cut, a batch took 900 ms"
+        );
+        // Steering shows in the progress lines; a timeout in the batch_timeout line.
+        assert_eq!(
+            resized(1000, 1500, SizeSource::Adaptive, "adaptive → 200 ms", true),
+            None
+        );
+        assert_eq!(
+            resized(8000, 4000, SizeSource::Timeout, "timeout: halved", false),
+            None
+        );
+    }
 
     #[test]
     fn a_gate_says_what_it_waits_before_with_its_locks_and_how_to_proceed() {

@@ -5,6 +5,7 @@
 mod common;
 mod support;
 
+use common::tmux::Tmux;
 use common::*;
 use support::{PASSWORD, PASSWORD_USER, PgServer};
 
@@ -391,6 +392,48 @@ fn wrong_password_is_refused_without_ever_showing_it() {
         assert!(
             !ran.stdout.contains(secret) && !ran.stderr.contains(secret),
             "pacer {args:?} shows the password: {ran}"
+        );
+    }
+    assert_untouched(&pg, "shop");
+}
+
+/// On a terminal the migration runs in a runner process that gets the target from the screen
+/// process; the message still names where the user put the password.
+#[test]
+fn wrong_password_on_a_terminal_names_where_the_password_came_from() {
+    let (pg, _) = shop();
+    let secret = "wrong-secret-XYZ";
+    let url = pg.url_as(PASSWORD_USER, secret, "shop");
+    let plan = plan_file(&good_plan());
+    let pacer = env!("CARGO_BIN_EXE_pacer");
+    let plan = plan.path.display();
+    for (how, command, says) in [
+        (
+            "--target",
+            format!("{} {pacer} run {plan} --target '{url}'", shell_env()),
+            "(password: from --target)",
+        ),
+        (
+            "PACER_TARGET",
+            format!("{} PACER_TARGET='{url}' {pacer} run {plan}", shell_env()),
+            "(password: from PACER_TARGET)",
+        ),
+    ] {
+        let tmux = Tmux::start(&format!("{command}; echo EXIT=$?; sleep 60"), 200, 50);
+        let screen = tmux.wait_for("EXIT=", std::time::Duration::from_secs(30));
+        // Long lines wrap at the screen's edge: join them.
+        let text = screen.replace('\n', "");
+        assert!(text.contains("EXIT=2"), "{how}:\n{screen}");
+        assert!(
+            text.contains(&format!(
+                "pacer: password authentication failed for user {PASSWORD_USER}"
+            )),
+            "{how}:\n{screen}"
+        );
+        assert!(text.contains(says), "{how}: wanted {says:?}:\n{screen}");
+        assert!(
+            !text.contains(secret),
+            "{how}: the password is shown:\n{screen}"
         );
     }
     assert_untouched(&pg, "shop");

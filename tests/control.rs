@@ -189,7 +189,7 @@ fn a_second_run_refuses_and_another_user_cannot_use_the_socket() {
             .arg(env!("CARGO_BIN_EXE_pacer"))
             .args(["ctl", "pause", "--socket"])
             .arg(&socket)
-            .env("HOME", "/tmp")
+            .env("HOME", common::scratch_dir())
             .output()
             .expect("setpriv runs");
         let ran = Ran::from(out);

@@ -103,9 +103,10 @@ fn the_demo_shows_a_moving_backfill_within_20_seconds_and_q_leaves_nothing_behin
     let tmp = test_tmpdir();
     // The default million rows: seeding takes about 4 s here, the first batch follows at once.
     let mut command = format!(
-        "env TMPDIR={} HOME={}",
+        "env TMPDIR={} HOME={} PACER_SOCKET_DIR={}",
         tmp.path().display(),
-        tmp.path().display()
+        tmp.path().display(),
+        common::socket_dir().display()
     );
     if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
         command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));

@@ -83,6 +83,20 @@ fn the_screen_shows_the_plan_and_progress_and_keys_steer_the_backfill() {
     // + raises the batch size by a step: the screen shows it, the engine uses it.
     tmux.keys(&["+"]);
     tmux.wait_for("1,250", Duration::from_secs(5));
+    // One line in the event log says so, the engine's.
+    let screen = tmux.wait_for(
+        "batch size 1,000 → 1,250 — operator",
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        screen
+            .lines()
+            .filter(|l| l.contains("batch size") && l.contains("1,250"))
+            .count(),
+        1,
+        "one log line for the change:\n{screen}"
+    );
+    assert!(!screen.contains("operator: batch size"), "{screen}");
     std::thread::sleep(Duration::from_millis(500));
     let (rows1, batches1) = progress(&pg);
     std::thread::sleep(Duration::from_millis(1500));

@@ -30,7 +30,7 @@ use crate::control::server::Server;
 use crate::control::{self, Hub, OnHangup};
 use crate::engine::throttle::Signals;
 use crate::engine::{Engine, EngineError, RunOutcome, SignalSource, SystemClock};
-use crate::headless::{Printer, Style};
+use crate::headless::{Printer, ReplicaLagSource, Style, worst_replica_lag};
 use crate::plan::Plan;
 use crate::sampler::{
     self, DEFAULT_WINDOW, Metrics, PgSource, SharedMetrics, postgres::statement_timeout_for,
@@ -39,6 +39,9 @@ use crate::target::Target;
 use crate::target::postgres::Postgres;
 use crate::tui;
 
+/// The environment variable that hands the --target of `pacer run` to its runner (not its
+/// command line, where `ps` would show a password).
+const RUNNER_TARGET: &str = "PACER_RUNNER_TARGET";
 /// The line a runner prints on stdout once its socket listens.
 const READY: &str = "PACER-RUNNER-READY ";
 /// How long a finished runner waits for its viewers to read the end.
@@ -78,7 +81,13 @@ pub fn uses_tui(headless: bool) -> bool {
 pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
     if options.runner {
-        return runner(args, plan, options).await;
+        // The --target of the `pacer run` that started this runner counts as given here:
+        // messages about it then name --target, not an environment variable.
+        let mut args = args.clone();
+        if args.target.is_none() {
+            args.target = std::env::var(RUNNER_TARGET).ok();
+        }
+        return runner(&args, plan, options).await;
     }
     let interactive = uses_tui(options.headless);
     if interactive {
@@ -141,6 +150,7 @@ struct Prepared {
     pump: tokio::task::JoinHandle<()>,
     server: Server,
     sampler: tokio::task::JoinHandle<()>,
+    metrics: SharedMetrics,
 }
 
 /// Connects, starts the sampler, opens the audit log, and listens on the control socket.
@@ -205,6 +215,7 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         pump,
         server,
         sampler,
+        metrics,
     })
 }
 
@@ -238,6 +249,7 @@ async fn drive(args: &TargetArgs, prepared: Prepared) -> (End, Arc<Hub>, Server)
         pump,
         server,
         sampler,
+        ..
     } = prepared;
     let outcome = engine.run().await;
     sampler.abort();
@@ -270,7 +282,11 @@ async fn headless(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<
     let (_, updates) = hub.subscribe(false);
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(forward_events(updates, events_tx));
-    let printer = tokio::spawn(Printer::new(style).run(events_rx));
+    let printer = Printer::new(style).with_replica_lag(replica_lag_from(
+        prepared.metrics.clone(),
+        options.sample_interval,
+    ));
+    let printer = tokio::spawn(printer.run(events_rx));
     spawn_signal_handler(hub.clone(), false, options.on_hangup);
     let (end, _hub, server) = drive(args, prepared).await;
     let _ = printer.await;
@@ -549,7 +565,7 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
         }
     }
     if let Some(target) = &args.target {
-        cmd.env("PACER_TARGET", target);
+        cmd.env(RUNNER_TARGET, target);
     }
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -662,6 +678,21 @@ fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
                 query: None,
                 file_exists: false,
             }
+        })
+    })
+}
+
+/// The worst replica's lag in the sampler's latest round, unless that round is stale.
+fn replica_lag_from(metrics: SharedMetrics, interval: Duration) -> ReplicaLagSource {
+    let stale_after = 3.0 * interval.as_secs_f64();
+    Box::new(move || {
+        let now = metrics.now();
+        metrics.read(|m| {
+            let l = m.latest();
+            if l.t.is_none_or(|t| now - t > stale_after) {
+                return None;
+            }
+            worst_replica_lag(l.replicas.as_deref()?)
         })
     })
 }

@@ -879,22 +879,20 @@ mod tests {
         }
     }
 
-    fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "pacer-unit-{name}-{}-{:?}",
-            std::process::id(),
-            thread::current().id()
-        ));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A directory of the test's own, removed when dropped (also when the test fails).
+    fn scratch(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("pacer-unit-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     const ALL: [&str; 4] = ["initdb", "pg_ctl", "postgres", "pg_basebackup"];
 
     #[test]
     fn pacer_pg_bin_is_the_only_place_looked_at_when_set() {
-        let root = scratch("env");
+        let dir = scratch("env");
+        let root = dir.path();
         fake_bin(&root.join("env"), &["initdb", "pg_ctl"]);
         fake_bin(&root.join("lib/15/bin"), &ALL);
         let lookup = Lookup {
@@ -908,12 +906,12 @@ mod tests {
         assert!(err.contains("apt-get install postgresql-15"), "{err}");
         fake_bin(&root.join("env"), &["postgres", "pg_basebackup"]);
         assert_eq!(lookup.find(&ALL).unwrap(), root.join("env"));
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn pg_config_comes_before_the_newest_version_folder_which_comes_before_path() {
-        let root = scratch("order");
+        let dir = scratch("order");
+        let root = dir.path();
         fake_bin(&root.join("lib/9.6/bin"), &ALL);
         fake_bin(&root.join("lib/13/bin"), &ALL);
         fake_bin(&root.join("lib/16/bin"), &ALL);
@@ -931,12 +929,12 @@ mod tests {
         assert_eq!(lookup.find(&ALL).unwrap(), root.join("lib/16/bin"));
         lookup.version_roots.clear();
         assert_eq!(lookup.find(&ALL).unwrap(), root.join("onpath"));
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
     fn missing_binaries_say_what_was_searched_and_what_to_install() {
-        let root = scratch("missing");
+        let dir = scratch("missing");
+        let root = dir.path();
         fake_bin(&root.join("onpath"), &["initdb", "pg_ctl"]);
         let not_executable = root.join("onpath/postgres");
         fs::write(&not_executable, "").unwrap();
@@ -965,7 +963,6 @@ mod tests {
         ] {
             assert!(err.contains(hint), "{hint} missing from: {err}");
         }
-        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

@@ -123,12 +123,15 @@ pub enum EventKind {
     },
     /// A batch reached statement_timeout and was rolled back; the size was cut.
     BatchTimeout { from: u64, to: u64, detail: String },
-    /// The batch size changed (or changed hands: `from` may equal `to`).
+    /// The batch size changed (or changed hands: `from` may equal `to`). `reason` is a few
+    /// words for the screen; `routine`: a step of the sizer's steady steering (logs skip it).
     BatchSizeChanged {
         from: u64,
         to: u64,
         by: SizeSource,
         reason: String,
+        #[serde(default)]
+        routine: bool,
     },
     /// Verification progress.
     VerifyProgress {

@@ -575,7 +575,11 @@ impl<T: Target> Engine<T> {
     /// Applies a size change; `always` reports it even when only its holder changed.
     fn resized(&mut self, resize: Resize, by: SizeSource, always: bool) {
         let from = self.batch_size;
-        let Resize { to, reason } = resize;
+        let Resize {
+            to,
+            reason,
+            routine,
+        } = resize;
         if from == to && !always {
             return;
         }
@@ -589,6 +593,7 @@ impl<T: Target> Engine<T> {
             to,
             by,
             reason,
+            routine,
         });
     }
 

@@ -8,6 +8,9 @@
 //! the target is cut at once (halved, and never above what the rate allows); a batch that
 //! times out is halved and retried. An operator's size holds until the operator hands control
 //! back; a timeout still halves it (safety wins), and says so.
+//!
+//! Each change carries a reason short enough to read whole beside the size on any screen
+//! (`adaptive → 200 ms`, `operator: holds until r`); the log lines around it carry the rest.
 
 use std::time::Duration;
 
@@ -45,8 +48,11 @@ pub enum Holder {
 pub struct Resize {
     /// New size.
     pub to: u64,
-    /// Why, in words for the event log and the screen.
+    /// Why, in a few words for the screen beside the size (no brackets: screens put it in some).
     pub reason: String,
+    /// A step of the sizer's steady steering (toward the target, or stopped at a bound): the
+    /// progress lines show the size, so logs leave it out. Cuts and hand-overs are news.
+    pub routine: bool,
 }
 
 /// The sizer's state.
@@ -111,20 +117,19 @@ impl Sizer {
         let from = self.size;
         self.size = to;
         let reason = if slow {
-            format!(
-                "adaptive: a batch took {ms:.0} ms, over {SLOW_FACTOR}× the {target_ms:.0} ms target; cut at once"
-            )
+            format!("adaptive: cut, a batch took {ms:.0} ms")
         } else if to == self.config.max && to > from {
-            format!("adaptive: at max_batch_size ({})", self.config.max)
+            "adaptive, at max".to_string()
         } else if to == self.config.min && to < from {
-            format!("adaptive: at min_batch_size ({})", self.config.min)
+            "adaptive, at min".to_string()
         } else {
-            format!(
-                "adaptive: {:.1} rows/ms toward {target_ms:.0} ms batches (last {ms:.0} ms)",
-                self.rate.unwrap_or(0.0)
-            )
+            format!("adaptive → {target_ms:.0} ms")
         };
-        Some(Resize { to, reason })
+        Some(Resize {
+            to,
+            reason,
+            routine: !slow,
+        })
     }
 
     /// A batch timed out: halve, whoever holds the size.
@@ -138,9 +143,10 @@ impl Sizer {
         Resize {
             to: self.size,
             reason: match self.holder {
-                Holder::Operator => "timeout: halved (the operator's size was too large)".into(),
-                Holder::Sizer => "timeout: halved".into(),
+                Holder::Operator if self.config.adaptive => "timeout: halved, held until r".into(),
+                Holder::Operator | Holder::Sizer => "timeout: halved".into(),
             },
+            routine: false,
         }
     }
 
@@ -151,10 +157,11 @@ impl Sizer {
         Resize {
             to: self.size,
             reason: if self.config.adaptive {
-                "operator (holds until handed back to the sizer)".into()
+                "operator: holds until r".into()
             } else {
                 "operator".into()
             },
+            routine: false,
         }
     }
 
@@ -169,11 +176,12 @@ impl Sizer {
         self.size = clamped;
         Some(Resize {
             to: self.size,
-            reason: if changed {
-                "handed back to the adaptive sizer (clamped to its bounds)".into()
-            } else {
-                "handed back to the adaptive sizer".into()
+            reason: match (self.config.adaptive, changed) {
+                (true, false) => "adaptive sizer took over".into(),
+                (true, true) => "adaptive sizer took over, clamped".into(),
+                (false, _) => "operator let go; fixed size".into(),
             },
+            routine: false,
         })
     }
 }
@@ -234,7 +242,7 @@ mod tests {
         let before = s.size();
         let r = s.after_batch(before, ms(2000)).unwrap();
         assert!(r.to <= before / 2, "{} → {}", before, r.to);
-        assert!(r.reason.contains("cut at once"), "{}", r.reason);
+        assert!(r.reason.starts_with("adaptive: cut"), "{}", r.reason);
     }
 
     #[test]
@@ -269,6 +277,59 @@ mod tests {
             "steers back toward 10 rows/ms × 200 ms: {sizes:?}"
         );
         assert!(s.hand_back().is_none(), "nothing to hand back");
+    }
+
+    #[test]
+    fn every_reason_is_short_enough_to_read_whole_and_has_no_brackets() {
+        let mut reasons = Vec::new();
+        let mut s = Sizer::new(cfg(), 1000);
+        reasons.push(s.after_batch(1000, ms(100)).unwrap()); // steers
+        reasons.push(s.after_batch(1500, ms(99_999)).unwrap()); // cut
+        reasons.push(s.after_timeout());
+        reasons.push(s.set_by_operator(200_000));
+        reasons.push(s.after_timeout());
+        reasons.push(s.hand_back().unwrap()); // clamped to max
+        let mut s = Sizer::new(cfg(), 40_000);
+        reasons.push(s.after_batch(40_000, ms(1)).unwrap()); // at max
+        let mut s = Sizer::new(cfg(), 150);
+        reasons.push(s.after_batch(150, ms(500)).unwrap()); // at min
+        let mut fixed = Sizer::new(
+            SizerConfig {
+                adaptive: false,
+                ..cfg()
+            },
+            500,
+        );
+        reasons.push(fixed.set_by_operator(900));
+        reasons.push(fixed.hand_back().unwrap());
+        let texts: Vec<&str> = reasons.iter().map(|r| r.reason.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "adaptive → 200 ms",
+                "adaptive: cut, a batch took 99999 ms",
+                "timeout: halved",
+                "operator: holds until r",
+                "timeout: halved, held until r",
+                "adaptive sizer took over, clamped",
+                "adaptive, at max",
+                "adaptive, at min",
+                "operator",
+                "operator let go; fixed size",
+            ]
+        );
+        for r in &reasons {
+            assert!(r.reason.chars().count() <= 36, "too long: {}", r.reason);
+            assert!(!r.reason.contains(['(', ')', '[', ']']), "{}", r.reason);
+        }
+        let routine: Vec<bool> = reasons.iter().map(|r| r.routine).collect();
+        assert_eq!(
+            routine,
+            [
+                true, false, false, false, false, false, true, true, false, false
+            ],
+            "steering is routine; cuts, timeouts and changes of hands are news"
+        );
     }
 
     #[test]

@@ -1675,18 +1675,18 @@ async fn the_adaptive_sizer_steers_toward_the_target_and_an_operator_size_holds_
         })
         .collect();
     assert!(
-        reasons[0].0 == SizeSource::Adaptive && reasons[0].1.contains("toward 200 ms"),
+        reasons[0].0 == SizeSource::Adaptive && reasons[0].1 == "adaptive → 200 ms",
         "{reasons:?}"
     );
     assert!(
         reasons
             .iter()
-            .any(|(by, r)| *by == SizeSource::Operator && r.contains("holds until handed back"))
+            .any(|(by, r)| *by == SizeSource::Operator && r == "operator: holds until r")
     );
     assert!(
         reasons
             .iter()
-            .any(|(by, r)| *by == SizeSource::Adaptive && r.contains("handed back"))
+            .any(|(by, r)| *by == SizeSource::Adaptive && r == "adaptive sizer took over")
     );
 }
 
@@ -2061,7 +2061,7 @@ async fn dropping_the_command_sender_at_a_gate_aborts_instead_of_hanging() {
 
 #[tokio::test]
 async fn while_paused_the_rate_is_zero_with_no_eta_and_after_resume_the_running_speed_shows_at_once()
-{
+ {
     let fake = Fake::new(40);
     fake.db().commands_after_batch = vec![(5, Command::Pause)];
     let mut live = start(&fake, plan("batch_size = 2\nadaptive = false", ""), &[]);
@@ -2109,8 +2109,16 @@ async fn while_paused_the_rate_is_zero_with_no_eta_and_after_resume_the_running_
     // At the end: no rate now, the average stays, and the run's clock has stopped.
     let s = state.borrow();
     assert_eq!(s.rows_per_s, 0.0);
-    assert!((s.avg_rows_per_s - speed).abs() < 1e-6, "{}", s.avg_rows_per_s);
+    assert!(
+        (s.avg_rows_per_s - speed).abs() < 1e-6,
+        "{}",
+        s.avg_rows_per_s
+    );
     assert!(s.started_at_ms > 0 && s.ended_at_ms >= Some(s.started_at_ms));
     let end = s.ended_at_ms.unwrap();
-    assert_eq!(s.elapsed(end), s.elapsed(end + 3_600_000), "the clock stopped at the end");
+    assert_eq!(
+        s.elapsed(end),
+        s.elapsed(end + 3_600_000),
+        "the clock stopped at the end"
+    );
 }

@@ -10,7 +10,7 @@ use super::view::{
     DbView, HostView, Level, LogLine, Pace, PhaseRow, PhaseStatus, ProgressView, StatusView,
     StepView, ViewModel,
 };
-use crate::engine::{Event, EventKind, State, Status};
+use crate::engine::{Event, EventKind, SizeSource, State, Status};
 use crate::headless::human_line;
 use crate::plan::{Hold, Phase, PhasePlan, Severity, Step};
 
@@ -35,6 +35,7 @@ pub struct Model {
     batch_size_source: String,
     /// The plan's `max_replication_lag`, seconds.
     pub lag_limit_s: Option<f64>,
+    operator_holds_batch_size: bool,
 }
 
 impl Model {
@@ -50,6 +51,7 @@ impl Model {
             batch_ms: VecDeque::new(),
             batch_size_source: "plan".into(),
             lag_limit_s: None,
+            operator_holds_batch_size: false,
         }
     }
 
@@ -59,6 +61,11 @@ impl Model {
             self.log.pop_front();
         }
         self.log.push_back(LogLine { time, level, text });
+    }
+
+    /// Whether the batch size is the operator's (set by an operator, not handed back yet).
+    pub fn operator_holds_batch_size(&self) -> bool {
+        self.operator_holds_batch_size
     }
 
     /// The event log, oldest first.
@@ -80,8 +87,18 @@ impl Model {
                 return; // the progress panel shows batches; the log would drown in them
             }
             EventKind::VerifyProgress { .. } => return,
-            EventKind::BatchSizeChanged { reason, .. } => {
+            EventKind::BatchSizeChanged {
+                reason,
+                by,
+                routine,
+                ..
+            } => {
                 self.batch_size_source = reason.clone();
+                match by {
+                    SizeSource::Operator => self.operator_holds_batch_size = true,
+                    SizeSource::Adaptive if !routine => self.operator_holds_batch_size = false,
+                    _ => {}
+                }
             }
             EventKind::Failed { phase, .. } => self.failed_phase = *phase,
             _ => {}

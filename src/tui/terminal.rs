@@ -196,11 +196,10 @@ async fn event_loop(
                         screen.model.log(wall_clock(), Level::Info, note);
                     }
                     for command in commands_sent {
-                        screen.model.log(
-                            wall_clock(),
-                            Level::Info,
-                            format!("operator: {}", describe(&command)),
-                        );
+                        let holds = screen.model.operator_holds_batch_size();
+                        if let Some(line) = operator_line(&command, holds) {
+                            screen.model.log(wall_clock(), Level::Info, line);
+                        }
                         let _ = commands.send(command);
                     }
                     dirty = true;
@@ -245,15 +244,20 @@ fn draw_frame(
     terminal.backend_mut().flush()
 }
 
-fn describe(command: &Command) -> String {
-    match command {
-        Command::Pause => "pause (at the next batch boundary)".into(),
-        Command::Resume => "resume".into(),
-        Command::SetBatchSize(n) => format!("batch size {n} (holds until r hands it back)"),
-        Command::AutoBatchSize => "batch size back to the adaptive sizer".into(),
-        Command::Proceed => "proceed past the gate".into(),
-        Command::Abort => "abort (at the next batch boundary)".into(),
-    }
+/// The event-log line for a command the operator gave here, or None when the engine's own
+/// event will say it: a batch size change is one line, the engine's (`batch size 1,000 →
+/// 2,000 — operator: holds until r`). `operator_holds` is whether the size is the operator's.
+fn operator_line(command: &Command, operator_holds: bool) -> Option<String> {
+    let what = match command {
+        Command::Pause => "pause (at the next batch boundary)",
+        Command::Resume => "resume",
+        Command::SetBatchSize(_) => return None,
+        Command::AutoBatchSize if operator_holds => return None,
+        Command::AutoBatchSize => return Some("r: no operator's batch size to hand back".into()),
+        Command::Proceed => "proceed past the gate",
+        Command::Abort => "abort (at the next batch boundary)",
+    };
+    Some(format!("operator: {what}"))
 }
 
 /// Now, in milliseconds since the Unix epoch.
@@ -267,4 +271,24 @@ fn unix_ms() -> u64 {
 pub fn wall_clock() -> String {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     now.get(11..19).unwrap_or("").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_size_keys_leave_their_one_log_line_to_the_engine() {
+        assert_eq!(operator_line(&Command::SetBatchSize(2000), false), None);
+        assert_eq!(operator_line(&Command::SetBatchSize(2000), true), None);
+        assert_eq!(operator_line(&Command::AutoBatchSize, true), None);
+        assert_eq!(
+            operator_line(&Command::AutoBatchSize, false).as_deref(),
+            Some("r: no operator's batch size to hand back")
+        );
+        assert_eq!(
+            operator_line(&Command::Pause, false).as_deref(),
+            Some("operator: pause (at the next batch boundary)")
+        );
+    }
 }

@@ -3,28 +3,83 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::support::PgServer;
 
 pub mod tmux;
 
-/// The control sockets of the pacer processes this test binary starts: a directory of its own,
-/// so tests never see each other's migrations or the machine's.
+/// Prefix of every test binary's scratch directory in the temp dir.
+const SCRATCH_PREFIX: &str = "pacer-test-";
+
+static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+
+/// This test binary's directory of its own in the temp dir (`pacer-test-PID-XXXXXX`): HOME of
+/// the pacer processes it starts (their default audit log and log file land there) and the
+/// parent of their control sockets. It is removed when the test binary exits, also after a
+/// failed test; one left by a test binary that was killed is removed by the next one.
+pub fn scratch_dir() -> &'static Path {
+    SCRATCH.get_or_init(|| {
+        sweep_scratch_dirs(&std::env::temp_dir());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{SCRATCH_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .expect("scratch dir")
+            .keep();
+        // Statics are never dropped: remove the directory when the process exits.
+        // SAFETY: `remove_scratch_dir` is a plain function that neither unwinds nor calls exit.
+        let registered = unsafe { libc::atexit(remove_scratch_dir) };
+        assert_eq!(registered, 0, "atexit");
+        dir
+    })
+}
+
+extern "C" fn remove_scratch_dir() {
+    if let Some(dir) = SCRATCH.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Removes the scratch directories of test binaries that are no longer running (killed before
+/// they could remove their own).
+fn sweep_scratch_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The control sockets of the pacer processes this test binary starts: a directory of its own
+/// (mode 0700, in [`scratch_dir`]), so tests never see each other's migrations or the machine's.
 pub fn socket_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pacer-test-sockets-{}", std::process::id()));
+    let dir = scratch_dir().join("sockets");
     std::fs::create_dir_all(&dir).expect("socket dir");
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     dir
 }
 
-/// The real pacer binary, with a clean environment (no target or libpq variables; state files,
-/// such as the default audit log, under the temporary directory).
+/// The real pacer binary, with a clean environment (no target or libpq variables; HOME, and so
+/// the default audit log and log file, in [`scratch_dir`]).
 pub fn pacer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pacer"));
     for var in [
         "PACER_TARGET",
+        "PACER_RUNNER_TARGET",
         "DATABASE_URL",
         "PGHOST",
         "PGPORT",
@@ -39,7 +94,7 @@ pub fn pacer() -> Command {
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("HOME", std::env::temp_dir());
+    cmd.env("HOME", scratch_dir());
     cmd.env("PACER_SOCKET_DIR", socket_dir());
     cmd
 }
@@ -47,9 +102,9 @@ pub fn pacer() -> Command {
 /// The environment `pacer()` sets, as a shell prefix for commands run in tmux.
 pub fn shell_env() -> String {
     format!(
-        "env -u PACER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
+        "env -u PACER_TARGET -u PACER_RUNNER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
          -u PGDATABASE -u PACER_AUDIT_LOG -u XDG_STATE_HOME HOME={} PACER_SOCKET_DIR={}",
-        std::env::temp_dir().display(),
+        scratch_dir().display(),
         socket_dir().display()
     )
 }

@@ -1,26 +1,34 @@
 //! A tmux server of our own for terminal tests: start a command in a detached session, read
 //! the screen, type keys.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// A tmux server of our own (its own socket), killed on drop.
+/// A tmux server of our own, on a socket in a temporary directory of its own (not in
+/// /tmp/tmux-UID, where tmux would leave it: it does not remove its socket when it exits).
+/// Dropping it kills the server and removes the directory, also when the test panicked; after
+/// a passing test it asserts that neither the server nor its socket is left.
 pub struct Tmux {
-    socket: String,
+    /// Guard of the socket's directory; `None` only during `Drop`.
+    dir: Option<tempfile::TempDir>,
+    socket: PathBuf,
+    server_pid: Option<u32>,
 }
-
-static SESSIONS: AtomicUsize = AtomicUsize::new(0);
 
 impl Tmux {
     /// Starts `command` in a detached session of `width`×`height`.
     pub fn start(command: &str, width: u16, height: u16) -> Tmux {
-        let socket = format!(
-            "pacer-test-{}-{}",
-            std::process::id(),
-            SESSIONS.fetch_add(1, Ordering::SeqCst)
-        );
-        let tmux = Tmux { socket };
+        let dir = tempfile::Builder::new()
+            .prefix("pacer-tmux-")
+            .tempdir()
+            .expect("temp dir for the tmux socket");
+        let socket = dir.path().join("tmux");
+        let mut tmux = Tmux {
+            dir: Some(dir),
+            socket,
+            server_pid: None,
+        };
         let out = tmux
             .cmd()
             .args([
@@ -41,13 +49,30 @@ impl Tmux {
             "tmux: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let pid = tmux
+            .cmd()
+            .args(["display-message", "-p", "#{pid}"])
+            .output()
+            .expect("tmux runs");
+        tmux.server_pid = String::from_utf8_lossy(&pid.stdout).trim().parse().ok();
         tmux
     }
 
+    /// A tmux command talking to this server.
     pub fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
-        c.args(["-L", &self.socket]);
+        c.arg("-S").arg(&self.socket);
         c
+    }
+
+    /// The server's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The server's process id (`None` if the session had already ended when asked).
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server_pid
     }
 
     /// The visible screen as text.
@@ -87,8 +112,41 @@ impl Tmux {
     }
 }
 
+/// Whether process `pid` is gone (or a zombie nobody will reap: tmux servers are daemons).
+pub fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = self.cmd().arg("kill-server").status();
+        let _ = self.cmd().arg("kill-server").output();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut server_gone = self.server_pid.is_none_or(process_gone);
+        while !server_gone && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            server_gone = self.server_pid.is_none_or(process_gone);
+        }
+        if !server_gone && let Some(pid) = self.server_pid {
+            // SAFETY: kill(2) on a pid we read from our own tmux server.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let removed = self.dir.take().is_some_and(|dir| dir.close().is_ok());
+        if !std::thread::panicking() {
+            assert!(
+                server_gone,
+                "the tmux server {:?} outlived kill-server",
+                self.server_pid
+            );
+            assert!(
+                removed && !self.socket.exists(),
+                "the tmux socket {} was left behind",
+                self.socket.display()
+            );
+        }
     }
 }
