@@ -381,6 +381,29 @@ pub fn empty() -> ViewModel {
     }
 }
 
+/// Leaving the screen of a migration that runs in a runner: detach, abort or cancel.
+pub fn leave_popup() -> ViewModel {
+    let mut v = running();
+    v.popup = Some(Popup::Leave);
+    v
+}
+
+/// The runner went away under an attached screen: what is shown is the last it sent.
+pub fn runner_gone() -> ViewModel {
+    let mut v = running();
+    v.status = StatusView::Lost(
+        "the runner is gone: its connection closed: the process ended or the socket went \
+         away; shown: the last it sent"
+            .into(),
+    );
+    v.progress.pace = Pace::Stopped("runner gone");
+    v.log.push(error(
+        "12:02:31",
+        "the runner is gone: its connection closed: the process ended or the socket went away",
+    ));
+    v
+}
+
 /// Every fixture with its name, for tests that go over all of them.
 pub fn all() -> Vec<(&'static str, ViewModel)> {
     vec![
@@ -398,6 +421,8 @@ pub fn all() -> Vec<(&'static str, ViewModel)> {
         ("batch_size_error", batch_size_error()),
         ("gate", gate()),
         ("confirm_proceed", confirm_proceed()),
+        ("leave_popup", leave_popup()),
+        ("runner_gone", runner_gone()),
         ("empty", empty()),
     ]
 }

@@ -131,6 +131,118 @@ fn gate_screen() {
 }
 
 #[test]
+fn leave_popup_screen() {
+    snapshot("leave_popup", &fixtures::leave_popup());
+}
+
+#[test]
+fn runner_gone_screen() {
+    snapshot("runner_gone", &fixtures::runner_gone());
+}
+
+/// The text inside the popup box whose top border holds `title`, its rows joined by spaces.
+fn popup_text(buffer: &Buffer, title: &str) -> String {
+    let text = text_of(buffer);
+    let rows: Vec<Vec<char>> = text.lines().map(|r| r.chars().collect()).collect();
+    let top = text
+        .lines()
+        .position(|r| r.contains(title))
+        .unwrap_or_else(|| panic!("no popup {title:?} in\n{text}"));
+    let left = rows[top].iter().position(|&c| c == '╭').expect("a corner");
+    let right = rows[top].iter().rposition(|&c| c == '╮').expect("a corner");
+    let mut words = Vec::new();
+    for row in &rows[top + 1..] {
+        if row.get(left) == Some(&'╰') {
+            break;
+        }
+        let inside: String = row[left + 1..right].iter().collect();
+        words.extend(inside.split_whitespace().map(str::to_string));
+    }
+    words.join(" ")
+}
+
+#[test]
+fn the_leave_popup_keeps_every_letter_of_its_choices_at_both_sizes() {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let terminal = render(&fixtures::leave_popup(), &Theme::mono(), w, h);
+        let text = popup_text(terminal.backend().buffer(), " leave ");
+        for whole in [
+            "detach: the migration goes on; `pacer attach` brings this screen back",
+            "abort: it stops at the next batch boundary and stays resumable",
+            "cancel: back to the screen (also Esc)",
+        ] {
+            assert!(text.contains(whole), "{w}x{h}: no {whole:?} in {text:?}");
+        }
+    }
+}
+
+#[test]
+fn a_long_throttle_reason_keeps_the_progress_the_eta_the_clock_and_the_target_in_the_header() {
+    for (w, h) in [(80, 24), (160, 48)] {
+        let terminal = render(&fixtures::throttled(), &Theme::mono(), w, h);
+        let text = text_of(terminal.backend().buffer());
+        let mut rows = text.lines();
+        let state = rows.next().unwrap();
+        let target = rows.next().unwrap();
+        assert!(
+            state.starts_with(" THROTTLED  replication lag 14.2s"),
+            "{state}"
+        );
+        assert!(state.contains("43.9% · ETA stopped"), "{w}x{h}: {state}");
+        assert!(state.trim_end().ends_with("0:44:51"), "{w}x{h}: {state}");
+        assert!(
+            target.contains("adding public.orders.amount on app@db1.prod.internal:5432/shop"),
+            "{w}x{h}: {target}"
+        );
+    }
+}
+
+#[test]
+fn while_stopped_the_rate_says_why_and_the_eta_says_stopped_and_after_the_backfill_the_average() {
+    for (view, want) in [
+        (fixtures::paused(), "paused"),
+        (fixtures::throttled(), "throttled"),
+        (fixtures::runner_gone(), "runner gone"),
+    ] {
+        let text = text_of(render(&view, &Theme::mono(), 160, 48).backend().buffer());
+        let progress = text
+            .lines()
+            .find(|l| l.contains(" avg "))
+            .unwrap_or_else(|| panic!("no rate line in\n{text}"));
+        assert!(progress.contains(want), "{progress}");
+        assert!(progress.contains("ETA stopped"), "{progress}");
+        assert!(
+            !progress.contains("rows/s  avg"),
+            "no rate while stopped: {progress}"
+        );
+    }
+    let text = text_of(
+        render(&fixtures::done(), &Theme::mono(), 160, 48)
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("avg 8,752 rows/s"), "{text}");
+    assert!(!text.contains("ETA"), "no ETA once done:\n{text}");
+}
+
+#[test]
+fn a_replica_over_the_lag_limit_is_drawn_as_a_warning() {
+    let theme = Theme::load("dark").unwrap();
+    let terminal = render(&fixtures::throttled(), &theme, 160, 48);
+    let buffer = terminal.backend().buffer();
+    let (x, y) = find(buffer, "14s!").expect("the over-limit lag is marked");
+    assert_eq!(buffer[(x, y)].fg, theme.warn.fg.unwrap());
+    let (x, y) = find(buffer, "replica-a 14s").expect("the figure");
+    let at = x + "replica-a ".len() as u16;
+    assert_eq!(buffer[(at, y)].fg, theme.warn.fg.unwrap());
+    let terminal = render(&fixtures::running(), &theme, 160, 48);
+    let buffer = terminal.backend().buffer();
+    let (x, y) = find(buffer, "replica-a 0.4s").expect("the figure");
+    let at = x + "replica-a ".len() as u16;
+    assert_ne!(buffer[(at, y)].fg, theme.warn.fg.unwrap());
+}
+
+#[test]
 fn empty_screen() {
     snapshot("empty", &fixtures::empty());
 }
