@@ -74,6 +74,7 @@ pub fn running() -> ViewModel {
         popup: None,
         keys: keys(),
         braille: true,
+        companion_status: None,
     }
 }
 
@@ -361,6 +362,7 @@ pub fn empty() -> ViewModel {
         popup: None,
         keys: Vec::new(),
         braille: false,
+        companion_status: None,
     }
 }
 
