@@ -610,6 +610,70 @@ mod tests {
         );
     }
 
+    fn questions() -> Option<QuitQuestions> {
+        Some(QuitQuestions {
+            running: "Quit the demo? y stops the migration and deletes everything.".into(),
+            finished: "Quit the demo? y deletes everything.".into(),
+        })
+    }
+
+    #[test]
+    fn with_quit_questions_q_asks_in_every_state_and_y_stops_only_a_running_migration() {
+        let mut app = App::new(8, 5000).with_quit_questions(questions());
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('q')]), vec![]);
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Quit the demo? y stops the migration and deletes everything.".into()
+            ))
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('y')]),
+            vec![Command::Abort]
+        );
+        assert!(app.quit_requested);
+
+        let mut app = App::new(8, 5000).with_quit_questions(questions());
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('q')]), vec![]);
+        assert!(!app.quit_requested, "asks at DONE too");
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm("Quit the demo? y deletes everything.".into()))
+        );
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('n')]), vec![]);
+        assert!(!app.quit_requested);
+        assert_eq!(
+            script(&mut app, EngineMode::Finished, &[key('q'), key('y')]),
+            vec![],
+            "nothing to stop once finished"
+        );
+        assert!(app.quit_requested);
+    }
+
+    #[test]
+    fn a_gate_warning_is_part_of_the_proceed_question() {
+        let mut app = App::new(8, 5000);
+        app.gate = Some(GateAt {
+            phase: Phase::Cleanup,
+            lock: "ACCESS EXCLUSIVE briefly".into(),
+            warning: Some("the application does not write amount yet.".into()),
+        });
+        script(&mut app, EngineMode::Running, &[key('g')]);
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Proceed to cleanup? It takes ACCESS EXCLUSIVE briefly. Warning: the \
+                 application does not write amount yet."
+                    .into()
+            ))
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('y')]),
+            vec![Command::Proceed],
+            "a warning, not a refusal"
+        );
+    }
+
     fn at_gate(phase: Phase, lock: &str) -> Option<GateAt> {
         Some(GateAt {
             phase,
