@@ -66,17 +66,14 @@ impl DemoApp {
     fn deploy(&self, state: &State) -> String {
         if !state.phases_done.contains(&Phase::AddColumn) {
             return format!(
-                "{DEPLOY_KEY}: not yet: the new application version writes {COLUMN}, which \
-                 does not exist until add_column has run"
+                "{DEPLOY_KEY}: not yet: app v2 writes {COLUMN}, which does not exist until \
+                 add_column has run"
             );
         }
         if !self.workload.deploy() {
-            return "demo: the new application version is already deployed".into();
+            return "demo: app v2 is already deployed".into();
         }
-        let mut line = format!(
-            "demo: deployed the new application version: its inserts and amount_cents updates \
-             now write {COLUMN} (= {COMPUTED}) themselves"
-        );
+        let mut line = format!("demo: deployed app v2, which writes {COLUMN} itself");
         if at_gate(state, Phase::Cleanup) {
             line.push_str("; g proceeds to cleanup");
         }
@@ -95,10 +92,7 @@ impl Companion for DemoApp {
             ('>', "double the demo's application workload".into()),
             (
                 DEPLOY_KEY,
-                format!(
-                    "deploy the demo's new application version (it writes {COLUMN}; needed \
-                     before cleanup)"
-                ),
+                format!("deploy the demo app's v2, which writes {COLUMN} (before cleanup)"),
             ),
         ]
     }
@@ -133,24 +127,27 @@ impl Companion for DemoApp {
         let mut lines = Vec::new();
         if !self.headless && !self.said_gate && at_gate(state, Phase::Cleanup) {
             self.said_gate = true;
-            lines.push(if self.workload.deployed() {
-                (
+            // Short lines: the log shows one line per entry, cut at the panel's width.
+            if self.workload.deployed() {
+                lines.push((
                     Level::Info,
-                    format!(
-                        "demo: the new application version writes {COLUMN}: g proceeds to \
-                         cleanup safely"
-                    ),
-                )
+                    format!("demo: app v2 already writes {COLUMN}: g proceeds to cleanup safely"),
+                ));
             } else {
-                (
+                lines.push((
                     Level::Warn,
                     format!(
-                        "demo: the application must now write {COLUMN}: cleanup drops the sync \
-                         trigger that fills it, and {COLUMN} is NOT NULL without a default. \
-                         {DEPLOY_KEY} deploys the new application version, then g proceeds"
+                        "demo: cleanup drops the trigger that fills {COLUMN} (NOT NULL, no default)"
                     ),
-                )
-            });
+                ));
+                lines.push((
+                    Level::Warn,
+                    format!(
+                        "demo: the app must now write {COLUMN}: press {DEPLOY_KEY} to deploy v2, \
+                         then g"
+                    ),
+                ));
+            }
         }
         if let Some(line) = self
             .failures
@@ -165,8 +162,8 @@ impl Companion for DemoApp {
         (phase == Phase::Cleanup && !self.workload.deployed()).then(|| {
             format!(
                 "the demo's application does not write {COLUMN} yet: once cleanup drops the \
-                 sync trigger, its inserts fail. n, then {DEPLOY_KEY}, deploys the version \
-                 that does."
+                 sync trigger, its inserts fail. Answer n and press {DEPLOY_KEY} to deploy the \
+                 version that does."
             )
         })
     }
@@ -176,8 +173,8 @@ impl Companion for DemoApp {
             return Vec::new();
         }
         vec![format!(
-            "demo: at the gate before cleanup, deployed the new application version (it writes \
-             {COLUMN} = {COMPUTED} itself), as the operator would here"
+            "demo: at the gate before cleanup, deployed app v2, which writes {COLUMN} \
+             (= {COMPUTED}) itself, as the operator would here"
         )]
     }
 
@@ -302,13 +299,13 @@ mod tests {
         let running = state(Status::Running, None, &[Phase::AddColumn]);
         assert!(demo.poll(&running).is_empty());
         let lines = demo.poll(&at_cleanup_gate());
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        assert_eq!(lines[0].0, Level::Warn);
-        assert!(
-            lines[0].1.starts_with("demo: the application must now write amount")
-                && lines[0].1.contains("D deploys the new application version, then g"),
-            "{lines:?}"
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|(level, _)| *level == Level::Warn));
+        assert_eq!(
+            lines[1].1,
+            "demo: the app must now write amount: press D to deploy v2, then g"
         );
+        assert!(lines.iter().all(|(_, l)| l.len() <= 76), "{lines:?}");
         assert!(demo.poll(&at_cleanup_gate()).is_empty(), "said once");
     }
 
@@ -330,10 +327,9 @@ mod tests {
         assert_eq!(demo.gate_warning(Phase::Index), None);
         assert!(demo.status().unwrap().starts_with("app v1 (does not write amount"));
         let said = demo.on_key('D', &gate).unwrap();
-        assert!(
-            said.starts_with("demo: deployed the new application version")
-                && said.ends_with("g proceeds to cleanup"),
-            "{said}"
+        assert_eq!(
+            said,
+            "demo: deployed app v2, which writes amount itself; g proceeds to cleanup"
         );
         assert!(demo.workload.deployed());
         assert_eq!(demo.gate_warning(Phase::Cleanup), None);
@@ -357,7 +353,7 @@ mod tests {
         let said = demo.unattended_gate(Phase::Cleanup);
         assert_eq!(said.len(), 1);
         assert!(
-            said[0].contains("at the gate before cleanup, deployed the new application version"),
+            said[0].contains("at the gate before cleanup, deployed app v2, which writes amount"),
             "{said:?}"
         );
         assert!(demo.workload.deployed());
