@@ -204,7 +204,7 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
     }
     // stderr to a file: the final summary is read whole, not off a wrapped screen.
     command.push_str(&format!(
-        " {} demo --rows 50000 2>{}; echo EXIT=$?; sleep 60",
+        " {} demo --rows 50000 --replica 2>{}; echo EXIT=$?; sleep 60",
         env!("CARGO_BIN_EXE_pacer"),
         stderr.display()
     ));
@@ -221,6 +221,11 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
     );
     assert!(screen.contains("GATE"), "{screen}");
     assert!(screen.contains("before cleanup"), "{screen}");
+
+    // The replica's address is in the log (GUIDE.md has people read it): scroll to the top.
+    keys_apart(&tmux, &["u", "u", "u", "u", "u", "u", "u", "u"]);
+    tmux.wait_for("demo: streaming replica on 127.0.0.1:", Duration::from_secs(5));
+    keys_apart(&tmux, &["G"]);
 
     // g before the deploy warns in its question; n leaves the gate closed.
     tmux.keys(&["g"]);
