@@ -224,7 +224,10 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
 
     // The replica's address is in the log (GUIDE.md has people read it): scroll to the top.
     keys_apart(&tmux, &["u", "u", "u", "u", "u", "u", "u", "u"]);
-    tmux.wait_for("demo: streaming replica on 127.0.0.1:", Duration::from_secs(5));
+    tmux.wait_for(
+        "demo: streaming replica on 127.0.0.1:",
+        Duration::from_secs(5),
+    );
     keys_apart(&tmux, &["G"]);
 
     // g before the deploy warns in its question; n leaves the gate closed.
@@ -236,8 +239,14 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
     // ? lists the demo's own keys.
     tmux.keys(&["?"]);
     let screen = tmux.wait_for("deploy the demo app's v2", Duration::from_secs(5));
-    assert!(screen.contains("halve the demo's application workload"), "{screen}");
-    assert!(screen.contains("double the demo's application workload"), "{screen}");
+    assert!(
+        screen.contains("halve the demo's application workload"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("double the demo's application workload"),
+        "{screen}"
+    );
     keys_apart(&tmux, &["Escape"]);
 
     // D deploys the version that writes amount; then g, y pass the gate.
@@ -257,7 +266,10 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
 
     // At DONE q still asks before it deletes everything.
     tmux.keys(&["q"]);
-    let screen = tmux.wait_for("Quit the demo? The migration has ended", Duration::from_secs(5));
+    let screen = tmux.wait_for(
+        "Quit the demo? The migration has ended",
+        Duration::from_secs(5),
+    );
     assert!(screen.contains("deletes their data"), "{screen}");
     tmux.keys(&["y"]);
     let screen = tmux.wait_for("EXIT=", Duration::from_secs(60));
@@ -266,7 +278,10 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
     let (ran, tail) = workload_summary(&text);
     assert!(ran > 1000, "{text}");
     assert_eq!(tail, "transactions", "failed transactions:\n{text}");
-    assert!(text.contains("stopped the demo servers and removed"), "{text}");
+    assert!(
+        text.contains("stopped the demo servers and removed"),
+        "{text}"
+    );
     drop(tmux);
     assert_nothing_left(tmp.path(), Duration::from_secs(2));
 }

@@ -112,15 +112,24 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
 
 /// The demo's application as the screen sees it: its keys, status line and quit question,
 /// with the servers' addresses for the log.
-fn demo_app(cluster: &Cluster, options: &DemoOptions, workload: &workload::WorkloadHandle) -> DemoApp {
+fn demo_app(
+    cluster: &Cluster,
+    options: &DemoOptions,
+    workload: &workload::WorkloadHandle,
+) -> DemoApp {
     let headless = !super::run::uses_tui(false);
-    let mut app = DemoApp::new(workload.control(), cluster.root.clone(), options.keep, headless)
-        .note(format!(
-            "demo: primary on 127.0.0.1:{} (psql -h 127.0.0.1 -p {} -U {DEMO_USER} {})",
-            cluster.primary.port,
-            cluster.primary.port,
-            seed::DEMO_DATABASE
-        ));
+    let mut app = DemoApp::new(
+        workload.control(),
+        cluster.root.clone(),
+        options.keep,
+        headless,
+    )
+    .note(format!(
+        "demo: primary on 127.0.0.1:{} (psql -h 127.0.0.1 -p {} -U {DEMO_USER} {})",
+        cluster.primary.port,
+        cluster.primary.port,
+        seed::DEMO_DATABASE
+    ));
     if let Some(replica) = &cluster.replica {
         app = app.note(format!(
             "demo: streaming replica on 127.0.0.1:{} (psql -h 127.0.0.1 -p {} -U {DEMO_USER} \

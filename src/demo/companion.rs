@@ -149,10 +149,7 @@ impl Companion for DemoApp {
                 ));
             }
         }
-        if let Some(line) = self
-            .failures
-            .line(&self.workload.stats(), Instant::now())
-        {
+        if let Some(line) = self.failures.line(&self.workload.stats(), Instant::now()) {
             lines.push((Level::Warn, line));
         }
         lines
@@ -186,7 +183,10 @@ impl Companion for DemoApp {
 /// What `y` does to the demo, while its migration runs and after.
 fn quit_questions(root: &std::path::Path, keep: bool) -> QuitQuestions {
     let servers = if keep {
-        format!("stops the demo's PostgreSQL servers and keeps their data in {} (--keep)", root.display())
+        format!(
+            "stops the demo's PostgreSQL servers and keeps their data in {} (--keep)",
+            root.display()
+        )
     } else {
         format!(
             "stops the demo's PostgreSQL servers and deletes their data ({})",
@@ -209,10 +209,7 @@ fn status_line(stats: &WorkloadStats, deployed: bool) -> String {
     let rate = stats
         .last_second
         .map_or_else(|| "…".to_string(), |s| format!("{:.0}", s.tx_per_s));
-    format!(
-        "{version}: {rate} tx/s, {} failed",
-        thousands(stats.errors)
-    )
+    format!("{version}: {rate} tx/s, {} failed", thousands(stats.errors))
 }
 
 /// New failures of the application for the log, at most one line per [`REPORT_EVERY`].
@@ -290,7 +287,10 @@ mod tests {
              deletes their data (/tmp/pacer-demo-x)."
         );
         let kept = quit_questions(std::path::Path::new("/tmp/d"), true);
-        assert!(kept.finished.contains("keeps their data in /tmp/d"), "{kept:?}");
+        assert!(
+            kept.finished.contains("keeps their data in /tmp/d"),
+            "{kept:?}"
+        );
     }
 
     #[test]
@@ -325,7 +325,11 @@ mod tests {
             "g before the deploy warns in the question"
         );
         assert_eq!(demo.gate_warning(Phase::Index), None);
-        assert!(demo.status().unwrap().starts_with("app v1 (does not write amount"));
+        assert!(
+            demo.status()
+                .unwrap()
+                .starts_with("app v1 (does not write amount")
+        );
         let said = demo.on_key('D', &gate).unwrap();
         assert_eq!(
             said,
@@ -333,8 +337,16 @@ mod tests {
         );
         assert!(demo.workload.deployed());
         assert_eq!(demo.gate_warning(Phase::Cleanup), None);
-        assert!(demo.on_key('D', &gate).unwrap().contains("already deployed"));
-        assert!(demo.status().unwrap().starts_with("app v2 (writes amount): "));
+        assert!(
+            demo.on_key('D', &gate)
+                .unwrap()
+                .contains("already deployed")
+        );
+        assert!(
+            demo.status()
+                .unwrap()
+                .starts_with("app v2 (writes amount): ")
+        );
     }
 
     #[test]
@@ -399,7 +411,14 @@ mod tests {
         stats.errors = 40;
         assert_eq!(report.line(&stats, t0 + Duration::from_secs(4)), None);
         let line = report.line(&stats, t0 + Duration::from_secs(5)).unwrap();
-        assert!(line.starts_with("demo workload: 39 transactions failed (40 in all)"), "{line}");
-        assert_eq!(report.line(&stats, t0 + Duration::from_secs(20)), None, "nothing new");
+        assert!(
+            line.starts_with("demo workload: 39 transactions failed (40 in all)"),
+            "{line}"
+        );
+        assert_eq!(
+            report.line(&stats, t0 + Duration::from_secs(20)),
+            None,
+            "nothing new"
+        );
     }
 }

@@ -93,7 +93,10 @@ impl WorkloadSpec {
         }
         for s in &spec.statements {
             let n = s.params.len();
-            for (key, sql) in [("sql", Some(&s.sql)), ("deployed_sql", s.deployed_sql.as_ref())] {
+            for (key, sql) in [
+                ("sql", Some(&s.sql)),
+                ("deployed_sql", s.deployed_sql.as_ref()),
+            ] {
                 let Some(sql) = sql else { continue };
                 let has = |k: usize| sql.contains(&format!("${k}"));
                 if (1..=n).any(|k| !has(k)) || has(n + 1) {
@@ -774,10 +777,9 @@ params = ["id"]
             "an insert after the deploy left amount unset or wrong"
         );
         // Only amount_cents updates (and new orders) set amount on seeded rows: some did.
-        let updated = count(
-            "SELECT count(*) FROM public.orders WHERE id <= 2000 AND amount IS NOT NULL",
-        )
-        .await;
+        let updated =
+            count("SELECT count(*) FROM public.orders WHERE id <= 2000 AND amount IS NOT NULL")
+                .await;
         assert!(updated > 0, "no amount_cents update wrote amount");
         assert_eq!(
             count(

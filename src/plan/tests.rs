@@ -243,7 +243,11 @@ fn not_null_without_a_default_warns_that_writers_fail_once_cleanup_drops_the_tri
         "[gates] before = [\"cleanup\"]",
         "or give the column a default",
     ] {
-        assert!(f.message.contains(words), "{words:?} missing: {}", f.message);
+        assert!(
+            f.message.contains(words),
+            "{words:?} missing: {}",
+            f.message
+        );
     }
 }
 
@@ -271,7 +275,9 @@ fn a_default_or_a_nullable_column_gives_no_cleanup_warning() {
             .iter()
             .any(|f| f.message.contains("drops the sync trigger"))
     };
-    assert!(!cleanup_warning(&EXAMPLE.replace("# default = \"0\"", "default = \"0\"")));
+    assert!(!cleanup_warning(
+        &EXAMPLE.replace("# default = \"0\"", "default = \"0\"")
+    ));
     assert!(!cleanup_warning(
         &EXAMPLE.replace("not_null = true", "not_null = false")
     ));

@@ -638,7 +638,9 @@ mod tests {
         assert!(!app.quit_requested, "asks at DONE too");
         assert_eq!(
             app.popup,
-            Some(Popup::Confirm("Quit the demo? y deletes everything.".into()))
+            Some(Popup::Confirm(
+                "Quit the demo? y deletes everything.".into()
+            ))
         );
         assert_eq!(script(&mut app, EngineMode::Finished, &[key('n')]), vec![]);
         assert!(!app.quit_requested);

@@ -126,10 +126,11 @@ async fn event_loop(
                     .view(&state, &screen.app, started.elapsed(), screen.braille);
             if let Some(companion) = &screen.companion {
                 view.companion_status = companion.status();
-                view.keys.extend(companion.keys().into_iter().map(|(key, desc)| KeyHelp {
-                    keys: key.to_string(),
-                    desc,
-                }));
+                view.keys
+                    .extend(companion.keys().into_iter().map(|(key, desc)| KeyHelp {
+                        keys: key.to_string(),
+                        desc,
+                    }));
             }
             if screen.app.follow_phase {
                 screen.app.selected_phase = view.selected_phase;
