@@ -119,8 +119,8 @@ fn writers_after_cleanup(plan: &Plan) -> Option<Finding> {
     );
     let todo = if plan.gated(super::Phase::Cleanup) {
         format!(
-            "the gate before cleanup is where that deploy must happen: deploy application code \
-             that writes `{column}`{computed}, then proceed; or give the column a default"
+            "the gate before cleanup is where to deploy application code that writes \
+             `{column}`{computed}, before you proceed; or give the column a default"
         )
     } else {
         format!(

@@ -260,8 +260,9 @@ fn with_cleanup_gated_the_warning_says_the_gate_is_where_the_deploy_must_happen(
         .find(|f| f.message.starts_with("not_null without a default"))
         .expect("still a warning: the trap is still there");
     assert!(
-        f.message
-            .contains("the gate before cleanup is where that deploy must happen"),
+        f.message.contains(
+            "the gate before cleanup is where to deploy application code that writes `amount`"
+        ),
         "{}",
         f.message
     );
