@@ -150,9 +150,10 @@ fn the_demo_shows_a_moving_backfill_within_20_seconds_and_q_leaves_nothing_behin
     tmux.keys(&["<"]);
     tmux.wait_for("demo workload: 200 transactions/s", Duration::from_secs(5));
 
-    // q asks first; y quits; then everything is gone.
+    // q asks first, saying what y does; y quits; then everything is gone.
     tmux.keys(&["q"]);
-    tmux.wait_for("Quit?", Duration::from_secs(5));
+    let screen = tmux.wait_for("Quit the demo?", Duration::from_secs(5));
+    assert!(screen.contains("y stops the migration"), "{screen}");
     tmux.keys(&["y"]);
     let screen = tmux.wait_for("EXIT=", Duration::from_secs(60));
     assert!(screen.contains("EXIT=0"), "{screen}");
@@ -162,6 +163,126 @@ fn the_demo_shows_a_moving_backfill_within_20_seconds_and_q_leaves_nothing_behin
     );
     assert!(screen.contains("the application workload ran"), "{screen}");
     // pacer has exited; the terminal (whose command line names TMPDIR too) goes next.
+    drop(tmux);
+    assert_nothing_left(tmp.path(), Duration::from_secs(2));
+}
+
+/// The number in "the application workload ran N transactions", and what follows it up to the
+/// `;` (", N failed (last: …)" when some failed).
+fn workload_summary(stderr: &str) -> (u64, String) {
+    let rest = stderr
+        .split("the application workload ran ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no workload summary:\n{stderr}"));
+    let (number, rest) = rest.split_once(' ').expect("a count");
+    let tail = rest.split(';').next().unwrap_or("").to_string();
+    (number.replace(',', "").parse().expect("a count"), tail)
+}
+
+/// Types keys one at a time with a pause: a terminal reads Esc followed at once by a key as
+/// Alt+key.
+fn keys_apart(tmux: &Tmux, keys: &[&str]) {
+    for key in keys {
+        tmux.keys(&[key]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_never_fails() {
+    if !support::pg_binaries_available() {
+        panic!("PostgreSQL server binaries are needed (see the README)");
+    }
+    let tmp = test_tmpdir();
+    let stderr = tmp.path().join("demo-stderr.txt");
+    let mut command = format!(
+        "env TMPDIR={} HOME={}",
+        tmp.path().display(),
+        tmp.path().display()
+    );
+    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
+        command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
+    }
+    // stderr to a file: the final summary is read whole, not off a wrapped screen.
+    command.push_str(&format!(
+        " {} demo --rows 50000 --replica 2>{}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_pacer"),
+        stderr.display()
+    ));
+    let tmux = Tmux::start(&command, 160, 48);
+
+    // The application's own rate and failures are on screen while the migration runs.
+    tmux.wait_for("tx/s, 0 failed", Duration::from_secs(30));
+    tmux.wait_for("app v1 (does not write amount", Duration::from_secs(5));
+
+    // The gate before cleanup: the screen says the application must now write the column.
+    let screen = tmux.wait_for(
+        "the app must now write amount: press D to deploy v2",
+        Duration::from_secs(90),
+    );
+    assert!(screen.contains("GATE"), "{screen}");
+    assert!(screen.contains("before cleanup"), "{screen}");
+
+    // The replica's address is in the log (GUIDE.md has people read it): scroll to the top.
+    keys_apart(&tmux, &["u", "u", "u", "u", "u", "u", "u", "u"]);
+    tmux.wait_for(
+        "demo: streaming replica on 127.0.0.1:",
+        Duration::from_secs(5),
+    );
+    keys_apart(&tmux, &["G"]);
+
+    // g before the deploy warns in its question; n leaves the gate closed.
+    tmux.keys(&["g"]);
+    let screen = tmux.wait_for("Proceed to cleanup?", Duration::from_secs(5));
+    assert!(screen.contains("does not write amount"), "{screen}");
+    keys_apart(&tmux, &["n"]);
+
+    // ? lists the demo's own keys.
+    tmux.keys(&["?"]);
+    let screen = tmux.wait_for("deploy the demo app's v2", Duration::from_secs(5));
+    assert!(
+        screen.contains("halve the demo's application workload"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("double the demo's application workload"),
+        "{screen}"
+    );
+    keys_apart(&tmux, &["Escape"]);
+
+    // D deploys the version that writes amount; then g, y pass the gate.
+    tmux.keys(&["D"]);
+    tmux.wait_for("demo: deployed app v2", Duration::from_secs(5));
+    tmux.wait_for("app v2 (writes amount)", Duration::from_secs(5));
+    tmux.keys(&["g"]);
+    let screen = tmux.wait_for("Proceed to cleanup?", Duration::from_secs(5));
+    assert!(!screen.contains("does not write amount"), "{screen}");
+    tmux.keys(&["y"]);
+    tmux.wait_for("DONE", Duration::from_secs(30));
+
+    // The application runs on after cleanup without a failure.
+    std::thread::sleep(Duration::from_secs(4));
+    let screen = tmux.screen();
+    assert!(screen.contains("tx/s, 0 failed"), "{screen}");
+
+    // At DONE q still asks before it deletes everything.
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for(
+        "Quit the demo? The migration has ended",
+        Duration::from_secs(5),
+    );
+    assert!(screen.contains("deletes their data"), "{screen}");
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("EXIT=", Duration::from_secs(60));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    let text = std::fs::read_to_string(&stderr).unwrap();
+    let (ran, tail) = workload_summary(&text);
+    assert!(ran > 1000, "{text}");
+    assert_eq!(tail, "transactions", "failed transactions:\n{text}");
+    assert!(
+        text.contains("stopped the demo servers and removed"),
+        "{text}"
+    );
     drop(tmux);
     assert_nothing_left(tmp.path(), Duration::from_secs(2));
 }
@@ -177,23 +298,24 @@ fn without_a_terminal_the_demo_runs_the_migration_to_the_end_and_cleans_up() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     for expected in [
+        "standard output is not a terminal; running headless",
         "seeding 20,000 rows into shop.public.orders",
         "streaming replica on 127.0.0.1:",
         "1 streaming replica(s) attached",
         "verify: done",
+        // Nobody to press D and g: the demo deploys and proceeds by itself.
+        "at the gate before cleanup, deployed app v2, which writes amount",
+        "proceeding past the gate: cleanup starts now",
         "DONE: 20,",
         "stopped the demo servers and removed",
     ] {
         assert!(stderr.contains(expected), "{expected:?} missing:\n{stderr}");
     }
-    // The workload ran alongside and its writes were kept in sync (verify passed above).
-    let ran = stderr
-        .split("the application workload ran ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .map(|n| n.replace(',', "").parse::<u64>().unwrap())
-        .expect("a workload summary");
+    // The workload ran alongside, its writes were kept in sync (verify passed above), and
+    // none failed, also after cleanup dropped the sync trigger.
+    let (ran, tail) = workload_summary(&stderr);
     assert!(ran > 0, "{stderr}");
+    assert_eq!(tail, "transactions", "failed transactions:\n{stderr}");
     assert_nothing_left(tmp.path(), Duration::from_secs(2));
 }
 

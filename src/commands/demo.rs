@@ -2,6 +2,10 @@
 //! directory (and, if asked, a streaming replica), seeds `orders`, starts a synthetic
 //! application workload, runs the bundled demo plan like `pacer run`, and at the end stops
 //! everything and removes the directory. Nothing touches the machine's own databases.
+//!
+//! The plan gates cleanup: there the operator "deploys" the application version that writes
+//! the new column (`D`, see [`crate::demo::companion`]) before proceeding; headless, the demo
+//! does both by itself.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +17,8 @@ use tokio::sync::watch;
 use super::run::RunOptions;
 use super::{EXIT_ABORTED, EXIT_DONE, Failure, thousands};
 use crate::TargetArgs;
-use crate::demo::cluster::{self, Cluster, Lookup, REPLICA_PROGRAM, SERVER_PROGRAMS};
+use crate::demo::cluster::{self, Cluster, DEMO_USER, Lookup, REPLICA_PROGRAM, SERVER_PROGRAMS};
+use crate::demo::companion::DemoApp;
 use crate::demo::workload::{self, WorkloadSpec, WorkloadStats};
 use crate::demo::{DEMO_PLAN, seed};
 
@@ -89,7 +94,8 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
     let outcome = match written {
         Ok(()) => {
             interrupts.disarm();
-            run_plan(&plan, &url, &options, &workload).await
+            let app = demo_app(&cluster, &options, &workload);
+            run_plan(&plan, &url, &options, app).await
         }
         Err(e) => Err(Failure::failed(e)),
     };
@@ -104,25 +110,64 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
     }
 }
 
-/// Runs the demo plan the way `pacer run` does (the interface on a terminal, else headless).
+/// The demo's application as the screen sees it: its keys, status line and quit question,
+/// with the servers' addresses for the log.
+fn demo_app(
+    cluster: &Cluster,
+    options: &DemoOptions,
+    workload: &workload::WorkloadHandle,
+) -> DemoApp {
+    let headless = !super::run::uses_tui(false);
+    let mut app = DemoApp::new(
+        workload.control(),
+        cluster.root.clone(),
+        options.keep,
+        headless,
+    )
+    .note(format!(
+        "demo: primary on 127.0.0.1:{} (psql -h 127.0.0.1 -p {} -U {DEMO_USER} {})",
+        cluster.primary.port,
+        cluster.primary.port,
+        seed::DEMO_DATABASE
+    ));
+    if let Some(replica) = &cluster.replica {
+        app = app.note(format!(
+            "demo: streaming replica on 127.0.0.1:{} (psql -h 127.0.0.1 -p {} -U {DEMO_USER} \
+             postgres -c 'SELECT pg_wal_replay_pause()' makes it lag)",
+            replica.port, replica.port
+        ));
+    }
+    app
+}
+
 /// Runs the demo plan in this process (the migration cannot outlive the throwaway database):
-/// the interface on a terminal, else headless. `<` and `>` change the workload's rate; the
+/// the interface on a terminal, else headless. The demo's own keys are the companion's; the
 /// audit log goes to the demo's directory.
 async fn run_plan(
     plan: &Path,
     url: &str,
     options: &DemoOptions,
-    workload: &workload::WorkloadHandle,
+    app: DemoApp,
 ) -> Result<u8, Failure> {
     let args = TargetArgs {
         plan: plan.to_path_buf(),
         target: Some(url.to_string()),
     };
     let audit = plan.with_file_name("audit.jsonl");
-    say!(
-        "pacer demo: audit log {}; keys < and > halve and double the application workload",
-        audit.display()
-    );
+    if super::run::uses_tui(false) {
+        say!(
+            "pacer demo: audit log {}; keys < and > halve and double the application workload, \
+             D deploys its new version at the gate before cleanup",
+            audit.display()
+        );
+    } else {
+        say!(
+            "pacer demo: standard output is not a terminal; running headless (progress lines \
+             below). At the gate before cleanup the demo deploys the application version that \
+             writes amount and proceeds by itself. Audit log {}",
+            audit.display()
+        );
+    }
     let run_options = RunOptions {
         headless: false,
         json: false,
@@ -134,26 +179,7 @@ async fn run_plan(
         log_file: None,
         audit_log: super::AuditLog::Path(audit),
     };
-    let rate = workload.rate();
-    let keys = crate::tui::ExtraKeys {
-        help: vec![
-            ("<".into(), "halve the demo's application workload".into()),
-            (">".into(), "double the demo's application workload".into()),
-        ],
-        on_key: Box::new(move |key| {
-            let now = rate.tps();
-            let next = match key {
-                '<' => now / 2,
-                '>' => now.saturating_mul(2).clamp(1, 20_000),
-                _ => return None,
-            };
-            rate.set_tps(next);
-            Some(format!(
-                "demo workload: {next} transactions/s (was {now}; < and > change it)"
-            ))
-        }),
-    };
-    super::run::embedded(&args, run_options, Some(keys)).await
+    super::run::embedded(&args, run_options, Some(Box::new(app))).await
 }
 
 /// Replica, database, table, workload: returns the target URL and the running workload.

@@ -29,7 +29,7 @@ use crate::control::protocol::{CtlCommand, End, Info, Reply};
 use crate::control::server::Server;
 use crate::control::{self, Hub, OnHangup};
 use crate::engine::throttle::Signals;
-use crate::engine::{Engine, EngineError, RunOutcome, SignalSource, SystemClock};
+use crate::engine::{Engine, EngineError, RunOutcome, SignalSource, Status, SystemClock};
 use crate::headless::{Printer, ReplicaLagSource, Style, worst_replica_lag};
 use crate::plan::Plan;
 use crate::sampler::{
@@ -98,7 +98,7 @@ pub async fn run(args: &TargetArgs, options: RunOptions) -> Result<u8, Failure> 
             "pacer: standard output is not a terminal; running headless (as with --headless)."
         );
     }
-    headless(args, plan, options).await
+    headless(args, plan, options, None).await
 }
 
 /// The screen's theme: `--theme`, with `NO_COLOR` (non-empty) winning.
@@ -264,8 +264,14 @@ async fn drive(args: &TargetArgs, prepared: Prepared) -> (End, Arc<Hub>, Server)
     (end, hub, server)
 }
 
-/// Headless: engine, socket and progress printer in this process.
-async fn headless(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8, Failure> {
+/// Headless: engine, socket and progress printer in this process (and the companion of an
+/// embedded run, which answers the gates).
+async fn headless(
+    args: &TargetArgs,
+    plan: Plan,
+    options: RunOptions,
+    companion: Option<Box<dyn tui::Companion>>,
+) -> Result<u8, Failure> {
     refuse_if_running(args, &plan).await?;
     let prepared = prepare(args, plan, &options).await?;
     let hub = prepared.hub.clone();
@@ -288,10 +294,43 @@ async fn headless(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<
     ));
     let printer = tokio::spawn(printer.run(events_rx));
     spawn_signal_handler(hub.clone(), false, options.on_hangup);
+    let unattended = companion.map(|c| tokio::spawn(unattended(hub.clone(), c)));
     let (end, _hub, server) = drive(args, prepared).await;
+    if let Some(task) = unattended {
+        let _ = task.await;
+    }
     let _ = printer.await;
     drop(server);
     exit_with(end)
+}
+
+/// The companion of an embedded headless run: its log lines go to stderr, and at a gate, which
+/// nobody is there to answer, it does what the operator would and the run proceeds. Ends with
+/// the run.
+async fn unattended(hub: Arc<Hub>, mut companion: Box<dyn tui::Companion>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut passed = None;
+    while hub.end().is_none() {
+        tick.tick().await;
+        let state = hub.state();
+        for (_, line) in companion.poll(&state) {
+            eprintln!("pacer: {line}");
+        }
+        let Some(phase) = state.gate.filter(|_| state.status == Status::Gate) else {
+            continue;
+        };
+        if passed == Some(phase) {
+            continue;
+        }
+        passed = Some(phase);
+        for line in companion.unattended_gate(phase) {
+            eprintln!("pacer: {line}");
+        }
+        match hub.command(CtlCommand::Proceed { phase: Some(phase) }, "unattended") {
+            Ok(said) => eprintln!("pacer: nobody is at the screen to answer the gate; {said}"),
+            Err(e) => eprintln!("pacer: could not pass the gate before {phase}: {e}"),
+        }
+    }
 }
 
 /// The events of a hub subscription, for the printer.
@@ -427,15 +466,16 @@ async fn with_screen(args: &TargetArgs, plan: Plan, options: RunOptions) -> Resu
 /// The engine, its socket and the screen in this one process, for a migration that cannot
 /// outlive it (`pacer demo`: the database is a throwaway one). `pacer ctl` and `pacer attach`
 /// work on it as on any run; quitting the screen stops the migration (at a batch boundary),
-/// and so does losing the terminal. Without a terminal it runs headless.
+/// and so does losing the terminal. Without a terminal it runs headless, and the companion
+/// answers the gates.
 pub async fn embedded(
     args: &TargetArgs,
     options: RunOptions,
-    extra_keys: Option<tui::ExtraKeys>,
+    companion: Option<Box<dyn tui::Companion>>,
 ) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
     if !uses_tui(options.headless) {
-        return headless(args, plan, options).await;
+        return headless(args, plan, options, companion).await;
     }
     let theme = load_theme(options.theme.as_deref())?;
     let prepared = prepare(args, plan.clone(), &options).await?;
@@ -445,7 +485,7 @@ pub async fn embedded(
     let owned = args.clone();
     let driver = tokio::spawn(async move { drive(&owned, prepared).await });
     let left = match client::attach(&socket, false).await {
-        Ok(attached) => screen(attached, theme, &options, plan, false, extra_keys).await,
+        Ok(attached) => screen(attached, theme, &options, plan, false, companion).await,
         Err(e) => Err(std::io::Error::other(e.message)),
     };
     match &left {
@@ -486,7 +526,7 @@ pub async fn screen(
     options: &RunOptions,
     plan: Plan,
     detachable: bool,
-    extra_keys: Option<tui::ExtraKeys>,
+    companion: Option<Box<dyn tui::Companion>>,
 ) -> std::io::Result<Left> {
     let client::Parts {
         info,
@@ -507,13 +547,14 @@ pub async fn screen(
         };
         let _ = done_tx.send(note);
     });
-    let notes = vec![
+    let mut notes = vec![
         format!(
             "{} runs in pid {}; control socket {} (pacer ctl, pacer attach)",
             info.job, info.pid, info.socket
         ),
         format!("audit log: {}", info.audit_log.as_deref().unwrap_or("off")),
     ];
+    notes.extend(companion.iter().flat_map(|c| c.notes()));
     let setup = tui::Setup {
         theme,
         braille: options.braille,
@@ -521,7 +562,7 @@ pub async fn screen(
         target: info.target.clone(),
         plan,
         detachable,
-        extra_keys,
+        companion,
         notes,
     };
     let exit = tui::run(handles, setup, done_rx).await?;

@@ -3,6 +3,11 @@
 //!
 //! Failed statements (a lock timeout behind pacer's DDL, a lost connection) are counted, never
 //! fatal: the application keeps going, like a real one would.
+//!
+//! It comes in two versions: the one running when the migration starts, which knows nothing of
+//! the new column, and the one "deployed" at the gate before cleanup ([`WorkloadControl::deploy`]),
+//! whose writes set the column themselves (`deployed_sql`), as they must once cleanup has dropped
+//! the sync trigger.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -47,6 +52,9 @@ pub struct StatementSpec {
     pub weight: u32,
     /// The SQL, with `$1`, `$2`… for the parameters.
     pub sql: String,
+    /// The SQL once the new application version is deployed (same parameters); `sql` if none.
+    #[serde(default)]
+    pub deployed_sql: Option<String>,
     /// What each parameter takes.
     #[serde(default)]
     pub params: Vec<Param>,
@@ -85,12 +93,19 @@ impl WorkloadSpec {
         }
         for s in &spec.statements {
             let n = s.params.len();
-            let has = |k: usize| s.sql.contains(&format!("${k}"));
-            if (1..=n).any(|k| !has(k)) || has(n + 1) {
-                return Err(format!(
-                    "workload: statement {:?} has {n} params but its SQL uses other placeholders",
-                    s.name
-                ));
+            for (key, sql) in [
+                ("sql", Some(&s.sql)),
+                ("deployed_sql", s.deployed_sql.as_ref()),
+            ] {
+                let Some(sql) = sql else { continue };
+                let has = |k: usize| sql.contains(&format!("${k}"));
+                if (1..=n).any(|k| !has(k)) || has(n + 1) {
+                    return Err(format!(
+                        "workload: statement {:?} has {n} params but its {key} uses other \
+                         placeholders",
+                        s.name
+                    ));
+                }
             }
         }
         Ok(spec)
@@ -111,6 +126,16 @@ impl WorkloadSpec {
     /// Sum of the weights.
     pub fn total_weight(&self) -> u32 {
         self.statements.iter().map(|s| s.weight).sum()
+    }
+}
+
+impl StatementSpec {
+    /// The SQL this statement sends, before or after the deploy.
+    pub fn sql(&self, deployed: bool) -> &str {
+        match &self.deployed_sql {
+            Some(sql) if deployed => sql,
+            _ => &self.sql,
+        }
     }
 }
 
@@ -161,45 +186,73 @@ impl Counters {
     }
 }
 
-/// The running workload: change its rate, read its counters, stop it.
+/// The running workload: steer it ([`WorkloadHandle::control`]), stop it.
 pub struct WorkloadHandle {
-    tps: watch::Sender<u32>,
+    control: WorkloadControl,
     stop: watch::Sender<bool>,
-    counters: Arc<Mutex<Counters>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Changes a running workload's rate (cheap to clone).
+/// Steers a running workload and reads its counters (cheap to clone).
 #[derive(Clone)]
-pub struct RateControl(watch::Sender<u32>);
+pub struct WorkloadControl {
+    tps: watch::Sender<u32>,
+    deployed: watch::Sender<bool>,
+    counters: Arc<Mutex<Counters>>,
+}
 
-impl RateControl {
+impl WorkloadControl {
     /// Sets the total rate; 0 stops sending.
     pub fn set_tps(&self, tps: u32) {
-        self.0.send_replace(tps);
+        self.tps.send_replace(tps);
     }
 
     /// The total rate asked for.
     pub fn tps(&self) -> u32 {
-        *self.0.borrow()
+        *self.tps.borrow()
+    }
+
+    /// Deploys the new application version: from their next statement on, the sessions send
+    /// each statement's `deployed_sql`. True when it was not deployed before.
+    pub fn deploy(&self) -> bool {
+        !self.deployed.send_replace(true)
+    }
+
+    /// Whether the new version is deployed.
+    pub fn deployed(&self) -> bool {
+        *self.deployed.borrow()
+    }
+
+    /// A control with no sessions behind it, for tests of what steers it.
+    #[cfg(test)]
+    pub fn unconnected(tps: u32) -> WorkloadControl {
+        WorkloadControl {
+            tps: watch::channel(tps).0,
+            deployed: watch::channel(false).0,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> WorkloadStats {
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stats
+            .clone()
     }
 }
 
 impl WorkloadHandle {
-    /// The rate alone, to hand to the interface's keys.
-    pub fn rate(&self) -> RateControl {
-        RateControl(self.tps.clone())
+    /// What steers it, to hand to the interface.
+    pub fn control(&self) -> WorkloadControl {
+        self.control.clone()
     }
 
     /// The counters so far.
     #[cfg(test)]
     pub fn stats(&self) -> WorkloadStats {
-        self.lock().stats.clone()
-    }
-
-    #[cfg(test)]
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(|p| p.into_inner())
+        self.control.stats()
     }
 
     /// Stops every session (an unfinished statement is abandoned) and returns the counters.
@@ -211,8 +264,7 @@ impl WorkloadHandle {
         for task in self.tasks {
             let _ = task.await;
         }
-        let c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.stats.clone()
+        self.control.stats()
     }
 }
 
@@ -227,6 +279,7 @@ pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHa
         .get(0);
     let max_id = Arc::new(AtomicI64::new(max_id));
     let (tps_tx, _) = watch::channel(tps);
+    let (deployed_tx, _) = watch::channel(false);
     let (stop_tx, _) = watch::channel(false);
     let counters = Arc::new(Mutex::new(Counters::default()));
     let mut tasks = Vec::new();
@@ -238,6 +291,7 @@ pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHa
             max_id: max_id.clone(),
             counters: counters.clone(),
             tps: tps_tx.subscribe(),
+            deployed: deployed_tx.subscribe(),
             stop: stop_tx.subscribe(),
             rng: Rng::new(u64::from(n)),
         };
@@ -265,9 +319,12 @@ pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHa
         }
     }));
     Ok(WorkloadHandle {
-        tps: tps_tx,
+        control: WorkloadControl {
+            tps: tps_tx,
+            deployed: deployed_tx,
+            counters,
+        },
         stop: stop_tx,
-        counters,
         tasks,
     })
 }
@@ -279,6 +336,7 @@ struct Session {
     max_id: Arc<AtomicI64>,
     counters: Arc<Mutex<Counters>>,
     tps: watch::Receiver<u32>,
+    deployed: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     rng: Rng,
 }
@@ -286,17 +344,25 @@ struct Session {
 impl Session {
     async fn run(mut self, mut client: Option<Client>) {
         let mut statements = Vec::new();
+        // The version `statements` were prepared for.
+        let mut prepared_deployed = false;
         let mut next = Instant::now();
         loop {
             if *self.stop.borrow() {
                 return;
             }
+            let deployed = *self.deployed.borrow();
+            if deployed != prepared_deployed {
+                // The new version: its statements from now on.
+                statements.clear();
+            }
             // (Re)connect and prepare; a failure counts and is retried a second later.
             if client.as_ref().is_none_or(Client::is_closed) {
-                match self.open().await {
+                match self.open(deployed).await {
                     Ok((c, s)) => {
                         client = Some(c);
                         statements = s;
+                        prepared_deployed = deployed;
                     }
                     Err(e) => {
                         self.failed(e);
@@ -308,8 +374,11 @@ impl Session {
                     }
                 }
             } else if statements.is_empty() {
-                match prepare(client.as_ref().expect("connected"), &self.spec).await {
-                    Ok(s) => statements = s,
+                match prepare(client.as_ref().expect("connected"), &self.spec, deployed).await {
+                    Ok(s) => {
+                        statements = s;
+                        prepared_deployed = deployed;
+                    }
                     Err(e) => {
                         self.failed(e);
                         if self.sleep(Duration::from_secs(1)).await {
@@ -369,9 +438,12 @@ impl Session {
         }
     }
 
-    async fn open(&self) -> Result<(Client, Vec<tokio_postgres::Statement>), String> {
+    async fn open(
+        &self,
+        deployed: bool,
+    ) -> Result<(Client, Vec<tokio_postgres::Statement>), String> {
         let client = connect(&self.url, APPLICATION_NAME).await?;
-        let statements = prepare(&client, &self.spec).await?;
+        let statements = prepare(&client, &self.spec, deployed).await?;
         Ok((client, statements))
     }
 
@@ -403,10 +475,12 @@ impl Session {
     }
 }
 
-/// Session settings: an application does not queue forever behind a lock.
+/// Session settings (an application does not queue forever behind a lock) and the statements
+/// of the version running.
 async fn prepare(
     client: &Client,
     spec: &WorkloadSpec,
+    deployed: bool,
 ) -> Result<Vec<tokio_postgres::Statement>, String> {
     client
         .batch_execute("SET lock_timeout = '2s'; SET statement_timeout = '10s'")
@@ -416,7 +490,7 @@ async fn prepare(
     for s in &spec.statements {
         out.push(
             client
-                .prepare(&s.sql)
+                .prepare(s.sql(deployed))
                 .await
                 .map_err(|e| format!("workload: statement {:?}: {}", s.name, text(&e)))?,
         );
@@ -478,6 +552,41 @@ mod tests {
                 .any(|s| s.starts_with("INSERT") && s.contains("RETURNING id"))
         );
         assert_eq!(spec.total_weight(), 100);
+    }
+
+    #[test]
+    fn the_deployed_version_writes_amount_in_its_inserts_and_amount_updates_and_nothing_else_changes()
+     {
+        let spec = WorkloadSpec::bundled();
+        let by_name = |name: &str| {
+            spec.statements
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no statement {name:?}"))
+        };
+        assert_eq!(
+            by_name("place order").sql(true),
+            "INSERT INTO public.orders (customer_id, amount_cents, amount, note) \
+             VALUES ($1, $2, $2::bigint / 100.0, 'demo order') RETURNING id"
+        );
+        assert_eq!(
+            by_name("change amount").sql(true),
+            "UPDATE public.orders SET amount_cents = $2, amount = $2::bigint / 100.0 WHERE id = $1"
+        );
+        for s in &spec.statements {
+            assert!(!s.sql(false).contains("amount,") && !s.sql(false).contains("amount ="));
+            if !["place order", "change amount"].contains(&s.name.as_str()) {
+                assert_eq!(s.sql(true), s.sql, "{} changed in the deploy", s.name);
+            }
+        }
+        // The deployed SQL takes the same parameters as the original.
+        let bad = "connections = 1\ntps = 1\n[[statement]]\nname = \"x\"\nweight = 1\n\
+                   sql = \"SELECT $1\"\ndeployed_sql = \"SELECT $1, $2\"\nparams = [\"id\"]\n";
+        assert!(
+            WorkloadSpec::parse(bad)
+                .unwrap_err()
+                .contains("its deployed_sql uses other placeholders")
+        );
     }
 
     #[test]
@@ -557,13 +666,13 @@ params = ["id"]
         );
 
         // 0 stops sending; a higher rate sends more.
-        workload.rate().set_tps(0);
-        assert_eq!(workload.rate().tps(), 0);
+        workload.control().set_tps(0);
+        assert_eq!(workload.control().tps(), 0);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let stopped = workload.stats().done;
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(workload.stats().done, stopped, "sent while at 0/s");
-        workload.rate().set_tps(800);
+        workload.control().set_tps(800);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let fast = workload.stats().done - stopped;
         assert!(fast > 300, "only {fast} in a second at 800/s");
@@ -598,6 +707,91 @@ params = ["id"]
             .await
             .unwrap()
             .unwrap();
+        assert!(!root.exists());
+    }
+
+    /// A real server: before the deploy the workload leaves `amount` alone; after it, every
+    /// insert and every amount_cents update writes it, as the plan's backfill computes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_the_deploy_every_insert_and_amount_update_writes_amount() {
+        use crate::demo::{cluster, seed};
+        let bin = cluster::Lookup::from_env()
+            .find(&cluster::SERVER_PROGRAMS)
+            .expect("PostgreSQL server binaries (see the README)");
+        let base = cluster::temp_base();
+        let demo = tokio::task::spawn_blocking(move || cluster::Cluster::start(&bin, &base, false))
+            .await
+            .unwrap()
+            .unwrap();
+        // Stops the server and removes its directory also when an assertion fails.
+        struct Stop(Option<cluster::Cluster>);
+        impl Drop for Stop {
+            fn drop(&mut self) {
+                if let Some(c) = self.0.take() {
+                    let _ = c.stop();
+                }
+            }
+        }
+        let url = demo.primary.url(seed::DEMO_DATABASE);
+        let demo = Stop(Some(demo));
+        seed::create_database(&demo.0.as_ref().unwrap().primary.url("postgres"))
+            .await
+            .unwrap();
+        seed::seed_orders(&url, 2000).await.unwrap();
+        let check = seed::connect(&url, "test-check").await.unwrap();
+        check
+            .batch_execute("ALTER TABLE public.orders ADD COLUMN amount numeric(14,2)")
+            .await
+            .unwrap();
+        let count = async |sql: &str| -> i64 { check.query_one(sql, &[]).await.unwrap().get(0) };
+
+        let workload = start(&url, WorkloadSpec::bundled(), 400).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!workload.control().deployed());
+        assert_eq!(
+            count("SELECT count(amount) FROM public.orders").await,
+            0,
+            "the old version wrote amount"
+        );
+        assert!(workload.control().deploy());
+        assert!(!workload.control().deploy(), "a second deploy is no deploy");
+        // Every session is on the new version from its next statement on.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let boundary = count("SELECT max(id) FROM public.orders").await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let stats = workload.stop().await;
+        assert_eq!(stats.errors, 0, "{stats:?}");
+
+        let inserted = count(&format!(
+            "SELECT count(*) FROM public.orders WHERE id > {boundary}"
+        ))
+        .await;
+        assert!(inserted > 10, "only {inserted} inserts after the deploy");
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM public.orders WHERE id > {boundary} \
+                 AND amount IS DISTINCT FROM amount_cents / 100.0"
+            ))
+            .await,
+            0,
+            "an insert after the deploy left amount unset or wrong"
+        );
+        // Only amount_cents updates (and new orders) set amount on seeded rows: some did.
+        let updated =
+            count("SELECT count(*) FROM public.orders WHERE id <= 2000 AND amount IS NOT NULL")
+                .await;
+        assert!(updated > 0, "no amount_cents update wrote amount");
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM public.orders WHERE amount IS NOT NULL \
+                 AND amount <> amount_cents / 100.0"
+            )
+            .await,
+            0
+        );
+        drop(check);
+        let root = demo.0.as_ref().unwrap().root.clone();
+        drop(demo);
         assert!(!root.exists());
     }
 

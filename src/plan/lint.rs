@@ -72,6 +72,9 @@ pub fn lint(plan: &Plan) -> Vec<Finding> {
         )));
     }
     let c = &plan.column;
+    if let Some(finding) = writers_after_cleanup(plan) {
+        findings.push(finding);
+    }
     if plan.not_null_at_add() {
         findings.push(Finding::info(
             "not_null with a constant default and no backfill: the column is added as \
@@ -95,4 +98,36 @@ pub fn lint(plan: &Plan) -> Vec<Finding> {
         )));
     }
     findings
+}
+
+/// NOT NULL without a default: while the sync trigger exists it fills the column for writers
+/// that leave it out; cleanup drops the trigger, and from then on such a writer fails.
+fn writers_after_cleanup(plan: &Plan) -> Option<Finding> {
+    let c = &plan.column;
+    if !c.not_null || c.default.is_some() {
+        return None;
+    }
+    let column = &c.name;
+    let computed = c
+        .backfill
+        .as_deref()
+        .map(|e| format!(" (as `{e}`)"))
+        .unwrap_or_default();
+    let trap = format!(
+        "not_null without a default: once cleanup drops the sync trigger, any writer that does \
+         not set `{column}` fails (null value violates the not-null constraint)"
+    );
+    let todo = if plan.gated(super::Phase::Cleanup) {
+        format!(
+            "the gate before cleanup is where to deploy application code that writes \
+             `{column}`{computed}, before you proceed; or give the column a default"
+        )
+    } else {
+        format!(
+            "deploy application code that writes `{column}`{computed} before cleanup, and gate \
+             cleanup (`[gates] before = [\"cleanup\"]`) so the run waits for that deploy; or \
+             give the column a default"
+        )
+    };
+    Some(Finding::warning(format!("{trap}; {todo}")))
 }

@@ -220,7 +220,68 @@ fn lint_flags_long_lock_timeout_and_huge_batches() {
             .iter()
             .any(|f| f.message.contains("batch_size 200000"))
     );
-    assert!(lint::lint(&parse(EXAMPLE).unwrap()).is_empty());
+    let example = lint::lint(&parse(EXAMPLE).unwrap());
+    assert!(
+        example
+            .iter()
+            .all(|f| f.message.starts_with("not_null without a default")),
+        "{example:?}"
+    );
+}
+
+#[test]
+fn not_null_without_a_default_warns_that_writers_fail_once_cleanup_drops_the_trigger() {
+    let findings = lint::lint(&parse(EXAMPLE).unwrap());
+    let f = findings
+        .iter()
+        .find(|f| f.message.starts_with("not_null without a default"))
+        .expect("a finding");
+    assert_eq!(f.severity, lint::Severity::Warning);
+    for words in [
+        "once cleanup drops the sync trigger, any writer that does not set `amount` fails",
+        "deploy application code that writes `amount` (as `amount_cents / 100.0`) before cleanup",
+        "[gates] before = [\"cleanup\"]",
+        "or give the column a default",
+    ] {
+        assert!(
+            f.message.contains(words),
+            "{words:?} missing: {}",
+            f.message
+        );
+    }
+}
+
+#[test]
+fn with_cleanup_gated_the_warning_says_the_gate_is_where_the_deploy_must_happen() {
+    let plan = parse(&format!("{EXAMPLE}\n[gates]\nbefore = [\"cleanup\"]\n")).unwrap();
+    let findings = lint::lint(&plan);
+    let f = findings
+        .iter()
+        .find(|f| f.message.starts_with("not_null without a default"))
+        .expect("still a warning: the trap is still there");
+    assert!(
+        f.message.contains(
+            "the gate before cleanup is where to deploy application code that writes `amount`"
+        ),
+        "{}",
+        f.message
+    );
+    assert!(!f.message.contains("[gates]"), "{}", f.message);
+}
+
+#[test]
+fn a_default_or_a_nullable_column_gives_no_cleanup_warning() {
+    let cleanup_warning = |text: &str| {
+        lint::lint(&parse(text).unwrap())
+            .iter()
+            .any(|f| f.message.contains("drops the sync trigger"))
+    };
+    assert!(!cleanup_warning(
+        &EXAMPLE.replace("# default = \"0\"", "default = \"0\"")
+    ));
+    assert!(!cleanup_warning(
+        &EXAMPLE.replace("not_null = true", "not_null = false")
+    ));
 }
 
 #[test]

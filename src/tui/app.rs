@@ -17,9 +17,12 @@ const LOG_PAGE: usize = 10;
 /// A question waiting for y/n.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Question {
-    /// Quit while the migration runs, where the migration cannot go on without this process
-    /// (`pacer demo`): stops it at the next batch boundary.
-    Quit,
+    /// Quit where the migration cannot go on without this process (`pacer demo`): stops it
+    /// at the next batch boundary unless it has `finished`.
+    Quit {
+        /// The migration had ended when the question was asked.
+        finished: bool,
+    },
     /// Abort the migration.
     Abort,
     /// Proceed past the gate before this phase.
@@ -33,18 +36,40 @@ pub struct GateAt {
     pub phase: Phase,
     /// The table locks that phase takes, in words.
     pub lock: String,
+    /// What the program around the migration warns of before passing it, if anything.
+    pub warning: Option<String>,
+}
+
+/// The quit question of a program that does more than stop the migration when it quits
+/// (`pacer demo` deletes its servers and data): while the migration runs, and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuitQuestions {
+    /// Asked while the migration runs.
+    pub running: String,
+    /// Asked once it has finished (done, failed or aborted).
+    pub finished: String,
 }
 
 impl Question {
-    fn text(self, gate: Option<&GateAt>) -> String {
+    fn text(self, gate: Option<&GateAt>, quit: Option<&QuitQuestions>) -> String {
         match self {
-            Question::Proceed(phase) => format!(
-                "Proceed to {phase}? It takes {}.",
-                gate.map_or("the locks `pacer plan` shows", |g| g.lock.as_str())
-            ),
-            Question::Quit => "Quit? The migration stops at the next batch boundary and stays \
-                               resumable (run the same command again to go on)."
-                .into(),
+            Question::Proceed(phase) => {
+                let mut text = format!(
+                    "Proceed to {phase}? It takes {}.",
+                    gate.map_or("the locks `pacer plan` shows", |g| g.lock.as_str())
+                );
+                if let Some(warning) = gate.and_then(|g| g.warning.as_deref()) {
+                    text.push_str(&format!(" Warning: {warning}"));
+                }
+                text
+            }
+            Question::Quit { finished } => match quit {
+                Some(q) if finished => q.finished.clone(),
+                Some(q) => q.running.clone(),
+                None => "Quit? The migration stops at the next batch boundary and stays \
+                         resumable (run the same command again to go on)."
+                    .into(),
+            },
             Question::Abort => "Abort the migration? It stops at the next batch boundary; \
                                 everything stays resumable."
                 .into(),
@@ -93,6 +118,8 @@ pub struct App {
     pub gate: Option<GateAt>,
     /// Lines for the event log about keys that did nothing (the loop takes them).
     pub notes: Vec<String>,
+    /// Quitting does more than stop the migration: `q` asks this, in every state.
+    pub quit_questions: Option<QuitQuestions>,
 }
 
 impl App {
@@ -113,7 +140,14 @@ impl App {
             detach_requested: false,
             gate: None,
             notes: Vec::new(),
+            quit_questions: None,
         }
+    }
+
+    /// The same, for a program whose quitting does more than stop the migration.
+    pub fn with_quit_questions(mut self, questions: Option<QuitQuestions>) -> App {
+        self.quit_questions = questions;
+        self
     }
 
     /// The same, for a screen attached to a migration running in another process: `q` offers
@@ -204,12 +238,13 @@ impl App {
                 Vec::new()
             }
             Action::Quit => {
-                if mode == EngineMode::Finished {
+                let finished = mode == EngineMode::Finished;
+                if finished && self.quit_questions.is_none() {
                     self.quit_requested = true;
-                } else if self.detachable {
+                } else if self.detachable && !finished {
                     self.popup = Some(Popup::Leave);
                 } else {
-                    self.ask(Question::Quit);
+                    self.ask(Question::Quit { finished });
                 }
                 Vec::new()
             }
@@ -255,7 +290,9 @@ impl App {
 
     fn ask(&mut self, question: Question) {
         self.question = Some(question);
-        self.popup = Some(Popup::Confirm(question.text(self.gate.as_ref())));
+        self.popup = Some(Popup::Confirm(
+            question.text(self.gate.as_ref(), self.quit_questions.as_ref()),
+        ));
     }
 
     fn on_confirm_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -270,9 +307,13 @@ impl App {
             return Vec::new();
         }
         match question {
-            Some(Question::Quit) => {
+            Some(Question::Quit { finished }) => {
                 self.quit_requested = true;
-                vec![Command::Abort]
+                if finished {
+                    Vec::new()
+                } else {
+                    vec![Command::Abort]
+                }
             }
             Some(Question::Abort) => vec![Command::Abort],
             // Only at the very gate the question named: a yes to an earlier gate must not pass
@@ -569,10 +610,77 @@ mod tests {
         );
     }
 
+    fn questions() -> Option<QuitQuestions> {
+        Some(QuitQuestions {
+            running: "Quit the demo? y stops the migration and deletes everything.".into(),
+            finished: "Quit the demo? y deletes everything.".into(),
+        })
+    }
+
+    #[test]
+    fn with_quit_questions_q_asks_in_every_state_and_y_stops_only_a_running_migration() {
+        let mut app = App::new(8, 5000).with_quit_questions(questions());
+        assert_eq!(script(&mut app, EngineMode::Running, &[key('q')]), vec![]);
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Quit the demo? y stops the migration and deletes everything.".into()
+            ))
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('y')]),
+            vec![Command::Abort]
+        );
+        assert!(app.quit_requested);
+
+        let mut app = App::new(8, 5000).with_quit_questions(questions());
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('q')]), vec![]);
+        assert!(!app.quit_requested, "asks at DONE too");
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Quit the demo? y deletes everything.".into()
+            ))
+        );
+        assert_eq!(script(&mut app, EngineMode::Finished, &[key('n')]), vec![]);
+        assert!(!app.quit_requested);
+        assert_eq!(
+            script(&mut app, EngineMode::Finished, &[key('q'), key('y')]),
+            vec![],
+            "nothing to stop once finished"
+        );
+        assert!(app.quit_requested);
+    }
+
+    #[test]
+    fn a_gate_warning_is_part_of_the_proceed_question() {
+        let mut app = App::new(8, 5000);
+        app.gate = Some(GateAt {
+            phase: Phase::Cleanup,
+            lock: "ACCESS EXCLUSIVE briefly".into(),
+            warning: Some("the application does not write amount yet.".into()),
+        });
+        script(&mut app, EngineMode::Running, &[key('g')]);
+        assert_eq!(
+            app.popup,
+            Some(Popup::Confirm(
+                "Proceed to cleanup? It takes ACCESS EXCLUSIVE briefly. Warning: the \
+                 application does not write amount yet."
+                    .into()
+            ))
+        );
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('y')]),
+            vec![Command::Proceed],
+            "a warning, not a refusal"
+        );
+    }
+
     fn at_gate(phase: Phase, lock: &str) -> Option<GateAt> {
         Some(GateAt {
             phase,
             lock: lock.into(),
+            warning: None,
         })
     }
 

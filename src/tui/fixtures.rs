@@ -77,6 +77,7 @@ pub fn running() -> ViewModel {
         popup: None,
         keys: keys(),
         braille: true,
+        companion_status: None,
     }
 }
 
@@ -378,6 +379,7 @@ pub fn empty() -> ViewModel {
         popup: None,
         keys: Vec::new(),
         braille: false,
+        companion_status: None,
     }
 }
 

@@ -18,10 +18,10 @@ mod tests;
 
 use tokio::sync::mpsc;
 
-use crate::engine::Handles;
-use crate::plan::Plan;
+use crate::engine::{Handles, State};
+use crate::plan::{Phase, Plan};
 use crate::sampler::{Metrics, SeriesId, SharedMetrics};
-use app::App;
+use app::{App, QuitQuestions};
 use model::Model;
 use theme::Theme;
 use view::{ChartView, DbView, Level, ReplicaView, SeriesView, ViewModel};
@@ -40,19 +40,54 @@ pub struct Setup {
     pub plan: Plan,
     /// The migration runs in another process: `q` offers to detach.
     pub detachable: bool,
-    /// Keys of the program around the migration (`pacer demo`'s workload rate).
-    pub extra_keys: Option<ExtraKeys>,
+    /// The program around the migration (`pacer demo`'s application workload).
+    pub companion: Option<Box<dyn Companion>>,
     /// Lines for the event log at start (where the socket and the audit log are).
     pub notes: Vec<String>,
 }
 
-/// Keys the interface does not know, handled by the program that runs it; what they did goes
-/// to the event log.
-pub struct ExtraKeys {
-    /// The keys and what they do, for the help.
-    pub help: Vec<(String, String)>,
-    /// Handles a key; returns a line for the log when it did something.
-    pub on_key: Box<dyn FnMut(char) -> Option<String> + Send>,
+/// The program around the migration, when it runs in the same process (`pacer demo`: its
+/// synthetic application). The interface asks it for its keys, a status line and log lines;
+/// an embedded headless run asks it what to do at a gate nobody is there to answer. Every
+/// method but [`Companion::keys`] has a default that does nothing.
+pub trait Companion: Send {
+    /// Its keys and what they do (for the help overlay; other keys stay the interface's).
+    fn keys(&self) -> Vec<(char, String)>;
+
+    /// Lines for the event log at start (where its parts are).
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Handles one of its keys; returns a line for the event log when it did something.
+    fn on_key(&mut self, key: char, state: &State) -> Option<String>;
+
+    /// One short line on how it is doing, shown the whole time.
+    fn status(&self) -> Option<String> {
+        None
+    }
+
+    /// Lines for the event log since the last call (asked before every frame).
+    fn poll(&mut self, _state: &State) -> Vec<(Level, String)> {
+        Vec::new()
+    }
+
+    /// A warning for the question before the operator passes the gate before `phase`.
+    fn gate_warning(&self, _phase: Phase) -> Option<String> {
+        None
+    }
+
+    /// Nobody can answer the gate before `phase` (a headless run): does what the operator
+    /// would have done before proceeding, and says what (lines for stderr). The run proceeds.
+    fn unattended_gate(&mut self, _phase: Phase) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The quit question, when quitting does more than stop the migration: then `q` asks in
+    /// every state, also after the migration finished.
+    fn quit_questions(&self) -> Option<QuitQuestions> {
+        None
+    }
 }
 
 /// How the interface ended.
@@ -89,13 +124,13 @@ pub async fn run(
         theme: setup.theme,
         braille: setup.braille,
         model,
-        app: if setup.detachable {
-            app.detachable()
-        } else {
-            app
+        app: match (setup.detachable, setup.companion.as_ref()) {
+            (true, _) => app.detachable(),
+            (false, Some(c)) => app.with_quit_questions(c.quit_questions()),
+            (false, None) => app,
         },
         sampling: setup.metrics.map(|metrics| Sampling { metrics }),
-        extra_keys: setup.extra_keys,
+        companion: setup.companion,
     };
     terminal::run(handles, screen, done).await
 }

@@ -148,7 +148,11 @@ impl Model {
             .iter()
             .find(|p| p.phase == phase)
             .map_or_else(|| "no table lock".to_string(), |p| p.lock_summary());
-        Some(GateAt { phase, lock })
+        Some(GateAt {
+            phase,
+            lock,
+            warning: None,
+        })
     }
 
     /// Batch duration percentile (0–100) over recent batches.
@@ -251,6 +255,7 @@ impl Model {
             popup: app.popup.clone(),
             keys: keymap::help(),
             braille,
+            companion_status: None,
         }
     }
 }
@@ -395,7 +400,8 @@ mod tests {
             Some(GateAt {
                 phase: Phase::NotNull,
                 lock: "ACCESS EXCLUSIVE briefly; SHARE UPDATE EXCLUSIVE for the whole statement"
-                    .into()
+                    .into(),
+                warning: None,
             })
         );
         assert_eq!(model.gate(&state(Status::Running, None)), None);

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::app::{App, EngineMode};
 use super::model::{Model, engine_mode};
 use super::theme::Theme;
-use super::view::{Level, Pace, StatusView, ViewModel};
+use super::view::{KeyHelp, Level, Pace, StatusView, ViewModel};
 use super::{Sampling, draw};
 use crate::engine::{Command, Handles};
 
@@ -66,8 +66,8 @@ pub struct Screen {
     pub app: App,
     /// Live metrics, when sampling.
     pub sampling: Option<Sampling>,
-    /// Keys of the program around the interface.
-    pub extra_keys: Option<super::ExtraKeys>,
+    /// The program around the interface (`pacer demo`'s application).
+    pub companion: Option<Box<dyn super::Companion>>,
 }
 
 /// Runs the interface until the operator quits after the engine has stopped, or the engine
@@ -118,6 +118,11 @@ async fn event_loop(
         if dirty && last_frame.elapsed() >= frame_gap {
             let state = handles.state.borrow().clone();
             screen.app.sync_batch_size(state.batch_size);
+            if let Some(companion) = &mut screen.companion {
+                for (level, line) in companion.poll(&state) {
+                    screen.model.log(wall_clock(), level, line);
+                }
+            }
             // The run's own clock (the runner's start, stopped at its end), so every viewer
             // shows the same elapsed time; the screen's until the engine has started.
             let elapsed = match lost_at {
@@ -133,6 +138,14 @@ async fn event_loop(
                 if view.progress.pace == Pace::Moving {
                     view.progress.pace = Pace::Stopped("runner gone");
                 }
+            }
+            if let Some(companion) = &screen.companion {
+                view.companion_status = companion.status();
+                view.keys
+                    .extend(companion.keys().into_iter().map(|(key, desc)| KeyHelp {
+                        keys: key.to_string(),
+                        desc,
+                    }));
             }
             if screen.app.follow_phase {
                 screen.app.selected_phase = view.selected_phase;
@@ -179,12 +192,15 @@ async fn event_loop(
                     let state = handles.state.borrow().clone();
                     let mode = engine_mode(state.status);
                     screen.app.gate = screen.model.gate(&state);
+                    if let (Some(gate), Some(companion)) = (&mut screen.app.gate, &screen.companion) {
+                        gate.warning = companion.gate_warning(gate.phase);
+                    }
                     if screen.app.popup.is_none()
                         && let crossterm::event::KeyCode::Char(c) = key.code
-                        && let Some(extra) = &mut screen.extra_keys
-                        && extra.help.iter().any(|(k, _)| k == &c.to_string())
+                        && let Some(companion) = &mut screen.companion
+                        && companion.keys().iter().any(|(k, _)| *k == c)
                     {
-                        if let Some(line) = (extra.on_key)(c) {
+                        if let Some(line) = companion.on_key(c, &state) {
                             screen.model.log(wall_clock(), Level::Info, line);
                         }
                         dirty = true;

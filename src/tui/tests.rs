@@ -455,3 +455,38 @@ fn preview() {
     let terminal = render(&view, &theme, w.parse().unwrap(), h.parse().unwrap());
     println!("{}", terminal.backend());
 }
+
+#[test]
+fn the_companion_status_line_is_on_the_log_border_at_both_sizes_and_fits() {
+    let theme = Theme::load("dark").unwrap();
+    let mut view = fixtures::running();
+    view.companion_status =
+        Some("app v1 (does not write amount; D deploys v2): 200 tx/s, 0 failed".into());
+    for (w, h) in [(80, 24), (160, 48)] {
+        let terminal = render(&view, &theme, w, h);
+        let buffer = terminal.backend().buffer();
+        let (x, y) = find(
+            buffer,
+            "app v1 (does not write amount; D deploys v2): 200 tx/s, 0 failed",
+        )
+        .unwrap_or_else(|| panic!("no status line at {w}x{h}:\n{}", text_of(buffer)));
+        let (_, log_y) = find(buffer, " log ").expect("the log panel");
+        assert!(
+            y > log_y,
+            "the status line is below the log's title at {w}x{h}"
+        );
+        assert_eq!(
+            buffer[(w - 1, y)].symbol(),
+            "╯",
+            "on the log's bottom border at {w}x{h}"
+        );
+        assert!(x > 0);
+    }
+    // Too long for the border: cut, never past the corner.
+    view.companion_status = Some("x".repeat(300));
+    let terminal = render(&view, &theme, 80, 24);
+    let buffer = terminal.backend().buffer();
+    let (_, y) = find(buffer, "xxxxxxxx").expect("cut status line");
+    assert_eq!(buffer[(79, y)].symbol(), "╯");
+    assert!(text_of(buffer).contains("…"));
+}

@@ -49,6 +49,9 @@ pub struct ViewModel {
     pub keys: Vec<KeyHelp>,
     /// Draw chart lines with Braille dots (false: plain dots, for terminals without the glyphs).
     pub braille: bool,
+    /// One short line from the program around the migration (`pacer demo`: its application's
+    /// transactions/s and failures), shown the whole time.
+    pub companion_status: Option<String>,
 }
 
 /// The migration's state, as the header shows it.

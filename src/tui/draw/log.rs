@@ -1,6 +1,7 @@
 //! The event log: the newest lines that fit, or older ones when scrolled up; level by colour
 //! and by a marker (`!` warning, `✗` error) so it reads without colour too. A long line wraps
-//! under its own text (a socket path, a throttle reason with its figures), never cut.
+//! under its own text (a socket path, a throttle reason with its figures), never cut. Its
+//! bottom border carries the companion's status line (`pacer demo`'s application), if any.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -23,7 +24,18 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
         0 => String::new(),
         below => format!("scrolled up: {below} newer below, {first} older above"),
     };
-    let block = panel(title_with("log", remark, theme), theme);
+    let mut block = panel(title_with("log", remark, theme), theme);
+    // The program around the migration (the demo's application) says how it is doing on the
+    // bottom border, so it is on screen the whole time without a panel of its own.
+    if let Some(status) = &view.companion_status {
+        let room = (area.width as usize).saturating_sub(4);
+        if room >= 8 {
+            block = block.title_bottom(
+                Line::from(label(format!(" {} ", truncate(status, room - 2)), theme))
+                    .right_aligned(),
+            );
+        }
+    }
     let inner = block.inner(area);
     frame.render_widget(block, area);
     lines(frame, inner, view, theme);
