@@ -543,3 +543,74 @@ fn ctl_proceed_passes_a_gate_and_only_a_gate() {
         .any(|l| l["kind"] == "operator" && l["action"] == "proceed" && l["from"] == "ctl");
     assert!(proceeded, "the audit log records the proceed");
 }
+
+/// `elapsed 0:01:11` in the header, as seconds.
+fn elapsed_on(screen: &str) -> Option<u64> {
+    let first = screen.lines().next()?;
+    let clock = first.split_whitespace().last()?;
+    let parts: Vec<u64> = clock
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    (parts.len() == 3).then(|| parts[0] * 3600 + parts[1] * 60 + parts[2])
+}
+
+#[test]
+fn an_attached_screen_shows_the_run_s_own_clock_a_stopped_rate_while_paused_and_notices_a_killed_runner()
+ {
+    let pg = PgServer::start();
+    let url = pg.create_database("clock");
+    seed_orders(&pg, "clock", 300_000);
+    let plan = plan_file(&orders_plan(500, "pause_ms = 40\nadaptive = false", ""));
+    let started = Instant::now();
+    let mut child = spawn_headless(&plan.path, &url, &["--audit-log", "off"]);
+    wait_for_number(
+        &pg,
+        "clock",
+        "SELECT rows_done FROM pacer.migrations",
+        2_000,
+        Duration::from_secs(30),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+
+    let attach = format!(
+        "{} {} attach {} --target {url}; echo EXIT=$?; sleep 60",
+        shell_env(),
+        env!("CARGO_BIN_EXE_pacer"),
+        plan.path.display()
+    );
+    let viewer = Tmux::start(&attach, 160, 48);
+    let screen = viewer.wait_for("rows/s", Duration::from_secs(20));
+    // The migration's own elapsed time, not the viewer's (which had just started).
+    let shown = elapsed_on(&screen).unwrap_or_else(|| panic!("no clock in\n{screen}"));
+    let ran_for = started.elapsed().as_secs();
+    assert!(
+        shown + 2 >= ran_for && shown <= ran_for + 1,
+        "the screen says {shown}s, the run is {ran_for}s old:\n{screen}"
+    );
+
+    // Paused: no rate, the ETA stands still.
+    viewer.keys(&["p"]);
+    let screen = viewer.wait_for("ETA stopped", Duration::from_secs(10));
+    assert!(screen.contains("PAUSED"), "{screen}");
+    let rate_line = screen
+        .lines()
+        .find(|l| l.contains(" avg "))
+        .expect("a rate line");
+    assert!(rate_line.contains("paused"), "{rate_line}");
+    viewer.keys(&["p"]);
+    viewer.wait_for("RUNNING", Duration::from_secs(10));
+    viewer.wait_for("rows/s  avg", Duration::from_secs(10));
+
+    // The runner dies: the viewer says so within 2 s, and its clock stops.
+    child.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let screen = viewer.wait_for("RUNNER GONE", Duration::from_secs(5));
+    let noticed = killed.elapsed();
+    eprintln!("the viewer noticed the killed runner after {noticed:?}");
+    assert!(noticed < Duration::from_secs(2), "{noticed:?}:\n{screen}");
+    let clock = elapsed_on(&screen);
+    std::thread::sleep(Duration::from_millis(2200));
+    assert_eq!(elapsed_on(&viewer.screen()), clock, "the clock stopped");
+    let _ = child.wait();
+}

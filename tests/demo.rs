@@ -196,9 +196,10 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
     let tmp = test_tmpdir();
     let stderr = tmp.path().join("demo-stderr.txt");
     let mut command = format!(
-        "env TMPDIR={} HOME={}",
+        "env TMPDIR={} HOME={} PACER_SOCKET_DIR={}",
         tmp.path().display(),
-        tmp.path().display()
+        tmp.path().display(),
+        common::socket_dir().display()
     );
     if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
         command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
