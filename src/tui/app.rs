@@ -868,7 +868,21 @@ mod tests {
     fn every_binding_is_in_the_help() {
         let help = super::super::keymap::help();
         for b in super::super::keymap::KEYMAP {
-            assert!(help.iter().any(|h| h.keys == b.label && h.desc == b.desc));
+            for key in b.label.split(", ") {
+                assert!(
+                    help.iter().any(|h| {
+                        h.keys.split([',', '/', ' ']).any(|k| k == key)
+                            || h.desc.contains(&format!("also {key}"))
+                            || h.desc.contains(&format!(", {key}"))
+                    }),
+                    "{key} ({}) is not in the help",
+                    b.desc
+                );
+            }
         }
+        assert!(
+            help.len() + 3 + 2 <= 24,
+            "with the demo's keys it fits 80×24"
+        );
     }
 }

@@ -429,27 +429,9 @@ pub fn all() -> Vec<(&'static str, ViewModel)> {
     ]
 }
 
+/// The real keymap, so the help and the key bar are drawn with the texts the screen shows.
 fn keys() -> Vec<KeyHelp> {
-    [
-        ("p, space", "pause/resume"),
-        ("+", "bigger batches"),
-        ("-", "smaller batches"),
-        ("b", "set batch size"),
-        ("g", "proceed past a gate"),
-        ("↑/↓, k/j", "select phase"),
-        ("PgUp/PgDn", "scroll the log"),
-        ("End", "follow the log"),
-        ("a", "abort at the next batch boundary"),
-        ("q", "quit (asks first while running)"),
-        ("?", "this help"),
-        ("Esc", "close a popup"),
-    ]
-    .into_iter()
-    .map(|(keys, desc)| KeyHelp {
-        keys: keys.into(),
-        desc: desc.into(),
-    })
-    .collect()
+    crate::tui::keymap::help()
 }
 
 fn replica(name: &str, lag_s: Option<f64>, lag_bytes: u64) -> ReplicaView {

@@ -145,6 +145,7 @@ async fn event_loop(
                     .extend(companion.keys().into_iter().map(|(key, desc)| KeyHelp {
                         keys: key.to_string(),
                         desc,
+                        bar: String::new(),
                     }));
             }
             if screen.app.follow_phase {

@@ -271,4 +271,6 @@ pub struct KeyHelp {
     pub keys: String,
     /// What it does.
     pub desc: String,
+    /// Its name in the key bar (empty: only in the help).
+    pub bar: String,
 }

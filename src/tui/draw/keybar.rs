@@ -8,7 +8,7 @@ use ratatui::widgets::Paragraph;
 use super::format::width;
 use super::{label, styled};
 use crate::tui::theme::Theme;
-use crate::tui::view::ViewModel;
+use crate::tui::view::{KeyHelp, StatusView, ViewModel};
 
 /// Draw the key bar.
 pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
@@ -20,21 +20,26 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     let total = area.width as usize;
     let room = total.saturating_sub(help_w + 1);
 
-    let mut spans = Vec::new();
-    let mut used = 0;
-    for entry in view
+    let mut entries: Vec<&KeyHelp> = view
         .keys
         .iter()
-        .filter(|k| !k.keys.split(", ").any(|k| k == "?"))
-    {
+        .filter(|k| !k.bar.is_empty() && !k.keys.split(", ").any(|k| k == "?"))
+        .collect();
+    // At a gate, the key that passes it comes first.
+    if matches!(view.status, StatusView::Gate(_)) {
+        entries.sort_by_key(|k| !k.bar.starts_with("proceed"));
+    }
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for entry in entries {
         // The first of several keys is enough here; the help overlay lists them all.
         let key = entry.keys.split(", ").next().unwrap_or(&entry.keys);
-        let w = width(key) + 2 + width(&entry.desc) + 2;
+        let w = width(key) + 2 + width(&entry.bar) + 2;
         if used + w > room {
-            break;
+            continue;
         }
         spans.push(styled(format!(" {key} "), theme.key));
-        spans.push(label(format!(" {} ", entry.desc), theme));
+        spans.push(label(format!(" {} ", entry.bar), theme));
         used += w;
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
