@@ -8,7 +8,7 @@ use crate::TargetArgs;
 use crate::control::client::{self, CtlError, Selector};
 use crate::control::hub::status_word;
 use crate::control::protocol::{CtlCommand, Info, Reply, Request};
-use crate::engine::State;
+use crate::engine::{Pace, State};
 
 /// No running migration answered (nothing was sent).
 pub const EXIT_NOT_RUNNING: u8 = 4;
@@ -140,12 +140,13 @@ pub fn status_text(info: &Info, s: &State) -> String {
         thousands(s.rows_done),
         super::of_total(s.rows_done, s.rows_total)
     );
+    line("backfill", format!("{progress}, {}", pace(s)));
     line(
-        "backfill",
-        format!(
-            "{progress}, {} rows/s",
-            thousands(s.rows_per_s.round() as u64)
-        ),
+        "elapsed",
+        humantime::format_duration(std::time::Duration::from_secs(
+            s.elapsed(unix_ms()).as_secs(),
+        ))
+        .to_string(),
     );
     line(
         "batch size",
@@ -246,5 +247,71 @@ pub async fn attach(which: &Which, options: super::run::RunOptions) -> Result<u8
         Err(e) => Err(Failure::failed(format!(
             "the terminal interface failed: {e}"
         ))),
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The backfill's pace in words: its rate and ETA while batches run, why it is stopped when
+/// they do not, its average once it is over (the same rules as the screen).
+fn pace(s: &State) -> String {
+    let avg = if s.avg_rows_per_s > 0.0 {
+        format!("avg {} rows/s", thousands(s.avg_rows_per_s.round() as u64))
+    } else {
+        "avg unknown".into()
+    };
+    match s.pace() {
+        Pace::Moving => format!(
+            "{} rows/s ({avg}), ETA {}",
+            thousands(s.rows_per_s.round() as u64),
+            s.eta_s.map_or("unknown".into(), |e| {
+                humantime::format_duration(std::time::Duration::from_secs(e)).to_string()
+            })
+        ),
+        Pace::Stopped(why) => format!("{why}: 0 rows/s ({avg}), ETA stopped"),
+        Pace::Over => avg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Status;
+    use crate::plan::Phase;
+
+    fn state(status: Status, phases_done: Vec<Phase>) -> State {
+        State {
+            phase: Some(Phase::Backfill),
+            status,
+            phases_done,
+            rows_per_s: 14_000.0,
+            avg_rows_per_s: 13_500.0,
+            eta_s: Some(50),
+            ..State::starting("public.orders.amount".into(), 5000)
+        }
+    }
+
+    #[test]
+    fn status_says_the_rate_and_eta_while_running_why_it_stopped_and_the_average_after() {
+        assert_eq!(
+            pace(&state(Status::Running, vec![])),
+            "14,000 rows/s (avg 13,500 rows/s), ETA 50s"
+        );
+        let mut paused = state(Status::Paused, vec![]);
+        paused.rows_per_s = 0.0;
+        paused.eta_s = None;
+        assert_eq!(
+            pace(&paused),
+            "paused: 0 rows/s (avg 13,500 rows/s), ETA stopped"
+        );
+        assert_eq!(
+            pace(&state(Status::Running, vec![Phase::Backfill])),
+            "avg 13,500 rows/s"
+        );
     }
 }

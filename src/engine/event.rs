@@ -180,6 +180,19 @@ pub enum EventKind {
     Failed { phase: Option<Phase>, error: String },
 }
 
+/// Whether the backfill's batches run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pace {
+    /// Batches run: the rate and the ETA are current.
+    #[default]
+    Moving,
+    /// No batch runs (paused, throttled, waiting for a lock, reconnecting, at a gate): the
+    /// rate is 0 and the ETA stands still; the word says why.
+    Stopped(&'static str),
+    /// The backfill is over (or has not begun): only the average means something.
+    Over,
+}
+
 /// What the engine is doing, in words a status line can show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -254,6 +267,24 @@ pub struct State {
 }
 
 impl State {
+    /// Whether the backfill's batches run now, and if not, why.
+    pub fn pace(&self) -> Pace {
+        let backfilling =
+            self.phase == Some(Phase::Backfill) && !self.phases_done.contains(&Phase::Backfill);
+        if !backfilling {
+            return Pace::Over;
+        }
+        match self.status {
+            Status::Running | Status::Pausing | Status::Preflight => Pace::Moving,
+            Status::Paused => Pace::Stopped("paused"),
+            Status::Throttled => Pace::Stopped("throttled"),
+            Status::WaitingForLock => Pace::Stopped("waiting for a lock"),
+            Status::Reconnecting => Pace::Stopped("reconnecting"),
+            Status::Gate => Pace::Stopped("at a gate"),
+            Status::Done | Status::Failed | Status::Aborted => Pace::Over,
+        }
+    }
+
     /// How long this run has taken: to its end when it ended, else to `now_ms` (both in
     /// milliseconds since the Unix epoch, as the runner's clock and the viewer's agree).
     pub fn elapsed(&self, now_ms: u64) -> std::time::Duration {

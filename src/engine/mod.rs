@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 pub use clock::{Clock, SystemClock};
-pub use event::{Command, Event, EventKind, SizeSource, State, Status};
+pub use event::{Command, Event, EventKind, Pace, SizeSource, State, Status};
 use progress::Progress;
 use retry::{Backoff, Jitter, RetryBudget};
 use sizer::{Resize, Sizer, SizerConfig};

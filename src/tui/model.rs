@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::app::{App, EngineMode, GateAt};
 use super::keymap;
 use super::view::{
-    DbView, HostView, Level, LogLine, Pace, PhaseRow, PhaseStatus, ProgressView, StatusView,
-    StepView, ViewModel,
+    DbView, HostView, Level, LogLine, PhaseRow, PhaseStatus, ProgressView, StatusView, StepView,
+    ViewModel,
 };
 use crate::engine::{Event, EventKind, SizeSource, State, Status};
 use crate::headless::human_line;
@@ -235,7 +235,7 @@ impl Model {
                 rows_per_s: state.rows_per_s,
                 avg_rows_per_s: state.avg_rows_per_s,
                 eta: state.eta_s.map(Duration::from_secs),
-                pace: pace(state),
+                pace: state.pace(),
                 batch_size,
                 batch_size_source,
                 batch_p50_ms: self.batch_percentile(50.0),
@@ -257,24 +257,6 @@ impl Model {
             braille,
             companion_status: None,
         }
-    }
-}
-
-/// Whether the backfill moves, from the engine's state.
-pub fn pace(state: &State) -> Pace {
-    let backfilling =
-        state.phase == Some(Phase::Backfill) && !state.phases_done.contains(&Phase::Backfill);
-    if !backfilling {
-        return Pace::Over;
-    }
-    match state.status {
-        Status::Running | Status::Pausing | Status::Preflight => Pace::Moving,
-        Status::Paused => Pace::Stopped("paused"),
-        Status::Throttled => Pace::Stopped("throttled"),
-        Status::WaitingForLock => Pace::Stopped("waiting for a lock"),
-        Status::Reconnecting => Pace::Stopped("reconnecting"),
-        Status::Gate => Pace::Stopped("at a gate"),
-        Status::Done | Status::Failed | Status::Aborted => Pace::Over,
     }
 }
 

@@ -148,18 +148,8 @@ pub struct ProgressView {
     pub checkpoint: Option<String>,
 }
 
-/// Whether the backfill's batches run now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Pace {
-    /// Batches run: the rate and the ETA are current.
-    #[default]
-    Moving,
-    /// No batch runs (paused, throttled, waiting for a lock, reconnecting, at a gate): the
-    /// rate is 0 and the ETA stands still; the word says why.
-    Stopped(&'static str),
-    /// The backfill is over (or has not begun): only the average means something.
-    Over,
-}
+/// Whether the backfill's batches run now (from the engine's state).
+pub use crate::engine::Pace;
 
 /// One chart.
 #[derive(Debug, Clone, PartialEq)]
