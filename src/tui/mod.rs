@@ -175,13 +175,19 @@ impl Sampling {
     pub fn fill(&self, view: &mut ViewModel, window_secs: u64, ended: bool) {
         let now = self.metrics.now();
         self.metrics.read(|m| {
-            let now = match m.latest().t {
-                Some(last) if ended => last,
-                _ => now,
-            };
+            let now = chart_clock(now, m.latest().t, ended);
             fill_from(m, view, now, window_secs);
             mark_throttled(view, m.throttled(), now, window_secs as f64);
         });
+    }
+}
+
+/// The time the charts end at: now while the run goes on; its last sample once it has ended,
+/// so the samples stay in the window instead of scrolling out of it.
+pub fn chart_clock(now: f64, last_sample: Option<f64>, ended: bool) -> f64 {
+    match last_sample {
+        Some(last) if ended => last.min(now),
+        _ => now,
     }
 }
 
@@ -450,6 +456,25 @@ mod fill_tests {
         assert!(v.charts[2].series.is_empty());
         assert_eq!(v.db.replicas, Some(vec![]));
         assert_eq!(v.db.table_bytes, Some(8192));
+    }
+
+    #[test]
+    fn after_the_end_the_charts_stop_at_the_last_sample_and_keep_it_in_the_window() {
+        let mut m = Metrics::new(DEFAULT_WINDOW, Duration::from_secs(1));
+        for t in 0..30 {
+            m.record_db(f64::from(t), &sample(false));
+        }
+        // Ten minutes after the run ended at t = 29, a 1-minute window still shows its end.
+        let now = 29.0 + 600.0;
+        let mut v = view();
+        fill_from(&m, &mut v, chart_clock(now, m.latest().t, true), 60);
+        let lock_waits = &v.charts[1].series[0];
+        assert_eq!(lock_waits.segments.concat().last().map(|p| p.0), Some(0.0));
+        assert!(lock_waits.segments.concat().len() >= 29);
+        // While the run goes on, time moves and old samples leave the window.
+        let mut v = view();
+        fill_from(&m, &mut v, chart_clock(now, m.latest().t, false), 60);
+        assert!(v.charts[1].series[0].segments.concat().is_empty());
     }
 
     #[test]
