@@ -36,6 +36,26 @@ fn demo(tmpdir: &Path) -> Command {
     cmd
 }
 
+/// `pacer demo ARGS` as a shell command for tmux, with `TMPDIR` and `HOME` in `tmpdir`, the
+/// tests' socket directory and the tests' server binaries; it prints `EXIT=<code>` at the end
+/// and keeps the terminal open a while to be read.
+fn demo_in_shell(tmpdir: &Path, args: &str) -> String {
+    let mut command = format!(
+        "env TMPDIR={} HOME={} PACER_SOCKET_DIR={}",
+        tmpdir.display(),
+        tmpdir.display(),
+        common::socket_dir().display()
+    );
+    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
+        command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
+    }
+    command.push_str(&format!(
+        " {} demo {args}; echo EXIT=$?; sleep 60",
+        env!("CARGO_BIN_EXE_pacer")
+    ));
+    command
+}
+
 /// Entries `pacer-demo-*` left in `dir`.
 fn demo_dirs(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
@@ -102,19 +122,7 @@ fn the_demo_shows_a_moving_backfill_within_20_seconds_and_q_leaves_nothing_behin
     }
     let tmp = test_tmpdir();
     // The default million rows: seeding takes about 4 s here, the first batch follows at once.
-    let mut command = format!(
-        "env TMPDIR={} HOME={} PACER_SOCKET_DIR={}",
-        tmp.path().display(),
-        tmp.path().display(),
-        common::socket_dir().display()
-    );
-    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
-        command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
-    }
-    command.push_str(&format!(
-        " {} demo; echo EXIT=$?; sleep 60",
-        env!("CARGO_BIN_EXE_pacer")
-    ));
+    let command = demo_in_shell(tmp.path(), "");
     let started = Instant::now();
     let tmux = Tmux::start(&command, 120, 40);
 
@@ -195,21 +203,11 @@ fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_nev
     }
     let tmp = test_tmpdir();
     let stderr = tmp.path().join("demo-stderr.txt");
-    let mut command = format!(
-        "env TMPDIR={} HOME={} PACER_SOCKET_DIR={}",
-        tmp.path().display(),
-        tmp.path().display(),
-        common::socket_dir().display()
-    );
-    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
-        command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
-    }
     // stderr to a file: the final summary is read whole, not off a wrapped screen.
-    command.push_str(&format!(
-        " {} demo --rows 50000 --replica 2>{}; echo EXIT=$?; sleep 60",
-        env!("CARGO_BIN_EXE_pacer"),
-        stderr.display()
-    ));
+    let command = demo_in_shell(
+        tmp.path(),
+        &format!("--rows 50000 --replica 2>{}", stderr.display()),
+    );
     let tmux = Tmux::start(&command, 160, 48);
 
     // The application's own rate and failures are on screen while the migration runs.

@@ -304,6 +304,9 @@ async fn headless(
     exit_with(end)
 }
 
+/// How long an unattended gate waits for what was done there to take effect.
+const GATE_READY_WITHIN: Duration = Duration::from_secs(10);
+
 /// The companion of an embedded headless run: its log lines go to stderr, and at a gate, which
 /// nobody is there to answer, it does what the operator would and the run proceeds. Ends with
 /// the run.
@@ -325,6 +328,18 @@ async fn unattended(hub: Arc<Hub>, mut companion: Box<dyn tui::Companion>) {
         passed = Some(phase);
         for line in companion.unattended_gate(phase) {
             eprintln!("pacer: {line}");
+        }
+        // What was done at the gate takes effect before the run goes on (a deploy rolls out).
+        let deadline = tokio::time::Instant::now() + GATE_READY_WITHIN;
+        while !companion.gate_ready(phase) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !companion.gate_ready(phase) {
+            eprintln!(
+                "pacer: what was done at the gate before {phase} has not taken effect within {}s; \
+                 proceeding anyway",
+                GATE_READY_WITHIN.as_secs()
+            );
         }
         match hub.command(CtlCommand::Proceed { phase: Some(phase) }, "unattended") {
             Ok(said) => eprintln!("pacer: nobody is at the screen to answer the gate; {said}"),
@@ -688,51 +703,55 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
     }
 }
 
+/// Reads the sampler's latest round with `f`, unless it is older than three sample
+/// intervals (then `f` is not called and the reading is `T::default()`, "unread").
+fn fresh_latest<T: Default>(
+    metrics: &SharedMetrics,
+    interval: Duration,
+    f: impl FnOnce(&crate::sampler::metrics::Latest) -> T,
+) -> T {
+    let stale_after = 3.0 * interval.as_secs_f64();
+    let now = metrics.now();
+    metrics.read(|m| {
+        let l = m.latest();
+        if l.t.is_none_or(|t| now - t > stale_after) {
+            return T::default();
+        }
+        f(l)
+    })
+}
+
 /// Health signals from the sampler's latest round. A sample older than three intervals
 /// counts as unread (so replication lag fails closed after its grace period).
 fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
-    let stale_after = 3.0 * interval.as_secs_f64();
     Box::new(move || {
-        let now = metrics.now();
-        metrics.read(|m| {
-            let l = m.latest();
-            if l.t.is_none_or(|t| now - t > stale_after) {
-                return Signals::default();
-            }
-            Signals {
-                // Replication lag is read by the engine itself, more often (engine::LAG_POLL).
-                replicas: None,
-                // Sessions waiting on a lock that one of pacer's sessions holds.
-                lock_waiters: l.lock_waits.as_ref().map(|w| {
-                    w.waits
-                        .iter()
-                        .filter(|w| {
-                            !w.pacer
-                                && w.blockers
-                                    .iter()
-                                    .any(|b| b.application.starts_with("pacer"))
-                        })
-                        .count() as u32
-                }),
-                autovacuum: l.table.as_ref().map(|t| t.autovacuum.is_some()),
-                wal_rate: l.wal_bytes_per_s,
-                query: None,
-                file_exists: false,
-            }
+        fresh_latest(&metrics, interval, |l| Signals {
+            // Replication lag is read by the engine itself, more often (engine::LAG_POLL).
+            replicas: None,
+            // Sessions waiting on a lock that one of pacer's sessions holds.
+            lock_waiters: l.lock_waits.as_ref().map(|w| {
+                w.waits
+                    .iter()
+                    .filter(|w| {
+                        !w.pacer
+                            && w.blockers
+                                .iter()
+                                .any(|b| b.application.starts_with("pacer"))
+                    })
+                    .count() as u32
+            }),
+            autovacuum: l.table.as_ref().map(|t| t.autovacuum.is_some()),
+            wal_rate: l.wal_bytes_per_s,
+            query: None,
+            file_exists: false,
         })
     })
 }
 
 /// The worst replica's lag in the sampler's latest round, unless that round is stale.
 fn replica_lag_from(metrics: SharedMetrics, interval: Duration) -> ReplicaLagSource {
-    let stale_after = 3.0 * interval.as_secs_f64();
     Box::new(move || {
-        let now = metrics.now();
-        metrics.read(|m| {
-            let l = m.latest();
-            if l.t.is_none_or(|t| now - t > stale_after) {
-                return None;
-            }
+        fresh_latest(&metrics, interval, |l| {
             worst_replica_lag(l.replicas.as_deref()?)
         })
     })

@@ -40,6 +40,7 @@ pub struct DemoApp {
     /// No one at a screen: gates are passed unattended, so no "press D" advice.
     headless: bool,
     said_gate: bool,
+    said_rolled_out: bool,
     failures: FailureReport,
 }
 
@@ -53,6 +54,7 @@ impl DemoApp {
             notes: Vec::new(),
             headless,
             said_gate: false,
+            said_rolled_out: false,
             failures: FailureReport::default(),
         }
     }
@@ -149,6 +151,13 @@ impl Companion for DemoApp {
                 ));
             }
         }
+        if !self.said_rolled_out && self.workload.rolled_out() {
+            self.said_rolled_out = true;
+            lines.push((
+                Level::Info,
+                "demo: app v2 runs in every session; no write of v1 is left".into(),
+            ));
+        }
         if let Some(line) = self.failures.line(&self.workload.stats(), Instant::now()) {
             lines.push((Level::Warn, line));
         }
@@ -156,13 +165,24 @@ impl Companion for DemoApp {
     }
 
     fn gate_warning(&self, phase: Phase) -> Option<String> {
-        (phase == Phase::Cleanup && !self.workload.deployed()).then(|| {
+        if phase != Phase::Cleanup || self.workload.rolled_out() {
+            return None;
+        }
+        Some(if self.workload.deployed() {
+            "app v2 is still rolling out: some sessions still send v1's writes, which fail \
+             once cleanup drops the sync trigger. Answer n and wait a moment."
+                .to_string()
+        } else {
             format!(
                 "the demo's application does not write {COLUMN} yet: once cleanup drops the \
                  sync trigger, its inserts fail. Answer n and press {DEPLOY_KEY} to deploy the \
                  version that does."
             )
         })
+    }
+
+    fn gate_ready(&self, phase: Phase) -> bool {
+        phase != Phase::Cleanup || self.workload.rolled_out()
     }
 
     fn unattended_gate(&mut self, phase: Phase) -> Vec<String> {

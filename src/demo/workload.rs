@@ -9,7 +9,7 @@
 //! whose writes set the column themselves (`deployed_sql`), as they must once cleanup has dropped
 //! the sync trigger.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -198,6 +198,10 @@ pub struct WorkloadHandle {
 pub struct WorkloadControl {
     tps: watch::Sender<u32>,
     deployed: watch::Sender<bool>,
+    /// Sessions that send the new version's statements (the rollout's progress).
+    rolled_out: Arc<AtomicU32>,
+    /// Sessions in all.
+    sessions: u32,
     counters: Arc<Mutex<Counters>>,
 }
 
@@ -223,12 +227,34 @@ impl WorkloadControl {
         *self.deployed.borrow()
     }
 
+    /// Whether the new version is deployed and every session sends its statements: only then
+    /// does no write of the old version's come any more (a statement prepared before the
+    /// deploy may still be on its way until its session has switched).
+    pub fn rolled_out(&self) -> bool {
+        self.deployed() && self.rolled_out.load(Ordering::SeqCst) >= self.sessions
+    }
+
+    /// Waits until [`WorkloadControl::rolled_out`], at most `within`; whether it is.
+    #[cfg(test)]
+    pub async fn wait_rolled_out(&self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while !self.rolled_out() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// A control with no sessions behind it, for tests of what steers it.
     #[cfg(test)]
     pub fn unconnected(tps: u32) -> WorkloadControl {
         WorkloadControl {
             tps: watch::channel(tps).0,
             deployed: watch::channel(false).0,
+            rolled_out: Arc::default(),
+            sessions: 0,
             counters: Arc::default(),
         }
     }
@@ -282,6 +308,7 @@ pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHa
     let (deployed_tx, _) = watch::channel(false);
     let (stop_tx, _) = watch::channel(false);
     let counters = Arc::new(Mutex::new(Counters::default()));
+    let rolled_out = Arc::new(AtomicU32::new(0));
     let mut tasks = Vec::new();
     let mut first = Some(first);
     for n in 0..spec.connections {
@@ -292,6 +319,7 @@ pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHa
             counters: counters.clone(),
             tps: tps_tx.subscribe(),
             deployed: deployed_tx.subscribe(),
+            rolled_out: rolled_out.clone(),
             stop: stop_tx.subscribe(),
             rng: Rng::new(u64::from(n)),
         };
@@ -322,6 +350,8 @@ pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHa
         control: WorkloadControl {
             tps: tps_tx,
             deployed: deployed_tx,
+            rolled_out,
+            sessions: spec.connections,
             counters,
         },
         stop: stop_tx,
@@ -337,6 +367,8 @@ struct Session {
     counters: Arc<Mutex<Counters>>,
     tps: watch::Receiver<u32>,
     deployed: watch::Receiver<bool>,
+    /// Counts this session once it sends the new version's statements.
+    rolled_out: Arc<AtomicU32>,
     stop: watch::Receiver<bool>,
     rng: Rng,
 }
@@ -346,8 +378,13 @@ impl Session {
         let mut statements = Vec::new();
         // The version `statements` were prepared for.
         let mut prepared_deployed = false;
+        let mut counted = false;
         let mut next = Instant::now();
         loop {
+            if prepared_deployed && !statements.is_empty() && !counted {
+                self.rolled_out.fetch_add(1, Ordering::SeqCst);
+                counted = true;
+            }
             if *self.stop.borrow() {
                 return;
             }
@@ -392,6 +429,8 @@ impl Session {
             if tps == 0 {
                 tokio::select! {
                     _ = self.tps.changed() => {}
+                    // A deploy reaches an idle session too, so the rollout completes.
+                    _ = self.deployed.changed() => {}
                     _ = self.stop.changed() => return,
                 }
                 next = Instant::now();
@@ -410,7 +449,13 @@ impl Session {
                     next = Instant::now();
                     continue;
                 }
+                _ = self.deployed.changed() => continue,
                 _ = self.stop.changed() => return,
+            }
+            if *self.deployed.borrow() != prepared_deployed {
+                // Deployed while this session waited: no statement of the old version after
+                // the deploy; the new ones are prepared at the top of the loop.
+                continue;
             }
             let client = client.as_ref().expect("connected");
             let i = self.spec.pick(self.rng.below(self.spec.total_weight()));
@@ -634,23 +679,48 @@ params = ["id"]
         assert!(bad("connections = 1\ntps = 1\nrate = 3\nstatement = []\n").contains("rate"));
     }
 
+    /// A throwaway server from the demo's own cluster code; stopped and removed on drop, also
+    /// when an assertion fails.
+    struct TestCluster(Option<crate::demo::cluster::Cluster>);
+
+    impl Drop for TestCluster {
+        fn drop(&mut self) {
+            if let Some(c) = self.0.take() {
+                let _ = c.stop();
+            }
+        }
+    }
+
+    impl TestCluster {
+        async fn start() -> TestCluster {
+            use crate::demo::cluster;
+            let bin = cluster::Lookup::from_env()
+                .find(&cluster::SERVER_PROGRAMS)
+                .expect("PostgreSQL server binaries (see the README)");
+            let base = cluster::temp_base();
+            let c =
+                tokio::task::spawn_blocking(move || cluster::Cluster::start(&bin, &base, false))
+                    .await
+                    .unwrap()
+                    .unwrap();
+            TestCluster(Some(c))
+        }
+
+        fn cluster(&self) -> &crate::demo::cluster::Cluster {
+            self.0.as_ref().expect("running")
+        }
+    }
+
     /// A real server (the demo's own cluster code), a real workload.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn follows_the_rate_it_is_given_and_counts_failures_without_stopping() {
-        use crate::demo::{cluster, seed};
-        let bin = cluster::Lookup::from_env()
-            .find(&cluster::SERVER_PROGRAMS)
-            .expect("PostgreSQL server binaries (see the README)");
-        let base = cluster::temp_base();
-        let demo = tokio::task::spawn_blocking(move || cluster::Cluster::start(&bin, &base, false))
-            .await
-            .unwrap()
-            .unwrap();
-        let root = demo.root.clone();
-        seed::create_database(&demo.primary.url("postgres"))
+        use crate::demo::seed;
+        let demo = TestCluster::start().await;
+        let root = demo.cluster().root.clone();
+        seed::create_database(&demo.cluster().primary.url("postgres"))
             .await
             .unwrap();
-        let url = demo.primary.url(seed::DEMO_DATABASE);
+        let url = demo.cluster().primary.url(seed::DEMO_DATABASE);
         seed::seed_orders(&url, 5000).await.unwrap();
 
         let workload = start(&url, WorkloadSpec::bundled(), 200).await.unwrap();
@@ -703,9 +773,8 @@ params = ["id"]
             "the workload stopped after failures: {end:?}"
         );
 
-        tokio::task::spawn_blocking(move || demo.stop())
+        tokio::task::spawn_blocking(move || drop(demo))
             .await
-            .unwrap()
             .unwrap();
         assert!(!root.exists());
     }
@@ -714,27 +783,10 @@ params = ["id"]
     /// insert and every amount_cents update writes it, as the plan's backfill computes it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_the_deploy_every_insert_and_amount_update_writes_amount() {
-        use crate::demo::{cluster, seed};
-        let bin = cluster::Lookup::from_env()
-            .find(&cluster::SERVER_PROGRAMS)
-            .expect("PostgreSQL server binaries (see the README)");
-        let base = cluster::temp_base();
-        let demo = tokio::task::spawn_blocking(move || cluster::Cluster::start(&bin, &base, false))
-            .await
-            .unwrap()
-            .unwrap();
-        // Stops the server and removes its directory also when an assertion fails.
-        struct Stop(Option<cluster::Cluster>);
-        impl Drop for Stop {
-            fn drop(&mut self) {
-                if let Some(c) = self.0.take() {
-                    let _ = c.stop();
-                }
-            }
-        }
-        let url = demo.primary.url(seed::DEMO_DATABASE);
-        let demo = Stop(Some(demo));
-        seed::create_database(&demo.0.as_ref().unwrap().primary.url("postgres"))
+        use crate::demo::seed;
+        let demo = TestCluster::start().await;
+        let url = demo.cluster().primary.url(seed::DEMO_DATABASE);
+        seed::create_database(&demo.cluster().primary.url("postgres"))
             .await
             .unwrap();
         seed::seed_orders(&url, 2000).await.unwrap();
@@ -755,8 +807,14 @@ params = ["id"]
         );
         assert!(workload.control().deploy());
         assert!(!workload.control().deploy(), "a second deploy is no deploy");
-        // Every session is on the new version from its next statement on.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Every session is on the new version from its next statement on: the rollout
+        // completes, and no statement of the old version comes after it.
+        assert!(
+            workload
+                .control()
+                .wait_rolled_out(Duration::from_secs(5))
+                .await
+        );
         let boundary = count("SELECT max(id) FROM public.orders").await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let stats = workload.stop().await;
@@ -790,8 +848,10 @@ params = ["id"]
             0
         );
         drop(check);
-        let root = demo.0.as_ref().unwrap().root.clone();
-        drop(demo);
+        let root = demo.cluster().root.clone();
+        tokio::task::spawn_blocking(move || drop(demo))
+            .await
+            .unwrap();
         assert!(!root.exists());
     }
 

@@ -77,6 +77,12 @@ pub trait Companion: Send {
         None
     }
 
+    /// Whether what the operator did at the gate before `phase` has taken effect, so that an
+    /// unattended run may proceed (the demo: its new application version runs everywhere).
+    fn gate_ready(&self, _phase: Phase) -> bool {
+        true
+    }
+
     /// Nobody can answer the gate before `phase` (a headless run): does what the operator
     /// would have done before proceeding, and says what (lines for stderr). The run proceeds.
     fn unattended_gate(&mut self, _phase: Phase) -> Vec<String> {
