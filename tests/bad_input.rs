@@ -646,3 +646,50 @@ fn status_says_not_started_before_a_run_and_shows_the_finished_run_after() {
         "{after_json}"
     );
 }
+
+#[test]
+fn a_mysql_target_is_refused_as_not_built_yet_with_exit_2_and_never_shows_its_password() {
+    let plan = plan_file(&good_plan());
+    // A port nothing listens on: had pacer tried to connect, it would say so (and exit 1).
+    let port = closed_port();
+    for scheme in ["mysql", "mariadb"] {
+        let url = format!("{scheme}://app:s3cret-MySQL@127.0.0.1:{port}/shop");
+        for args in [&["plan"][..], &["run", "--headless"], &["status"]] {
+            let ran = run_pacer(args, &plan.path, &url);
+            assert_eq!(ran.code, 2, "pacer {args:?} {scheme}: {ran}");
+            assert!(
+                ran.stderr.contains(
+                    "--target names a MySQL/MariaDB server (mysql:// or mariadb://): this \
+                     version of pacer runs migrations on PostgreSQL only"
+                ),
+                "pacer {args:?} {scheme}: {ran}"
+            );
+            assert!(
+                ran.stderr.contains("Nothing was sent to the server"),
+                "{ran}"
+            );
+            assert!(
+                !ran.stderr.contains("s3cret"),
+                "the password was shown: {ran}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_plan_key_the_target_family_cannot_honour_is_refused_naming_the_key_and_the_family() {
+    let plan = plan_file(&orders_plan(
+        1000,
+        "",
+        "\n[throttle]\npause_on_autovacuum = true\nmax_wal_rate = 50000000",
+    ));
+    let ran = run_pacer(&["plan"], &plan.path, "mysql://app@127.0.0.1:1/shop");
+    assert_eq!(ran.code, 2, "{ran}");
+    for says in [
+        "the plan uses what a MySQL/MariaDB target cannot do",
+        "[throttle] pause_on_autovacuum: MySQL/MariaDB has no autovacuum",
+        "[throttle] max_wal_rate: MySQL/MariaDB writes no WAL",
+    ] {
+        assert!(ran.stderr.contains(says), "{says:?} missing: {ran}");
+    }
+}

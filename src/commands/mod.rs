@@ -12,6 +12,8 @@ use std::sync::Mutex;
 use crate::TargetArgs;
 use crate::audit::{self, Audit};
 use crate::plan::Plan;
+use crate::target::family::{Family, given_target};
+use crate::target::mysql;
 use crate::target::postgres::{ConnectError, PgTarget, Postgres};
 
 /// Every phase finished (or had finished before).
@@ -140,10 +142,50 @@ pub fn load_plan(args: &TargetArgs) -> Result<Plan, Failure> {
 }
 
 /// Resolves the target from the flag, PACER_TARGET, DATABASE_URL and the libpq environment.
+/// A MySQL-family target is refused (exit 2): that target is not built yet.
 pub fn resolve_target(args: &TargetArgs) -> Result<PgTarget, Failure> {
     let env = |name: &str| std::env::var(name).ok();
+    if let Some(Family::MySql) = given_target(args.target.as_deref(), &env)
+        .as_deref()
+        .and_then(Family::of)
+    {
+        return Err(Failure::refused(mysql::not_built_yet(&target_source(args))));
+    }
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
     PgTarget::resolve(args.target.as_deref(), &env, home.as_deref()).map_err(connect_failure)
+}
+
+/// Where the target came from, in the operator's words.
+fn target_source(args: &TargetArgs) -> String {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+    if args.target.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+        "--target".into()
+    } else if set("PACER_TARGET") {
+        "PACER_TARGET".into()
+    } else {
+        "DATABASE_URL".into()
+    }
+}
+
+/// Refuses (exit 2) a plan that uses keys the target's family cannot honour, naming each and
+/// the family, before anything is sent.
+pub fn check_family(args: &TargetArgs, plan: &Plan) -> Result<(), Failure> {
+    let env = |name: &str| std::env::var(name).ok();
+    let Some(family) = given_target(args.target.as_deref(), &env)
+        .as_deref()
+        .and_then(Family::of)
+    else {
+        return Ok(());
+    };
+    let refused = family.unsupported(plan);
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::refused(format!(
+        "{}: the plan uses what a {family} target cannot do:\n  {}",
+        args.plan.display(),
+        refused.join("\n  ")
+    )))
 }
 
 /// Where the audit log goes (`--audit-log`, PACER_AUDIT_LOG).
@@ -204,6 +246,7 @@ pub fn open_audit(choice: &AuditLog, job: &str) -> Result<Audit, Failure> {
 
 /// Connects for a plan; every statement pacer sends is written to `audit`.
 pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<Postgres, Failure> {
+    check_family(args, plan)?;
     let conn = resolve_target(args)?;
     Postgres::connect(conn, plan, audit)
         .await

@@ -120,6 +120,7 @@ pub fn job_selector(plan: &Plan) -> String {
 /// (the database's advisory lock refuses a second runner from anywhere; this says it sooner,
 /// and says where the running one is).
 async fn refuse_if_running(args: &TargetArgs, plan: &Plan) -> Result<(), Failure> {
+    super::check_family(args, plan)?;
     let target = super::resolve_target(args)?.redacted();
     let job = job_selector(plan);
     let running = client::running(&control::socket_dir()).await;

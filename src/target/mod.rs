@@ -1,7 +1,10 @@
 //! The database boundary: one trait the engine drives, one implementation per database.
 //!
-//! Everything here is engine-neutral. SQL text lives in the implementations (`postgres/`).
+//! Everything here is engine-neutral. SQL text lives in the implementations (`postgres/`;
+//! `mysql/` refuses for now). [`family`] picks the implementation from the target URL.
 
+pub mod family;
+pub mod mysql;
 pub mod postgres;
 
 use std::fmt;

@@ -1,0 +1,129 @@
+//! Which database family a target belongs to, chosen by how the operator wrote it, and what
+//! each family can honour of a plan. Pure: no connection is made here.
+//!
+//! `postgres://`, `postgresql://` and a libpq `key=value` string are PostgreSQL; `mysql://`
+//! and `mariadb://` are the MySQL family (MySQL and MariaDB). Anything else is left to the
+//! PostgreSQL resolver, whose error names the accepted forms.
+
+use std::fmt;
+
+use crate::plan::Plan;
+
+/// A family of databases pacer drives through one target implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// PostgreSQL 12 and later (`src/target/postgres/`).
+    Postgres,
+    /// MySQL 8.0+ and MariaDB 10.6+ (`src/target/mysql/`).
+    MySql,
+}
+
+impl Family {
+    /// The family of `target` as written (a URL, or a libpq key=value string); None when its
+    /// scheme is none pacer knows.
+    pub fn of(target: &str) -> Option<Family> {
+        let t = target.trim();
+        match t.split_once("://") {
+            Some((scheme, _)) => match scheme.to_ascii_lowercase().as_str() {
+                "postgres" | "postgresql" => Some(Family::Postgres),
+                "mysql" | "mariadb" => Some(Family::MySql),
+                _ => None,
+            },
+            // `host=db1 dbname=shop`: libpq's key=value form.
+            None if t.contains('=') => Some(Family::Postgres),
+            None => None,
+        }
+    }
+
+    /// The plan's keys this family cannot honour, each with why and what to do.
+    pub fn unsupported(self, plan: &Plan) -> Vec<String> {
+        let mut out = Vec::new();
+        if self == Family::MySql {
+            if plan.throttle.pause_on_autovacuum {
+                out.push(format!(
+                    "[throttle] pause_on_autovacuum: {self} has no autovacuum (InnoDB purges in \
+                     the background, and its DDL does not wait for it); remove the key"
+                ));
+            }
+            if plan.throttle.max_wal_rate.is_some() {
+                out.push(format!(
+                    "[throttle] max_wal_rate: {self} writes no WAL (it has a binary log and a \
+                     redo log); remove the key"
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Postgres => "PostgreSQL",
+            Family::MySql => "MySQL/MariaDB",
+        })
+    }
+}
+
+/// The target as the operator gave it, in the order every command reads it: the `--target`
+/// flag, else `PACER_TARGET`, else `DATABASE_URL` (blank values do not count).
+pub fn given_target(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let given = |v: &String| !v.trim().is_empty();
+    flag.map(str::to_string)
+        .filter(given)
+        .or_else(|| env("PACER_TARGET").filter(given))
+        .or_else(|| env("DATABASE_URL").filter(given))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_family_comes_from_the_scheme_and_a_key_value_string_is_postgres() {
+        for (target, family) in [
+            ("postgres://app@db1/shop", Some(Family::Postgres)),
+            ("postgresql://db1/shop", Some(Family::Postgres)),
+            ("POSTGRES://db1/shop", Some(Family::Postgres)),
+            ("host=db1 dbname=shop user=app", Some(Family::Postgres)),
+            ("mysql://app:secret@db1:3306/shop", Some(Family::MySql)),
+            ("mariadb://db1/shop", Some(Family::MySql)),
+            ("oracle://db1/shop", None),
+            ("db1", None),
+        ] {
+            assert_eq!(Family::of(target), family, "{target}");
+        }
+    }
+
+    #[test]
+    fn the_target_is_the_flag_else_pacer_target_else_database_url() {
+        let env = |name: &str| match name {
+            "PACER_TARGET" => Some("  ".to_string()),
+            "DATABASE_URL" => Some("mysql://db/shop".to_string()),
+            _ => None,
+        };
+        assert_eq!(
+            given_target(Some("postgres://a/b"), &env).as_deref(),
+            Some("postgres://a/b")
+        );
+        assert_eq!(
+            given_target(None, &env).as_deref(),
+            Some("mysql://db/shop"),
+            "a blank PACER_TARGET does not count"
+        );
+        assert_eq!(given_target(Some(""), &|_| None), None);
+    }
+
+    #[test]
+    fn plan_keys_a_family_cannot_honour_are_named_with_the_family() {
+        let text = "table = \"orders\"\n[column]\nname = \"amount\"\ntype = \"int\"\n\
+                    [throttle]\npause_on_autovacuum = true\nmax_wal_rate = 50000000\n";
+        let plan = Plan::parse(Path::new("p.toml"), text).expect("the plan parses");
+        assert!(Family::Postgres.unsupported(&plan).is_empty());
+        let refused = Family::MySql.unsupported(&plan);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[0].contains("pause_on_autovacuum: MySQL/MariaDB has no autovacuum"));
+        assert!(refused[1].contains("max_wal_rate: MySQL/MariaDB writes no WAL"));
+    }
+}
