@@ -137,8 +137,15 @@ pub fn init_logging(
 }
 
 /// Loads the plan (exit 2 when it is bad).
+/// Its names and SQL fragments are checked by the rules of the target's family (PostgreSQL
+/// when the target does not say).
 pub fn load_plan(args: &TargetArgs) -> Result<Plan, Failure> {
-    Plan::load(&args.plan).map_err(|e| Failure::refused(e.0))
+    let env = |name: &str| std::env::var(name).ok();
+    let family = given_target(args.target.as_deref(), &env)
+        .as_deref()
+        .and_then(Family::of)
+        .unwrap_or(Family::Postgres);
+    Plan::load_with(&args.plan, family.dialect()).map_err(|e| Failure::refused(e.0))
 }
 
 /// Resolves the target from the flag, PACER_TARGET, DATABASE_URL and the libpq environment.

@@ -56,7 +56,7 @@ impl fmt::Display for TableName {
 
 /// Quotes an identifier for PostgreSQL: always double-quoted, inner quotes doubled.
 pub fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+    super::dialect::POSTGRES.quote_ident(name)
 }
 
 /// Splits `a.b` into parts, honouring double-quoted parts with `""` escapes.
@@ -112,25 +112,9 @@ fn split_dotted(text: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// Checks a column or index name: not empty, at most 63 bytes (PostgreSQL's NAMEDATALEN - 1).
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err(format!("{what} is empty"));
-    }
-    if name.len() > 63 {
-        return Err(format!(
-            "{what} `{name}` is {} bytes long; PostgreSQL keeps only 63 bytes of a name, pick a shorter one",
-            name.len()
-        ));
-    }
-    if name.contains('\0') {
-        return Err(format!("{what} contains a NUL character"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::dialect::POSTGRES;
     use super::*;
 
     #[test]
@@ -183,12 +167,13 @@ mod tests {
 
     #[test]
     fn rejects_names_postgres_would_truncate() {
-        assert!(check_name("column name", &"x".repeat(63)).is_ok());
+        assert!(POSTGRES.check_name("column name", &"x".repeat(63)).is_ok());
         assert!(
-            check_name("column name", &"x".repeat(64))
+            POSTGRES
+                .check_name("column name", &"x".repeat(64))
                 .unwrap_err()
                 .contains("63 bytes")
         );
-        assert!(check_name("column name", "").is_err());
+        assert!(POSTGRES.check_name("column name", "").is_err());
     }
 }

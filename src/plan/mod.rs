@@ -1,6 +1,6 @@
 //! The plan file: TOML → a validated [`Plan`]. Pure code: nothing here talks to a database.
 
-pub mod expr;
+pub mod dialect;
 pub mod ident;
 pub mod lint;
 pub mod phase;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use dialect::Dialect;
 pub use ident::TableName;
 pub use lint::{Finding, Severity};
 pub use phase::{Hold, Phase, PhasePlan, Step};
@@ -272,19 +273,25 @@ pub const MAX_BATCH_SIZE: u64 = 1_000_000;
 pub struct PlanError(pub String);
 
 impl Plan {
-    /// Reads and validates a plan file.
-    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+    /// Reads, parses and validates a plan file for a target of `dialect`'s family.
+    pub fn load_with(path: &Path, dialect: &Dialect) -> Result<Plan, PlanError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             PlanError(format!(
                 "cannot read plan file {}: {e}. Check the path.",
                 path.display()
             ))
         })?;
-        Plan::parse(path, &text)
+        Plan::parse_with(path, &text, dialect)
     }
 
-    /// Parses and validates plan text; `path` only names the file in messages.
+    /// Parses and validates plan text for PostgreSQL; `path` only names the file in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Plan, PlanError> {
+        Plan::parse_with(path, text, &dialect::POSTGRES)
+    }
+
+    /// Parses and validates plan text; names and SQL fragments are checked by `dialect`'s
+    /// rules (quoting, name length, comments).
+    pub fn parse_with(path: &Path, text: &str, dialect: &Dialect) -> Result<Plan, PlanError> {
         let at = |span: std::ops::Range<usize>| location(path, text, span.start);
         let file: PlanFile = toml::from_str(text).map_err(|e| {
             let place = e
@@ -321,8 +328,11 @@ impl Plan {
         };
 
         let c = &file.column;
-        ident::check_name("column name", c.name.get_ref()).map_err(|m| fail(c.name.span(), m))?;
-        expr::check_fragment("column type", c.sql_type.get_ref())
+        dialect
+            .check_name("column name", c.name.get_ref())
+            .map_err(|m| fail(c.name.span(), m))?;
+        dialect
+            .check_fragment("column type", c.sql_type.get_ref())
             .map_err(|m| fail(c.sql_type.span(), m))?;
         for word in [
             "generated",
@@ -350,10 +360,13 @@ impl Plan {
             }
         }
         if let Some(d) = &c.default {
-            expr::check_fragment("default", d.get_ref()).map_err(|m| fail(d.span(), m))?;
+            dialect
+                .check_fragment("default", d.get_ref())
+                .map_err(|m| fail(d.span(), m))?;
         }
         if let Some(b) = &c.backfill {
-            expr::check_fragment("backfill expression", b.get_ref())
+            dialect
+                .check_fragment("backfill expression", b.get_ref())
                 .map_err(|m| fail(b.span(), m))?;
         }
         if c.not_null && c.default.is_none() && c.backfill.is_none() {
@@ -380,7 +393,9 @@ impl Plan {
                     Some(unique) => {
                         let name = name
                             .unwrap_or_else(|| default_index_name(&table.name, c.name.get_ref()));
-                        ident::check_name("index name", &name).map_err(|m| fail(spec.span(), m))?;
+                        dialect
+                            .check_name("index name", &name)
+                            .map_err(|m| fail(spec.span(), m))?;
                         Some(IndexSpec { name, unique })
                     }
                 }
@@ -515,7 +530,9 @@ impl Plan {
             )?),
         };
         if let Some(q) = &t.throttle_query {
-            expr::check_fragment("throttle_query", q.get_ref()).map_err(|m| fail(q.span(), m))?;
+            dialect
+                .check_fragment("throttle_query", q.get_ref())
+                .map_err(|m| fail(q.span(), m))?;
         }
         let throttle = ThrottleSpec {
             max_replication_lag,

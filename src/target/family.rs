@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::plan::Plan;
+use crate::plan::{Dialect, Plan, dialect};
 
 /// A family of databases pacer drives through one target implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,14 @@ impl Family {
             // `host=db1 dbname=shop`: libpq's key=value form.
             None if t.contains('=') => Some(Family::Postgres),
             None => None,
+        }
+    }
+
+    /// How the family writes SQL, for the plan's checks.
+    pub fn dialect(self) -> &'static Dialect {
+        match self {
+            Family::Postgres => &dialect::POSTGRES,
+            Family::MySql => &dialect::MYSQL,
         }
     }
 
