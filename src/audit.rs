@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use serde_json::Value;
-use tokio_postgres::types::ToSql;
 
 /// Keys every line carries; `note` details with these names are renamed `detail_<key>`.
 const RESERVED: [&str; 6] = ["ts", "job", "pid", "user", "kind", "what"];
@@ -100,10 +99,9 @@ impl Audit {
     }
 
     /// A statement about to be sent on one of pacer's sessions (`session`: "main",
-    /// "observer", "sampler", ...). `params` are rendered from their Debug form: as the JSON
-    /// value it spells when it is one (`"1000"`, `4999`, `["7"]`), `Some(x)` as `x`, `None` as
-    /// null, anything else as its Debug text.
-    pub fn statement(&self, session: &str, sql: &str, params: &[&(dyn ToSql + Sync)]) {
+    /// "observer", "sampler", ...), with its parameters as JSON values (each target says how
+    /// its driver's parameters read as JSON).
+    pub fn statement(&self, session: &str, sql: &str, params: &[Value]) {
         let Some(inner) = &self.inner else { return };
         inner.write(statement_fields(session, sql, params, None));
     }
@@ -112,13 +110,7 @@ impl Audit {
     /// sample interval, the blocker watch while DDL waits): logged on its first use only, per
     /// session, with `"repeats": repeats` saying how often it runs (e.g. "every sample
     /// interval"). Its parameters are those of the first use.
-    pub fn statement_repeating(
-        &self,
-        session: &str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        repeats: &str,
-    ) {
+    pub fn statement_repeating(&self, session: &str, sql: &str, params: &[Value], repeats: &str) {
         let Some(inner) = &self.inner else { return };
         let first = inner
             .seen
@@ -210,40 +202,19 @@ impl Inner {
 fn statement_fields(
     session: &str,
     sql: &str,
-    params: &[&(dyn ToSql + Sync)],
+    params: &[Value],
     repeats: Option<&str>,
 ) -> Vec<(String, Value)> {
     let mut fields = vec![
         ("kind".to_string(), Value::from("statement")),
         ("session".to_string(), Value::from(session)),
         ("sql".to_string(), Value::from(sql)),
-        (
-            "params".to_string(),
-            Value::Array(
-                params
-                    .iter()
-                    .map(|p| param_value(&format!("{p:?}")))
-                    .collect(),
-            ),
-        ),
+        ("params".to_string(), Value::Array(params.to_vec())),
     ];
     if let Some(r) = repeats {
         fields.push(("repeats".to_string(), Value::from(r)));
     }
     fields
-}
-
-/// A parameter's Debug text as JSON: `"a"` → "a", `5` → 5, `["1", "2"]` → ["1","2"],
-/// `Some(x)` → x, `None` → null; what is no JSON stays its Debug text.
-fn param_value(debug: &str) -> Value {
-    let mut text = debug;
-    while let Some(inner) = text.strip_prefix("Some(").and_then(|t| t.strip_suffix(')')) {
-        text = inner;
-    }
-    if text == "None" {
-        return Value::Null;
-    }
-    serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
 }
 
 /// `$USER`, else the numeric uid.
@@ -294,15 +265,17 @@ mod tests {
         let path = dir.path().join("deep/er/audit.jsonl");
         let audit = Audit::open(&path, "public.orders.amount").unwrap();
         assert_eq!(audit.path(), Some(path.as_path()));
-        let lo = "1000".to_string();
-        let hi = Some("2000".to_string());
-        let none: Option<String> = None;
-        let range = vec!["7".to_string()];
-        let offset = 4999i64;
+        let params = [
+            Value::from("1000"),
+            Value::from("2000"),
+            Value::Null,
+            serde_json::json!(["7"]),
+            Value::from(4999),
+        ];
         audit.statement(
             "main",
             "UPDATE t SET c = 1\nWHERE id > $1 AND id <= $2",
-            &[&lo, &hi, &none, &range, &offset],
+            &params,
         );
         audit.operator("batch_size", "ctl", Some(Value::from(2000)));
         audit.operator("pause", "tui", None);
@@ -407,19 +380,6 @@ mod tests {
         audit.statement("main", "SELECT 1", &[]);
         audit.statement("main", "SELECT 2", &[]);
         assert!(audit.inner.as_ref().unwrap().warned.load(Ordering::Relaxed));
-    }
-
-    #[test]
-    fn params_render_as_their_json_values() {
-        assert_eq!(param_value("\"a \\\"b\\\"\""), Value::from("a \"b\""));
-        assert_eq!(param_value("Some(Some(3))"), Value::from(3));
-        assert_eq!(param_value("None"), Value::Null);
-        assert_eq!(param_value("true"), Value::from(true));
-        assert_eq!(param_value("'x'"), Value::from("'x'"));
-        assert_eq!(
-            param_value("Json(Object {})"),
-            Value::from("Json(Object {})")
-        );
     }
 
     #[test]

@@ -147,9 +147,10 @@ pub struct Logged<'a> {
 impl Logged<'_> {
     fn log(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) {
         let s = self.session;
+        let params = params_json(params);
         match self.repeats {
-            None => s.audit.statement(s.name, sql, params),
-            Some(r) => s.audit.statement_repeating(s.name, sql, params, r),
+            None => s.audit.statement(s.name, sql, &params),
+            Some(r) => s.audit.statement_repeating(s.name, sql, &params, r),
         }
     }
 
@@ -213,5 +214,66 @@ impl Logged<'_> {
     pub async fn batch_execute(&self, sql: &str) -> Result<(), Error> {
         self.log(sql, &[]);
         self.session.client.batch_execute(sql).await
+    }
+}
+
+/// tokio-postgres parameters as JSON for the audit log. `ToSql` shows a value only through
+/// its Debug text, so that is read: the JSON value it spells when it is one (`"1000"`, `4999`,
+/// `["7"]`), `Some(x)` as `x`, `None` as null, anything else as its Debug text.
+fn params_json(params: &[&(dyn ToSql + Sync)]) -> Vec<serde_json::Value> {
+    params
+        .iter()
+        .map(|p| param_value(&format!("{p:?}")))
+        .collect()
+}
+
+/// A parameter's Debug text as JSON: `"a"` → "a", `5` → 5, `["1", "2"]` → ["1","2"],
+/// `Some(x)` → x, `None` → null; what is no JSON stays its Debug text.
+fn param_value(debug: &str) -> serde_json::Value {
+    let mut text = debug;
+    while let Some(inner) = text.strip_prefix("Some(").and_then(|t| t.strip_suffix(')')) {
+        text = inner;
+    }
+    if text == "None" {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::from(text))
+}
+
+#[cfg(test)]
+mod audit_params {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn driver_parameters_read_as_the_json_values_they_are() {
+        let lo = "1000".to_string();
+        let hi = Some("2000".to_string());
+        let none: Option<String> = None;
+        let range = vec!["7".to_string()];
+        let offset = 4999i64;
+        assert_eq!(
+            params_json(&[&lo, &hi, &none, &range, &offset]),
+            vec![
+                Value::from("1000"),
+                Value::from("2000"),
+                Value::Null,
+                serde_json::json!(["7"]),
+                Value::from(4999)
+            ]
+        );
+    }
+
+    #[test]
+    fn params_render_as_their_json_values() {
+        assert_eq!(param_value("\"a \\\"b\\\"\""), Value::from("a \"b\""));
+        assert_eq!(param_value("Some(Some(3))"), Value::from(3));
+        assert_eq!(param_value("None"), Value::Null);
+        assert_eq!(param_value("true"), Value::from(true));
+        assert_eq!(param_value("'x'"), Value::from("'x'"));
+        assert_eq!(
+            param_value("Json(Object {})"),
+            Value::from("Json(Object {})")
+        );
     }
 }
