@@ -1,4 +1,4 @@
-//! Seeds the demo database: `CREATE DATABASE shop`, then `orders` with N rows from the bundled
+//! Seeding on PostgreSQL: `CREATE DATABASE shop`, then `orders` with N rows from the bundled
 //! `demo/orders-table.sql` (the same file `psql -f demo/seed.sql` runs on staging).
 
 use std::io::{IsTerminal, Write};
@@ -6,10 +6,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls};
 
-/// The demo table's SQL: plain SQL, rows from the setting `pacer_demo.rows`.
-pub const ORDERS_TABLE_SQL: &str = include_str!("../../demo/orders-table.sql");
-/// The database the demo migrates.
-pub const DEMO_DATABASE: &str = "shop";
+use super::{DEMO_DATABASE, ORDERS_TABLE_SQL};
 
 /// Connects without TLS (the demo server listens on 127.0.0.1 only) and drives the connection
 /// on its own task.
