@@ -32,9 +32,7 @@ use crate::engine::throttle::Signals;
 use crate::engine::{Engine, EngineError, RunOutcome, SignalSource, Status, SystemClock};
 use crate::headless::{Printer, ReplicaLagSource, Style, worst_replica_lag};
 use crate::plan::Plan;
-use crate::sampler::{
-    self, DEFAULT_WINDOW, Metrics, PgSource, SharedMetrics, postgres::statement_timeout_for,
-};
+use crate::sampler::{self, DEFAULT_WINDOW, Metrics, SharedMetrics};
 use crate::target::Target;
 use crate::target::postgres::Postgres;
 use crate::tui;
@@ -162,16 +160,12 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         &crate::target::postgres::job_id(&plan, None),
     )?;
     let target = connect(args, &plan, audit.clone()).await?;
-    let conn = target.connection().clone();
     let describe = target.describe();
+    // The sampler always runs: the charts of any viewer that attaches, and health throttling.
+    let source = target.metric_source(options.sample_interval, audit.clone());
     let (engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
     let job = handles.state.borrow().job.clone();
-
-    // The sampler always runs: the charts of any viewer that attaches, and health throttling.
     let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
-    let source = PgSource::new(conn.clone(), &job, plan.table.quoted())
-        .with_statement_timeout(statement_timeout_for(options.sample_interval))
-        .with_audit(audit.clone());
     let sampler = sampler::spawn(source, options.sample_interval, metrics.clone());
     let engine = engine.with_signals(signals_from(metrics.clone(), options.sample_interval));
 

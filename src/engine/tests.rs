@@ -386,7 +386,22 @@ fn connection_lost() -> TargetError {
     TargetError::ConnectionLost("server closed the connection unexpectedly".into())
 }
 
+/// The fake database has no monitoring views: every round is a gap.
+struct NoSamples;
+
+impl crate::sampler::MetricSource for NoSamples {
+    async fn sample(&mut self) -> crate::sampler::DbSample {
+        crate::sampler::DbSample::failed("the fake database is not sampled")
+    }
+}
+
 impl Target for Fake {
+    type Source = NoSamples;
+
+    fn metric_source(&self, _: Duration, _: crate::audit::Audit) -> NoSamples {
+        NoSamples
+    }
+
     fn describe(&self) -> String {
         "fake database".into()
     }

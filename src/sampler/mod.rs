@@ -2,7 +2,8 @@
 //!
 //! - [`MetricSource`] is the engine-neutral boundary: one round of database queries giving a
 //!   [`DbSample`], with one `Result` per query so that one failing query is one gap, not all.
-//!   [`postgres::PgSource`] implements it (MySQL comes later).
+//!   Each target family implements it with its own SQL (PostgreSQL:
+//!   `target::postgres::sampler::PgSource`); nothing here knows a database.
 //! - [`host::HostSampler`] reads the machine pacer runs on and pacer's own process.
 //! - [`Metrics`] turns samples into [`series::Series`] (ring buffers covering the chart window)
 //!   and keeps the latest figures and the sampling errors for the event log.
@@ -14,7 +15,6 @@
 pub mod failures;
 pub mod host;
 pub mod metrics;
-pub mod postgres;
 pub mod rate;
 pub mod runner;
 pub mod series;
@@ -30,7 +30,6 @@ use crate::target::Blocker;
 
 // The sampler's API in one place.
 pub use metrics::{MetricInput, Metrics, SeriesId};
-pub use postgres::PgSource;
 pub use runner::{SharedMetrics, spawn};
 
 /// How far back the series reach: the charts' widest window.

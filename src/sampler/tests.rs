@@ -10,9 +10,9 @@ use support::PgServer;
 use tokio::task::JoinHandle;
 
 use super::host::HostSampler;
-use super::postgres::{PgSource, statement_timeout_for};
 use super::{DEFAULT_WINDOW, DbSample, MetricSource, Metrics, SeriesId, SharedMetrics, spawn};
 use crate::target::postgres::PgTarget;
+use crate::target::postgres::sampler::{PgSource, statement_timeout_for};
 
 const JOB: &str = "public.t.c";
 const TABLE: &str = "\"public\".\"t\"";

@@ -310,6 +310,17 @@ pub struct Preflight {
 
 /// The engine-neutral database boundary. One attempt per call; the engine retries.
 pub trait Target: Send {
+    /// The sampler of this target's database: its monitoring SQL, on a connection of its own.
+    type Source: crate::sampler::MetricSource + 'static;
+
+    /// A sampler for this migration (it connects on its first sample), whose statements run
+    /// under a timeout that suits `sample_interval` and are written to `audit`.
+    fn metric_source(
+        &self,
+        sample_interval: std::time::Duration,
+        audit: crate::audit::Audit,
+    ) -> Self::Source;
+
     /// The target as shown to people (never with a password).
     fn describe(&self) -> String;
 

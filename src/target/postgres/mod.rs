@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod connect;
 pub mod errors;
 pub mod render;
+pub mod sampler;
 pub mod session;
 pub mod sql;
 
@@ -16,11 +17,11 @@ use tokio_postgres::types::ToSql;
 use crate::audit::Audit;
 use crate::engine::lag::ReplicaPosition;
 use crate::plan::{Phase, PhasePlan, Plan};
-use crate::sampler::postgres::{REPLICAS_SQL, replica_positions_from_rows};
 use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyRange, Outcome, Preflight,
     StepOutcome, Target, TargetError, TargetResult, VerifyChunk,
 };
+use sampler::{REPLICAS_SQL, replica_positions_from_rows};
 
 pub use connect::{ConnectError, PgTarget};
 use errors::classify;
@@ -603,6 +604,14 @@ pub fn redact_query(query: &str) -> String {
 }
 
 impl Target for Postgres {
+    type Source = sampler::PgSource;
+
+    fn metric_source(&self, sample_interval: Duration, audit: Audit) -> sampler::PgSource {
+        sampler::PgSource::new(self.conn.clone(), &self.job, self.plan.table.quoted())
+            .with_statement_timeout(sampler::statement_timeout_for(sample_interval))
+            .with_audit(audit)
+    }
+
     fn describe(&self) -> String {
         self.conn.redacted()
     }

@@ -18,13 +18,15 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun};
+use super::errors::classify;
+use super::session::{Prepared, Session};
+use super::{PgTarget, redact_query};
 use crate::audit::Audit;
 use crate::engine::lag::ReplicaPosition;
+use crate::sampler::{
+    DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun,
+};
 use crate::target::Blocker;
-use crate::target::postgres::errors::classify;
-use crate::target::postgres::session::{Prepared, Session};
-use crate::target::postgres::{PgTarget, redact_query};
 
 /// Default `statement_timeout` of the sampling queries (a 1 s interval).
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_millis(500);
@@ -191,7 +193,7 @@ impl PgSource {
             wal: wal.map_err(err)?,
             table: table.map_err(err)?,
             table_size: table_size.map_err(err)?,
-            flushes_per_batch: version >= crate::target::postgres::FORCE_FLUSH_VERSION,
+            flushes_per_batch: version >= super::FORCE_FLUSH_VERSION,
         };
         Ok((client, statements))
     }
