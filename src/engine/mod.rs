@@ -3,7 +3,6 @@
 
 pub mod clock;
 pub mod event;
-pub mod lag;
 pub mod progress;
 pub mod retry;
 pub mod sizer;
@@ -103,7 +102,6 @@ pub struct Engine<T: Target> {
     signals: Option<SignalSource>,
     throttled_since: Option<Instant>,
     last_query: Option<(Instant, Result<f64, String>)>,
-    lag: lag::LagForecast,
     /// The last lag reading and when it was taken (None inside: it failed).
     last_lag: Option<(Instant, Option<Vec<throttle::ReplicaReading>>)>,
     /// Pauses and throttles so far (the backfill leaves the time they take out of its rates).
@@ -152,7 +150,6 @@ impl<T: Target> Engine<T> {
             signals: None,
             throttled_since: None,
             last_query: None,
-            lag: lag::LagForecast::new(LAG_POLL),
             last_lag: None,
             stops: 0,
         };
@@ -873,8 +870,8 @@ impl<T: Target> Engine<T> {
         if config.max_replication_lag.is_some() {
             let now = self.clock.now();
             if due(self.last_lag.as_ref().map(|(at, _)| *at), now, LAG_POLL) {
-                let readings = match self.target.replica_positions().await {
-                    Ok(positions) => Some(self.lag.observe(now, &positions)),
+                let readings = match self.target.replica_lags().await {
+                    Ok(readings) => Some(readings),
                     Err(e) => {
                         tracing::warn!("reading the replicas' positions failed: {e}");
                         None

@@ -96,7 +96,7 @@ impl SlowReplica {
 
     /// What the primary shows: the replica replies when WAL reaches it, else once a second
     /// (its status interval), and the primary knows its position only from those replies.
-    fn position(&mut self, now: Instant) -> crate::engine::lag::ReplicaPosition {
+    fn position(&mut self, now: Instant) -> crate::target::postgres::lag::ReplicaPosition {
         self.replay_until(now);
         let due = match self.reply {
             None => true,
@@ -113,7 +113,7 @@ impl SlowReplica {
             self.reply = Some((now, (self.replayed, lag), self.written));
         }
         let (at, (replayed, replay_lag_s), _) = self.reply.expect("set above");
-        crate::engine::lag::ReplicaPosition {
+        crate::target::postgres::lag::ReplicaPosition {
             name: "replica".into(),
             replay_lag_s,
             backlog_bytes: Some(self.written - replayed),
@@ -186,6 +186,8 @@ struct Db {
     commands: Option<mpsc::UnboundedSender<Command>>,
     /// The engine's clock: each committed batch takes `BATCH_TIME` on it.
     clock: Option<Arc<ManualClock>>,
+    /// The slow replica's lag forecast, as the PostgreSQL target makes it.
+    forecast: crate::target::postgres::lag::LagForecast,
 }
 
 impl Db {
@@ -301,6 +303,7 @@ impl Fake {
             replica: None,
             commands: None,
             clock: None,
+            forecast: crate::target::postgres::lag::LagForecast::new(crate::engine::LAG_POLL),
         })))
     }
 
@@ -620,14 +623,18 @@ impl Target for Fake {
         Ok(self.db().throttle_value)
     }
 
-    async fn replica_positions(
-        &mut self,
-    ) -> TargetResult<Vec<crate::engine::lag::ReplicaPosition>> {
+    /// A target that forecasts like PostgreSQL's, from the slow replica's positions on the
+    /// engine's clock.
+    async fn replica_lags(&mut self) -> TargetResult<Vec<crate::engine::throttle::ReplicaReading>> {
         let mut db = self.db();
         let now = db.clock.as_ref().map(|c| c.now());
-        Ok(match (&mut db.replica, now) {
+        let positions = match (&mut db.replica, now) {
             (Some(r), Some(now)) => vec![r.position(now)],
             _ => Vec::new(),
+        };
+        Ok(match now {
+            Some(now) => db.forecast.observe(now, &positions),
+            None => Vec::new(),
         })
     }
 

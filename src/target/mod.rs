@@ -380,11 +380,12 @@ pub trait Target: Send {
     /// returns its number.
     fn throttle_query(&mut self, sql: &str) -> impl Future<Output = TargetResult<f64>> + Send;
 
-    /// Reads the replicas' positions as the primary sees them (on a session other than the one
-    /// that changes data), for the replication-lag throttle. Empty: no replicas.
-    fn replica_positions(
+    /// Each replica's lag in seconds, as the target measures it or, where it can, forecasts
+    /// it (on a session other than the one that changes data), with the figures behind it in
+    /// words, for the replication-lag throttle. Empty: no replicas.
+    fn replica_lags(
         &mut self,
-    ) -> impl Future<Output = TargetResult<Vec<crate::engine::lag::ReplicaPosition>>> + Send;
+    ) -> impl Future<Output = TargetResult<Vec<crate::engine::throttle::ReplicaReading>>> + Send;
 
     /// Drops the connection(s) and connects again, re-applying session settings and the claim.
     fn reconnect(&mut self) -> impl Future<Output = TargetResult<()>> + Send;

@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod connect;
 pub mod errors;
+pub mod lag;
 pub mod render;
 pub mod sampler;
 pub mod session;
@@ -15,7 +16,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::audit::Audit;
-use crate::engine::lag::ReplicaPosition;
+use crate::engine::throttle::ReplicaReading;
 use crate::plan::{Phase, PhasePlan, Plan};
 use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyRange, Outcome, Preflight,
@@ -54,6 +55,8 @@ pub struct Postgres {
     statements: HashMap<String, Prepared>,
     sql: Option<PgSql>,
     runner: String,
+    /// Forecasts each replica's lag from its WAL positions.
+    lag: lag::LagForecast,
 }
 
 /// One parameter list of text values (keys travel as text and are cast in SQL).
@@ -80,6 +83,7 @@ impl Postgres {
             statements: HashMap::new(),
             sql: None,
             runner: runner_id(),
+            lag: lag::LagForecast::new(crate::engine::LAG_POLL),
         };
         let client = target
             .conn
@@ -993,7 +997,7 @@ impl Target for Postgres {
         }
     }
 
-    async fn replica_positions(&mut self) -> TargetResult<Vec<ReplicaPosition>> {
+    async fn replica_lags(&mut self) -> TargetResult<Vec<ReplicaReading>> {
         let Some(observer) = self.observer().await else {
             return Err(TargetError::ConnectionLost(
                 "no session for reading the replicas' positions".into(),
@@ -1004,7 +1008,8 @@ impl Target for Postgres {
             .query(REPLICAS_SQL, &[])
             .await
             .map_err(|e| classify(&e, "reading pg_stat_replication"))?;
-        Ok(replica_positions_from_rows(&rows))
+        let positions = replica_positions_from_rows(&rows);
+        Ok(self.lag.observe(std::time::Instant::now(), &positions))
     }
 
     async fn reconnect(&mut self) -> TargetResult<()> {

@@ -19,10 +19,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::errors::classify;
+use super::lag::ReplicaPosition;
 use super::session::{Prepared, Session};
 use super::{PgTarget, redact_query};
 use crate::audit::Audit;
-use crate::engine::lag::ReplicaPosition;
 use crate::sampler::{
     DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun,
 };

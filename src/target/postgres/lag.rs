@@ -1,4 +1,5 @@
-//! Replication lag as it is about to be, not only as it was.
+//! Replication lag on PostgreSQL as it is about to be, not only as it was: the forecast the
+//! target gives the engine (`Target::replica_lags`) from the replicas' WAL positions.
 //!
 //! PostgreSQL's `replay_lag` is the age of the WAL a replica has just replayed, so it shows a
 //! burst of writes only once the replica reaches it: a throttle that waits for it to cross the
@@ -22,7 +23,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::throttle::ReplicaReading;
+use crate::engine::throttle::ReplicaReading;
 
 /// One replica's positions, as the primary sees them.
 #[derive(Debug, Clone, PartialEq)]
