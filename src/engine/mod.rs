@@ -306,22 +306,15 @@ impl<T: Target> Engine<T> {
             let phase_started = self.clock.now();
             self.emit(EventKind::PhaseStarted { phase });
             match phase {
-                Phase::Preflight => {}
-                Phase::AddColumn => self.ddl(DdlStep::AddColumn).await?,
-                Phase::Sync => self.ddl(DdlStep::InstallSync).await?,
                 Phase::Backfill => self.backfill().await?,
                 Phase::Verify => self.verify().await?,
-                Phase::NotNull => {
-                    self.ddl(DdlStep::AddNotNullCheck).await?;
-                    self.check_boundary().await?;
-                    self.ddl(DdlStep::ValidateNotNullCheck).await?;
-                    self.check_boundary().await?;
-                    self.ddl(DdlStep::SetNotNull).await?;
-                }
-                Phase::Index => self.ddl(DdlStep::BuildIndex).await?,
-                Phase::Cleanup => {
-                    if plan.column.backfill.is_some() {
-                        self.ddl(DdlStep::DropSync).await?;
+                // Every other phase is DDL, in the steps the target says.
+                _ => {
+                    for (i, step) in self.target.ddl_steps(phase).into_iter().enumerate() {
+                        if i > 0 {
+                            self.check_boundary().await?;
+                        }
+                        self.ddl(step).await?;
                     }
                 }
             }

@@ -188,6 +188,8 @@ struct Db {
     clock: Option<Arc<ManualClock>>,
     /// The slow replica's lag forecast, as the PostgreSQL target makes it.
     forecast: crate::target::postgres::lag::LagForecast,
+    /// The plan, from preflight on (its DDL steps are PostgreSQL's).
+    plan: Option<Plan>,
 }
 
 impl Db {
@@ -303,6 +305,7 @@ impl Fake {
             replica: None,
             commands: None,
             clock: None,
+            plan: None,
             forecast: crate::target::postgres::lag::LagForecast::new(crate::engine::LAG_POLL),
         })))
     }
@@ -413,8 +416,9 @@ impl Target for Fake {
         JOB.into()
     }
 
-    async fn preflight(&mut self, _plan: &Plan) -> TargetResult<Preflight> {
+    async fn preflight(&mut self, plan: &Plan) -> TargetResult<Preflight> {
         let mut db = self.enter(Call::Preflight)?;
+        db.plan = Some(plan.clone());
         if let Some(e) = db.preflight_error.take() {
             return Err(e);
         }
@@ -471,6 +475,14 @@ impl Target for Fake {
             db.outcome = Outcome::Running;
         }
         Ok(db.job_state().expect("the job was just opened"))
+    }
+
+    /// The fake database does each phase the way PostgreSQL does.
+    fn ddl_steps(&self, phase: Phase) -> Vec<DdlStep> {
+        match &self.db().plan {
+            Some(plan) => crate::target::postgres::ddl_steps(plan, phase),
+            None => Vec::new(),
+        }
     }
 
     async fn ddl(&mut self, step: DdlStep) -> TargetResult<StepOutcome> {

@@ -216,7 +216,9 @@ pub struct VerifyChunk {
     pub rows: u64,
 }
 
-/// One idempotent DDL step. Each checks first whether its work is already done.
+/// One idempotent DDL step, as a target names it in [`Target::ddl_steps`]; each checks first
+/// whether its work is already done. The variants are the steps the families use; the engine
+/// names none of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DdlStep {
@@ -339,6 +341,12 @@ pub trait Target: Send {
     /// Claims the migration for this runner (refusing a second runner) and creates its state
     /// row if needed. The first write pacer makes.
     fn open_job(&mut self) -> impl Future<Output = TargetResult<JobState>> + Send;
+
+    /// The DDL steps of `phase`, in order, as this target does that phase (empty: the phase
+    /// runs no DDL here). The engine runs them one by one with retries, a batch boundary
+    /// between two; it knows none of them by name, so a family may tighten NOT NULL or build
+    /// the index its own way.
+    fn ddl_steps(&self, phase: Phase) -> Vec<DdlStep>;
 
     /// Runs one attempt of one DDL step.
     fn ddl(&mut self, step: DdlStep) -> impl Future<Output = TargetResult<StepOutcome>> + Send;

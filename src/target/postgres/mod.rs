@@ -59,6 +59,24 @@ pub struct Postgres {
     lag: lag::LagForecast,
 }
 
+/// How PostgreSQL does each DDL phase: NOT NULL through a NOT VALID check that is validated
+/// without blocking writes and then lets SET NOT NULL skip its scan; the index concurrently;
+/// cleanup drops the sync triggers (only a backfilled column has them).
+pub fn ddl_steps(plan: &Plan, phase: Phase) -> Vec<DdlStep> {
+    match phase {
+        Phase::AddColumn => vec![DdlStep::AddColumn],
+        Phase::Sync => vec![DdlStep::InstallSync],
+        Phase::NotNull => vec![
+            DdlStep::AddNotNullCheck,
+            DdlStep::ValidateNotNullCheck,
+            DdlStep::SetNotNull,
+        ],
+        Phase::Index => vec![DdlStep::BuildIndex],
+        Phase::Cleanup if plan.column.backfill.is_some() => vec![DdlStep::DropSync],
+        Phase::Preflight | Phase::Backfill | Phase::Verify | Phase::Cleanup => Vec::new(),
+    }
+}
+
 /// One parameter list of text values (keys travel as text and are cast in SQL).
 type TextParams = Vec<Option<String>>;
 
@@ -670,6 +688,10 @@ impl Target for Postgres {
         self.job_row().await?.ok_or_else(|| {
             TargetError::Failed("the state row vanished right after it was written".into())
         })
+    }
+
+    fn ddl_steps(&self, phase: Phase) -> Vec<DdlStep> {
+        ddl_steps(&self.plan, phase)
     }
 
     async fn ddl(&mut self, step: DdlStep) -> TargetResult<StepOutcome> {
