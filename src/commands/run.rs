@@ -727,16 +727,11 @@ fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
             lock_waiters: l.lock_waits.as_ref().map(|w| {
                 w.waits
                     .iter()
-                    .filter(|w| {
-                        !w.pacer
-                            && w.blockers
-                                .iter()
-                                .any(|b| b.application.starts_with("pacer"))
-                    })
+                    .filter(|w| !w.pacer && w.blockers.iter().any(|b| b.pacer))
                     .count() as u32
             }),
-            autovacuum: l.table.as_ref().map(|t| t.autovacuum.is_some()),
-            wal_rate: l.wal_bytes_per_s,
+            maintenance: l.table.as_ref().map(|t| t.autovacuum.is_some()),
+            write_volume: l.wal_bytes_per_s,
             query: None,
             file_exists: false,
         })

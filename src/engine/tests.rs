@@ -371,6 +371,7 @@ fn num(k: &Key) -> u64 {
 
 fn blocker() -> Blocker {
     Blocker {
+        pacer: false,
         pid: 4242,
         application: "psql".into(),
         user: "alice".into(),

@@ -42,10 +42,11 @@ pub struct Signals {
     pub replicas: Option<Vec<ReplicaReading>>,
     /// Sessions waiting on locks held by pacer.
     pub lock_waiters: Option<u32>,
-    /// Autovacuum working on the table.
-    pub autovacuum: Option<bool>,
-    /// WAL bytes per second.
-    pub wal_rate: Option<f64>,
+    /// The database's own background maintenance working on the table (PostgreSQL: an
+    /// autovacuum), which the target words in its reasons.
+    pub maintenance: Option<bool>,
+    /// The volume of redo the server writes, bytes per second (PostgreSQL: WAL).
+    pub write_volume: Option<f64>,
     /// The throttle query's value, or its error.
     pub query: Option<Result<f64, String>>,
     /// Whether the throttle file exists.
@@ -216,14 +217,14 @@ impl Throttle {
                 limit: limit.to_string(),
             });
         }
-        if c.pause_on_autovacuum && s.autovacuum == Some(true) {
+        if c.pause_on_autovacuum && s.maintenance == Some(true) {
             out.push(Reason {
                 signal: "autovacuum".into(),
                 value: "working on the table".into(),
                 limit: String::new(),
             });
         }
-        if let (Some(limit), Some(rate)) = (c.max_wal_rate, s.wal_rate)
+        if let (Some(limit), Some(rate)) = (c.max_wal_rate, s.write_volume)
             && rate > limit as f64
         {
             out.push(Reason {
@@ -304,8 +305,8 @@ mod tests {
         Signals {
             replicas: Some(vec![ReplicaReading::reported("r1", Some(0.2))]),
             lock_waiters: Some(0),
-            autovacuum: Some(false),
-            wal_rate: Some(1e6),
+            maintenance: Some(false),
+            write_volume: Some(1e6),
             query: Some(Ok(0.0)),
             file_exists: false,
         }
@@ -344,14 +345,14 @@ mod tests {
             ),
             (
                 Signals {
-                    autovacuum: Some(true),
+                    maintenance: Some(true),
                     ..clear()
                 },
                 "autovacuum working on the table",
             ),
             (
                 Signals {
-                    wal_rate: Some(80e6),
+                    write_volume: Some(80e6),
                     ..clear()
                 },
                 "WAL rate 80.0 MB/s > 50.0 MB/s",
@@ -477,8 +478,8 @@ mod tests {
         let noisy = Signals {
             replicas: None,
             lock_waiters: Some(100),
-            autovacuum: Some(true),
-            wal_rate: Some(1e12),
+            maintenance: Some(true),
+            write_volume: Some(1e12),
             query: Some(Ok(5.0)),
             file_exists: true,
         };

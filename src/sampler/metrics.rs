@@ -527,6 +527,7 @@ mod tests {
 
     fn blocker(pid: i32) -> Blocker {
         Blocker {
+            pacer: false,
             pid,
             application: "psql".into(),
             user: "alice".into(),

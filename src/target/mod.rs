@@ -156,6 +156,9 @@ pub struct Blocker {
     pub xact_age_s: Option<f64>,
     /// Its current or last query (shortened).
     pub query: String,
+    /// One of pacer's own sessions (the target recognises them by the name it gives them).
+    #[serde(default)]
+    pub pacer: bool,
 }
 
 impl fmt::Display for Blocker {

@@ -163,6 +163,7 @@ pub fn waiting_for_lock() -> ViewModel {
     v.charts = charts(Shape::Starting);
     v.blockers = vec![
         Blocker {
+            pacer: false,
             pid: 4711,
             application: "metabase".into(),
             user: "analyst".into(),
@@ -171,6 +172,7 @@ pub fn waiting_for_lock() -> ViewModel {
             query: "SELECT o.customer_id, sum(o.amount_cents)\n  FROM public.orders o\n WHERE o.created_at > now() - interval '30 days'\n GROUP BY 1 ORDER BY 2 DESC".into(),
         },
         Blocker {
+            pacer: false,
             pid: 5120,
             application: String::new(),
             user: "postgres".into(),

@@ -396,6 +396,7 @@ mod fill_tests {
 
     fn sample(pacer_waits: bool) -> DbSample {
         let blocker = Blocker {
+            pacer: false,
             pid: 4242,
             application: "psql".into(),
             user: "app".into(),

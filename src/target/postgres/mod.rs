@@ -606,14 +606,22 @@ where
 /// Reads a row of [`BLOCKERS_SQL`]-shaped columns.
 pub fn blocker_from_row(r: &Row) -> Blocker {
     let query: String = r.get(5);
+    let application: String = r.get(1);
     Blocker {
         pid: r.get(0),
-        application: r.get(1),
+        pacer: is_pacer(&application),
+        application,
         user: r.get(2),
         state: r.get(3),
         xact_age_s: r.get(4),
         query: redact_query(&query),
     }
+}
+
+/// Whether a session is one of pacer's: every pacer session's `application_name` starts with
+/// `pacer` (`pacer:<job>`, `pacer-observer:<job>`, `pacer-sampler:<job>`).
+pub fn is_pacer(application_name: &str) -> bool {
+    application_name.starts_with("pacer")
 }
 
 /// Query text of other sessions may hold a password (`ALTER ROLE … PASSWORD`): hide those.

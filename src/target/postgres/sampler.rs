@@ -21,7 +21,7 @@ use tokio_postgres::types::ToSql;
 use super::errors::classify;
 use super::lag::ReplicaPosition;
 use super::session::{Prepared, Session};
-use super::{PgTarget, redact_query};
+use super::{PgTarget, is_pacer, redact_query};
 use crate::audit::Audit;
 use crate::sampler::{
     DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun,
@@ -339,9 +339,11 @@ fn lock_waits_from_rows(rows: &[Row]) -> LockWaits {
         }
         let seen: bool = r.get(5);
         let blocker = if seen {
+            let application: String = r.get(6);
             Blocker {
                 pid: blocker_pid,
-                application: r.get(6),
+                pacer: is_pacer(&application),
+                application,
                 user: r.get(7),
                 state: r.get(8),
                 xact_age_s: r.get(9),
@@ -370,6 +372,7 @@ fn unlisted_blocker(pid: i32) -> Blocker {
         state: state.into(),
         xact_age_s: None,
         query: String::new(),
+        pacer: false,
     }
 }
 
