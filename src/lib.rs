@@ -14,6 +14,7 @@ mod engine;
 mod headless;
 mod plan;
 mod sampler;
+pub mod servers;
 
 mod target;
 mod tui;

@@ -1,17 +1,13 @@
 //! The sampler against real, throwaway PostgreSQL servers.
 
-#[cfg(test)]
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::PgServer;
 use tokio::task::JoinHandle;
 
 use super::host::HostSampler;
 use super::postgres::{PgSource, statement_timeout_for};
 use super::{DEFAULT_WINDOW, DbSample, MetricSource, Metrics, SeriesId, SharedMetrics, spawn};
+use crate::servers::postgres::PgServer;
 use crate::target::postgres::PgTarget;
 
 const JOB: &str = "public.t.c";
