@@ -240,21 +240,21 @@ async fn ctl(action: CtlAction) -> Result<u8, cli::Failure> {
 
 fn main() -> ExitCode {
     let _ = color_eyre::install();
-    let cli = Cli::parse();
-    if let Cmd::DemoReaper { root, bin, keep } = &cli.command {
+    let args = Cli::parse();
+    if let Cmd::DemoReaper { root, bin, keep } = &args.command {
         return match cli::demo::reap(root, bin, *keep) {
             Ok(()) => ExitCode::SUCCESS,
             Err(_) => ExitCode::from(cli::EXIT_FAILURE),
         };
     }
     // While the full-screen interface owns the terminal, logs must go to a file.
-    let tui = match &cli.command {
+    let tui = match &args.command {
         Cmd::Run(a) => a.runner || cli::run::uses_tui(a.headless),
         Cmd::Attach(_) => true,
         Cmd::Demo(_) => cli::run::uses_tui(false),
         _ => false,
     };
-    let _log_guard = cli::init_logging(cli.log_file.as_deref(), tui);
+    let _log_guard = cli::init_logging(args.log_file.as_deref(), tui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -266,9 +266,9 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
-    let audit_log = cli.audit_log.unwrap_or_default();
+    let audit_log = args.audit_log.unwrap_or_default();
     let result = runtime.block_on(async {
-        match cli.command {
+        match args.command {
             Cmd::Plan(a) => cli::plan::run(&a.target, a.json, &audit_log).await,
             Cmd::Run(a) => {
                 let options = cli::run::RunOptions {
@@ -279,7 +279,7 @@ fn main() -> ExitCode {
                     braille: !a.ascii,
                     on_hangup: a.on_hangup,
                     runner: a.runner,
-                    log_file: cli.log_file.clone(),
+                    log_file: args.log_file.clone(),
                     audit_log: audit_log.clone(),
                 };
                 cli::run::run(&a.target, options).await
@@ -295,7 +295,7 @@ fn main() -> ExitCode {
                     braille: !a.ascii,
                     on_hangup: OnHangup::Continue,
                     runner: false,
-                    log_file: cli.log_file.clone(),
+                    log_file: args.log_file.clone(),
                     audit_log: cli::AuditLog::Off,
                 };
                 cli::ctl::attach(&a.which.which(), options).await

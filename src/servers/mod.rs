@@ -32,10 +32,7 @@ use std::path::PathBuf;
 /// outgoing connections cannot take a server's port while it is stopped for a restart; else the
 /// kernel's choice.
 pub(crate) fn free_port(attempt: usize) -> Result<u16, String> {
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
-        .unwrap_or(32768);
+    let ephemeral_low = process::ephemeral_port_low().unwrap_or(32768);
     let low = 10_000u32;
     if ephemeral_low > low + 1_000 {
         let span = u64::from(ephemeral_low - low);

@@ -1,5 +1,6 @@
 //! What the throwaway servers need of the operating system: process liveness and start times,
-//! signals to a server's process group, whether we are root, and the OS user a server runs as.
+//! signals to a server's process group, whether we are root, the OS user a server runs as, and
+//! where the kernel's ephemeral ports begin.
 //! Linux reads `/proc`; elsewhere liveness falls back to `kill -0` and there are no start times
 //! (so no owner files, and no orphan sweep).
 
@@ -105,4 +106,14 @@ pub(crate) fn user_ids(name: &str) -> Option<(u32, u32)> {
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     };
     Some((id("-u")?, id("-g")?))
+}
+
+/// The lowest port of the kernel's ephemeral range (the ports outgoing connections take).
+pub(crate) fn ephemeral_port_low() -> Option<u32> {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
