@@ -281,7 +281,7 @@ mod tests {
             ..Lookup::default()
         };
         assert_eq!(
-            lookup.find("the tests", &ALL).unwrap(),
+            lookup.find("a test server", &ALL).unwrap(),
             root.join("pgsql-16/bin")
         );
     }

@@ -75,7 +75,7 @@ fn machine() -> Result<&'static Machine, &'static str> {
         .get_or_init(|| {
             let mut needed = SERVER_PROGRAMS.to_vec();
             needed.extend([REPLICA_PROGRAM, CLIENT_PROGRAM]);
-            let bin = Lookup::from_env().find("the tests", &needed)?;
+            let bin = Lookup::from_env().find("a test server", &needed)?;
             let run_as = super::run_as()?;
             Ok(Machine { bin, run_as })
         })
