@@ -1,20 +1,11 @@
-//! pacer: add a column to a large, live table without downtime.
-
-mod audit;
-mod commands;
-mod control;
-mod demo;
-mod engine;
-mod headless;
-mod plan;
-mod sampler;
-mod target;
-mod tui;
+//! pacer's command line: the arguments (clap) and which library function each subcommand runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use pacer::TargetArgs;
+use pacer::cli::{self, CtlCommand, OnHangup};
 
 /// Add a column to a large, live PostgreSQL table without downtime.
 #[derive(Debug, Parser)]
@@ -33,9 +24,9 @@ struct Cli {
         global = true,
         value_name = "PATH|off",
         env = "PACER_AUDIT_LOG",
-        value_parser = commands::AuditLog::parse
+        value_parser = cli::AuditLog::parse
     )]
-    audit_log: Option<commands::AuditLog>,
+    audit_log: Option<cli::AuditLog>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,8 +68,8 @@ struct WhichArgs {
 }
 
 impl WhichArgs {
-    fn which(&self) -> commands::ctl::Which {
-        commands::ctl::Which {
+    fn which(&self) -> cli::ctl::Which {
+        cli::ctl::Which {
             plan: self.plan.clone(),
             socket: self.socket.clone(),
             target: self.target.clone(),
@@ -142,17 +133,6 @@ struct AttachArgs {
     ascii: bool,
 }
 
-/// Where the plan and the database are.
-#[derive(Debug, Clone, Args)]
-pub struct TargetArgs {
-    /// The plan file (TOML).
-    #[arg(value_name = "PLAN.toml")]
-    pub plan: PathBuf,
-    /// Database URL (postgres://user@host:port/db?sslmode=…). Else PACER_TARGET, else DATABASE_URL.
-    #[arg(long, value_name = "URL")]
-    pub target: Option<String>,
-}
-
 #[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
@@ -184,7 +164,7 @@ struct RunArgs {
     /// When the terminal is lost (SSH drop, window closed, SIGHUP) without detaching: keep
     /// running (`pacer attach` brings the screen back), or pause at the next batch boundary.
     #[arg(long, value_enum, default_value = "continue", value_name = "WHAT")]
-    on_hangup: control::OnHangup,
+    on_hangup: OnHangup,
     /// Internal: the background half of a run started on a terminal.
     #[arg(long, hide = true)]
     runner: bool,
@@ -213,7 +193,7 @@ struct DemoArgs {
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
-    let d = plan::parse_duration(text)?;
+    let d = cli::parse_duration(text)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
         return Err("use 100ms to 60s".into());
     }
@@ -229,17 +209,16 @@ struct StatusArgs {
     json: bool,
 }
 
-async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
-    use commands::ctl;
-    use control::protocol::CtlCommand;
+async fn ctl(action: CtlAction) -> Result<u8, cli::Failure> {
+    use cli::ctl;
     match action {
         CtlAction::Pause(w) => ctl::command(&w.which(), CtlCommand::Pause).await,
         CtlAction::Resume(w) => ctl::command(&w.which(), CtlCommand::Resume).await,
         CtlAction::Proceed { which, phase } => {
             let phase = phase
-                .map(|p| p.parse::<plan::Phase>())
+                .map(|p| p.parse::<cli::Phase>())
                 .transpose()
-                .map_err(commands::Failure::refused)?;
+                .map_err(cli::Failure::refused)?;
             ctl::command(&which.which(), CtlCommand::Proceed { phase }).await
         }
         CtlAction::Abort(w) => ctl::command(&w.which(), CtlCommand::Abort).await,
@@ -247,8 +226,8 @@ async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
             let command = if size.eq_ignore_ascii_case("auto") {
                 CtlCommand::AutoBatchSize
             } else {
-                let n = tui::app::parse_batch_size(&size).map_err(|e| {
-                    commands::Failure::refused(format!("batch size {size:?}: {e}, or auto"))
+                let n = cli::parse_batch_size(&size).map_err(|e| {
+                    cli::Failure::refused(format!("batch size {size:?}: {e}, or auto"))
                 })?;
                 CtlCommand::BatchSize { size: n }
             };
@@ -261,21 +240,21 @@ async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
 
 fn main() -> ExitCode {
     let _ = color_eyre::install();
-    let cli = Cli::parse();
-    if let Cmd::DemoReaper { root, bin, keep } = &cli.command {
-        return match demo::cluster::reap(root, bin, *keep) {
+    let args = Cli::parse();
+    if let Cmd::DemoReaper { root, bin, keep } = &args.command {
+        return match cli::demo::reap(root, bin, *keep) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::from(commands::EXIT_FAILURE),
+            Err(_) => ExitCode::from(cli::EXIT_FAILURE),
         };
     }
     // While the full-screen interface owns the terminal, logs must go to a file.
-    let tui = match &cli.command {
-        Cmd::Run(a) => a.runner || commands::run::uses_tui(a.headless),
+    let tui = match &args.command {
+        Cmd::Run(a) => a.runner || cli::run::uses_tui(a.headless),
         Cmd::Attach(_) => true,
-        Cmd::Demo(_) => commands::run::uses_tui(false),
+        Cmd::Demo(_) => cli::run::uses_tui(false),
         _ => false,
     };
-    let _log_guard = commands::init_logging(cli.log_file.as_deref(), tui);
+    let _log_guard = cli::init_logging(args.log_file.as_deref(), tui);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -284,15 +263,15 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("pacer: cannot start the async runtime: {e}");
-            return ExitCode::from(commands::EXIT_FAILURE);
+            return ExitCode::from(cli::EXIT_FAILURE);
         }
     };
-    let audit_log = cli.audit_log.unwrap_or_default();
+    let audit_log = args.audit_log.unwrap_or_default();
     let result = runtime.block_on(async {
-        match cli.command {
-            Cmd::Plan(a) => commands::plan::run(&a.target, a.json, &audit_log).await,
+        match args.command {
+            Cmd::Plan(a) => cli::plan::run(&a.target, a.json, &audit_log).await,
             Cmd::Run(a) => {
-                let options = commands::run::RunOptions {
+                let options = cli::run::RunOptions {
                     headless: a.headless,
                     json: a.json,
                     theme: a.theme,
@@ -300,31 +279,31 @@ fn main() -> ExitCode {
                     braille: !a.ascii,
                     on_hangup: a.on_hangup,
                     runner: a.runner,
-                    log_file: cli.log_file.clone(),
+                    log_file: args.log_file.clone(),
                     audit_log: audit_log.clone(),
                 };
-                commands::run::run(&a.target, options).await
+                cli::run::run(&a.target, options).await
             }
-            Cmd::Status(a) => commands::status::run(&a.target, a.json, &audit_log).await,
+            Cmd::Status(a) => cli::status::run(&a.target, a.json, &audit_log).await,
             Cmd::Ctl(c) => ctl(c.action).await,
             Cmd::Attach(a) => {
-                let options = commands::run::RunOptions {
+                let options = cli::run::RunOptions {
                     headless: false,
                     json: false,
                     theme: a.theme,
                     sample_interval: std::time::Duration::from_secs(1),
                     braille: !a.ascii,
-                    on_hangup: control::OnHangup::Continue,
+                    on_hangup: OnHangup::Continue,
                     runner: false,
-                    log_file: cli.log_file.clone(),
-                    audit_log: commands::AuditLog::Off,
+                    log_file: args.log_file.clone(),
+                    audit_log: cli::AuditLog::Off,
                 };
-                commands::ctl::attach(&a.which.which(), options).await
+                cli::ctl::attach(&a.which.which(), options).await
             }
             // Handled before the runtime starts.
-            Cmd::DemoReaper { .. } => Ok(commands::EXIT_DONE),
+            Cmd::DemoReaper { .. } => Ok(cli::EXIT_DONE),
             Cmd::Demo(a) => {
-                let options = commands::demo::DemoOptions {
+                let options = cli::demo::DemoOptions {
                     rows: a.rows,
                     replica: a.replica,
                     tps: a.tps,
@@ -332,7 +311,7 @@ fn main() -> ExitCode {
                     braille: !a.ascii,
                     keep: a.keep,
                 };
-                commands::demo::run(options).await
+                cli::demo::run(options).await
             }
         }
     });

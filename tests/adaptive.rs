@@ -1,10 +1,9 @@
 //! The adaptive batch sizer against a real PostgreSQL: slow batches shrink the size.
 
 mod common;
-mod support;
 
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 #[test]
 fn a_slow_batch_makes_the_size_shrink_toward_the_target() {

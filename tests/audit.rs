@@ -1,14 +1,13 @@
 //! The audit log of a real run: every statement pacer sends, as JSON lines, and no password.
 
 mod common;
-mod support;
 
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt as _;
 
 use common::*;
+use pacer::servers::postgres::{PASSWORD, PASSWORD_USER, PgServer};
 use serde_json::Value;
-use support::{PASSWORD, PASSWORD_USER, PgServer};
 
 fn statements<'a>(lines: &'a [Value], session: &str) -> Vec<&'a Value> {
     lines

@@ -3,11 +3,10 @@
 //! exactly as it was. Also the read-only commands, `pacer plan` and `pacer status`.
 
 mod common;
-mod support;
 
 use common::tmux::Tmux;
 use common::*;
-use support::{PASSWORD, PASSWORD_USER, PgServer};
+use pacer::servers::postgres::{PASSWORD, PASSWORD_USER, PgServer};
 
 /// Rows seeded into `orders` by every test that has a database.
 const ROWS: u64 = 10_000;

@@ -4,7 +4,6 @@
 //! failed test.
 
 mod common;
-mod support;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -4,7 +4,6 @@
 //! private, and the audit log records who did what.
 
 mod common;
-mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::tmux::Tmux;
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 fn progress(pg: &PgServer, db: &str) -> (i64, i64) {
     let s = pg.psql(

@@ -4,7 +4,6 @@
 //! install when the PostgreSQL binaries are missing.
 
 mod common;
-mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,14 +24,11 @@ fn test_tmpdir() -> tempfile::TempDir {
     dir
 }
 
-/// `pacer demo` with a clean environment and `TMPDIR` set; uses the same binaries as the tests'
-/// own servers.
+/// `pacer demo` with a clean environment and `TMPDIR` set; it finds the binaries as the tests'
+/// own servers do (the same code, the same `PACER_PG_BIN`).
 fn demo(tmpdir: &Path) -> Command {
     let mut cmd = pacer();
     cmd.arg("demo").env("TMPDIR", tmpdir);
-    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
-        cmd.env("PACER_PG_BIN", dir);
-    }
     cmd
 }
 
@@ -46,7 +42,7 @@ fn demo_in_shell(tmpdir: &Path, args: &str) -> String {
         tmpdir.display(),
         common::socket_dir().display()
     );
-    if let Some(dir) = std::env::var_os("PACER_PG_BINDIR") {
+    if let Some(dir) = std::env::var_os("PACER_PG_BIN") {
         command.push_str(&format!(" PACER_PG_BIN={}", Path::new(&dir).display()));
     }
     command.push_str(&format!(
@@ -117,7 +113,7 @@ fn rows_on_screen(screen: &str) -> Option<u64> {
 
 #[test]
 fn the_demo_shows_a_moving_backfill_within_20_seconds_and_q_leaves_nothing_behind() {
-    if !support::pg_binaries_available() {
+    if !pacer::servers::postgres::binaries_available() {
         panic!("PostgreSQL server binaries are needed (see the README)");
     }
     let tmp = test_tmpdir();
@@ -198,7 +194,7 @@ fn keys_apart(tmux: &Tmux, keys: &[&str]) {
 
 #[test]
 fn the_demo_waits_at_its_cleanup_gate_for_the_deploy_key_and_the_application_never_fails() {
-    if !support::pg_binaries_available() {
+    if !pacer::servers::postgres::binaries_available() {
         panic!("PostgreSQL server binaries are needed (see the README)");
     }
     let tmp = test_tmpdir();

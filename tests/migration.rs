@@ -1,10 +1,9 @@
 //! A complete add-column migration against a real, throwaway PostgreSQL.
 
 mod common;
-mod support;
 
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 #[test]
 fn full_run_fills_every_row_and_leaves_a_not_null_indexed_column() {

@@ -1,12 +1,11 @@
 //! What must hold when things go wrong mid-migration: kills, lock queues, restarts, writers.
 
 mod common;
-mod support;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 use tokio_postgres::NoTls;
 
 async fn client(url: &str) -> tokio_postgres::Client {

@@ -3,7 +3,6 @@
 //! migration whose single trigger an earlier pacer installed still finishes and is cleaned up.
 
 mod common;
-mod support;
 
 use std::io::Read;
 use std::path::Path;
@@ -11,7 +10,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 const FUNCTION: &str = "pacer_sync_orders_amount";
 

@@ -1,7 +1,6 @@
 //! Health throttling against a real PostgreSQL with a real streaming replica.
 
 mod common;
-mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Child;
@@ -9,7 +8,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 /// Reads pacer's JSON events as they come, with the time each arrived.
 fn events(child: &mut Child) -> mpsc::Receiver<(Instant, serde_json::Value)> {

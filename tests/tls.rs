@@ -1,14 +1,13 @@
 //! TLS through rustls against a real server that refuses unencrypted connections.
 
 mod common;
-mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")

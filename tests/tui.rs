@@ -2,13 +2,12 @@
 //! plan and the progress, and keys steer the engine.
 
 mod common;
-mod support;
 
 use std::time::Duration;
 
 use common::tmux::Tmux;
 use common::*;
-use support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 fn progress(pg: &PgServer) -> (i64, i64) {
     let s = pg.psql(

@@ -17,10 +17,11 @@ use tokio::sync::watch;
 use super::run::RunOptions;
 use super::{EXIT_ABORTED, EXIT_DONE, Failure, thousands};
 use crate::TargetArgs;
-use crate::demo::cluster::{self, Cluster, DEMO_USER, Lookup, REPLICA_PROGRAM, SERVER_PROGRAMS};
+use crate::demo::cluster::{Cluster, DEMO_USER};
 use crate::demo::companion::DemoApp;
 use crate::demo::workload::{self, WorkloadSpec, WorkloadStats};
 use crate::demo::{DEMO_PLAN, seed};
+use crate::servers::postgres::{Lookup, REPLICA_PROGRAM, SERVER_PROGRAMS, check_version};
 
 /// Like `eprintln!`, but a closed stderr is no reason to panic (the clean-up must still run).
 macro_rules! say {
@@ -54,11 +55,13 @@ pub async fn run(options: DemoOptions) -> Result<u8, Failure> {
     if options.replica {
         needed.push(REPLICA_PROGRAM);
     }
-    let bin = Lookup::from_env().find(&needed).map_err(Failure::refused)?;
-    let version = cluster::check_version(&bin).map_err(Failure::refused)?;
+    let bin = Lookup::from_env()
+        .find("pacer demo", &needed)
+        .map_err(Failure::refused)?;
+    let version = check_version(&bin).map_err(Failure::refused)?;
     let interrupts = Interrupts::listen();
 
-    let base = cluster::temp_base();
+    let base = crate::servers::temp_base();
     say!(
         "pacer demo: starting a throwaway PostgreSQL ({version}, from {}) in {}",
         bin.display(),

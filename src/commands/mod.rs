@@ -9,12 +9,24 @@ pub mod status;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::TargetArgs;
+use clap::Args;
+
 use crate::audit::{self, Audit};
 use crate::plan::Plan;
 use crate::target::family::{Family, given_target};
 use crate::target::mysql;
 use crate::target::postgres::{ConnectError, PgTarget, Postgres};
+
+/// Where the plan and the database are (the arguments `plan`, `run` and `status` share).
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// The plan file (TOML).
+    #[arg(value_name = "PLAN.toml")]
+    pub plan: PathBuf,
+    /// Database URL (postgres://user@host:port/db?sslmode=…). Else PACER_TARGET, else DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+}
 
 /// Every phase finished (or had finished before).
 pub const EXIT_DONE: u8 = 0;

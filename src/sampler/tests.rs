@@ -1,16 +1,12 @@
 //! The sampler against real, throwaway PostgreSQL servers.
 
-#[cfg(test)]
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::PgServer;
 use tokio::task::JoinHandle;
 
 use super::host::HostSampler;
 use super::{DEFAULT_WINDOW, DbSample, MetricSource, Metrics, SeriesId, SharedMetrics, spawn};
+use crate::servers::postgres::PgServer;
 use crate::target::postgres::PgTarget;
 use crate::target::postgres::sampler::{PgSource, statement_timeout_for};
 

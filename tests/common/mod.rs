@@ -6,7 +6,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::support::PgServer;
+use pacer::servers::postgres::PgServer;
 
 pub mod tmux;
 

@@ -278,49 +278,22 @@ fn text(e: &tokio_postgres::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::servers::postgres::PgServer;
 
-    /// A throwaway server from the demo's own cluster code; stopped and removed on drop, also
-    /// when an assertion fails.
-    struct TestCluster(Option<crate::demo::cluster::Cluster>);
-
-    impl Drop for TestCluster {
-        fn drop(&mut self) {
-            if let Some(c) = self.0.take() {
-                let _ = c.stop();
-            }
-        }
+    /// A throwaway server (the tests' and the demo's own code), started off the async threads;
+    /// stopped and removed on drop, also when an assertion fails.
+    async fn server() -> PgServer {
+        tokio::task::spawn_blocking(PgServer::start).await.unwrap()
     }
 
-    impl TestCluster {
-        async fn start() -> TestCluster {
-            use crate::demo::cluster;
-            let bin = cluster::Lookup::from_env()
-                .find(&cluster::SERVER_PROGRAMS)
-                .expect("PostgreSQL server binaries (see the README)");
-            let base = cluster::temp_base();
-            let c =
-                tokio::task::spawn_blocking(move || cluster::Cluster::start(&bin, &base, false))
-                    .await
-                    .unwrap()
-                    .unwrap();
-            TestCluster(Some(c))
-        }
-
-        fn cluster(&self) -> &crate::demo::cluster::Cluster {
-            self.0.as_ref().expect("running")
-        }
-    }
-
-    /// A real server (the demo's own cluster code), a real workload.
+    /// A real server, a real workload.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn follows_the_rate_it_is_given_and_counts_failures_without_stopping() {
         use crate::demo::seed;
-        let demo = TestCluster::start().await;
-        let root = demo.cluster().root.clone();
-        seed::create_database(&demo.cluster().primary.url("postgres"))
-            .await
-            .unwrap();
-        let url = demo.cluster().primary.url(seed::DEMO_DATABASE);
+        let pg = server().await;
+        let root = pg.dir().to_path_buf();
+        seed::create_database(&pg.url("postgres")).await.unwrap();
+        let url = pg.url(seed::DEMO_DATABASE);
         seed::seed_orders(&url, 5000).await.unwrap();
 
         let workload = start(&url, WorkloadSpec::bundled(), 200).await.unwrap();
@@ -373,9 +346,7 @@ mod tests {
             "the workload stopped after failures: {end:?}"
         );
 
-        tokio::task::spawn_blocking(move || drop(demo))
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
         assert!(!root.exists());
     }
 
@@ -384,11 +355,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_the_deploy_every_insert_and_amount_update_writes_amount() {
         use crate::demo::seed;
-        let demo = TestCluster::start().await;
-        let url = demo.cluster().primary.url(seed::DEMO_DATABASE);
-        seed::create_database(&demo.cluster().primary.url("postgres"))
-            .await
-            .unwrap();
+        let pg = server().await;
+        let url = pg.url(seed::DEMO_DATABASE);
+        seed::create_database(&pg.url("postgres")).await.unwrap();
         seed::seed_orders(&url, 2000).await.unwrap();
         let check = seed::connect(&url, "test-check").await.unwrap();
         check
@@ -448,10 +417,8 @@ mod tests {
             0
         );
         drop(check);
-        let root = demo.cluster().root.clone();
-        tokio::task::spawn_blocking(move || drop(demo))
-            .await
-            .unwrap();
+        let root = pg.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || drop(pg)).await.unwrap();
         assert!(!root.exists());
     }
 }
