@@ -76,7 +76,7 @@ impl Audit {
             "\"job\":{},\"pid\":{},\"user\":{}",
             Value::from(job),
             std::process::id(),
-            Value::from(user())
+            Value::from(crate::os::user_name())
         );
         Ok(Audit {
             inner: Some(Arc::new(Inner {
@@ -244,19 +244,6 @@ fn param_value(debug: &str) -> Value {
         return Value::Null;
     }
     serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
-}
-
-/// `$USER`, else the numeric uid.
-fn user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            std::fs::metadata("/proc/self")
-                .ok()
-                .map(|m| m.uid().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 /// `$XDG_STATE_HOME/pacer/audit.jsonl`, else `~/.local/state/pacer/audit.jsonl`.

@@ -6,6 +6,7 @@ mod control;
 mod demo;
 mod engine;
 mod headless;
+mod os;
 mod plan;
 mod sampler;
 mod target;

@@ -386,7 +386,8 @@ async fn runner(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8
         let _ = writeln!(out, "{READY}{}", prepared.server.path().display());
         let _ = out.flush();
     }
-    detach_stdio();
+    // The terminal's pipes close when the screen goes: a write to one must not end the runner.
+    crate::os::stdio_to_dev_null();
     spawn_signal_handler(hub.clone(), false, OnHangup::Continue);
     // The terminal that started the run attaches at once; if it never does (it was closed
     // while pacer was connecting), that is a hangup too.
@@ -405,25 +406,6 @@ async fn runner(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8
     }
     drop(server);
     exit_with(end)
-}
-
-/// Points stdin, stdout and stderr at /dev/null: the terminal's pipes close when the screen
-/// goes, and a write to a closed pipe must not end the runner.
-fn detach_stdio() {
-    use std::os::fd::AsRawFd;
-    let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    else {
-        return;
-    };
-    for fd in [0, 1, 2] {
-        // SAFETY: dup2 onto the standard descriptors with a valid open descriptor.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), fd);
-        }
-    }
 }
 
 /// On a terminal: start the runner, then be its screen.
@@ -627,14 +609,7 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(false);
-    // SAFETY: setsid is async-signal-safe; it only fails when already a group leader, which a
-    // freshly forked child is not.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::os::start_in_new_session(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::failed(format!("cannot start the runner: {e}")))?;
@@ -661,8 +636,7 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
             }
         } => line,
         _ = tokio::signal::ctrl_c() => {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL); }
+            crate::os::kill(pid);
             let _ = child.wait().await;
             return Err(Failure { code: EXIT_ABORTED, message: "cancelled before the migration started; nothing was changed.".into() });
         }

@@ -740,47 +740,33 @@ pub fn temp_base() -> PathBuf {
 }
 
 fn running_as_root() -> bool {
-    fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-        || (!Path::new("/proc/self").exists()
-            && Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0"))
+    crate::os::is_root()
 }
 
 /// uid and gid of `postgres`, else `nobody`.
 fn unprivileged_user() -> Option<(u32, u32)> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    let find = |name: &str| {
-        passwd.lines().find_map(|line| {
-            let f: Vec<&str> = line.split(':').collect();
-            if f.len() >= 4 && f[0] == name {
-                Some((f[2].parse().ok()?, f[3].parse().ok()?))
-            } else {
-                None
-            }
-        })
-    };
-    find("postgres").or_else(|| find("nobody"))
+    crate::os::user_ids("postgres").or_else(|| crate::os::user_ids("nobody"))
 }
 
 // ----- demos left behind by a killed pacer -----
 
-/// Start time (clock ticks since boot) of a live process.
+/// Start time of a live process (see [`crate::os::process_start`]).
 fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(") ")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    if matches!(fields.first(), Some(&"Z") | Some(&"X")) {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
+    crate::os::process_start(pid)
 }
 
 fn write_owner_file(root: &Path) {
     let pid = std::process::id();
-    if let Some(start) = process_start_time(pid) {
-        let _ = fs::write(root.join(OWNER_FILE), format!("{pid} {start}\n"));
+    match process_start_time(pid) {
+        Some(start) => {
+            let _ = fs::write(root.join(OWNER_FILE), format!("{pid} {start}\n"));
+        }
+        None => eprintln!(
+            "pacer demo: this system does not tell when a process started, so a later demo \
+             cannot tell whether this one is still running: if pacer and its watchdog are both \
+             killed, remove {} yourself",
+            root.display()
+        ),
     }
 }
 
@@ -833,7 +819,7 @@ fn read_postmaster_pid(data_dir: &Path) -> Option<u32> {
 }
 
 fn is_alive(pid: u32) -> bool {
-    process_start_time(pid).is_some()
+    crate::os::process_alive(pid)
 }
 
 fn wait_until_dead(pid: u32, timeout: Duration) -> bool {
@@ -849,21 +835,12 @@ fn wait_until_dead(pid: u32, timeout: Duration) -> bool {
 
 /// Guards against signalling a recycled pid: the postmaster's command line names its data dir.
 fn is_our_postmaster(pid: u32, data_dir: &Path) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        let needle = data_dir.as_os_str().as_encoded_bytes();
-        cmdline.windows(needle.len()).any(|w| w == needle)
-    })
+    crate::os::command_line_contains(pid, data_dir.as_os_str())
 }
 
 /// SIGKILL to the postmaster's process group (pg_ctl starts it as a session leader) and to it.
 fn signal_kill(pid: u32) {
-    for target in [format!("-{pid}"), pid.to_string()] {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &target])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
+    crate::os::kill_group(pid);
 }
 
 #[cfg(test)]
