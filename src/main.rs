@@ -5,6 +5,7 @@ mod commands;
 mod control;
 mod demo;
 mod engine;
+mod format;
 mod headless;
 mod os;
 mod plan;

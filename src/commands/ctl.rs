@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_DONE, EXIT_REFUSED, Failure, load_plan, thousands};
+use super::{EXIT_DONE, EXIT_REFUSED, Failure, load_plan};
 use crate::TargetArgs;
 use crate::control::client::{self, CtlError, Selector};
 use crate::control::hub::status_word;
 use crate::control::protocol::{CtlCommand, Info, Reply, Request};
 use crate::engine::{Pace, State};
+use crate::format::{clock, human, of_total, thousands};
 
 /// No running migration answered (nothing was sent).
 pub const EXIT_NOT_RUNNING: u8 = 4;
@@ -138,16 +139,10 @@ pub fn status_text(info: &Info, s: &State) -> String {
     let progress = format!(
         "{} keys{}",
         thousands(s.rows_done),
-        super::of_total(s.rows_done, s.rows_total)
+        of_total(s.rows_done, s.rows_total)
     );
     line("backfill", format!("{progress}, {}", pace(s)));
-    line(
-        "elapsed",
-        humantime::format_duration(std::time::Duration::from_secs(
-            s.elapsed(unix_ms()).as_secs(),
-        ))
-        .to_string(),
-    );
+    line("elapsed", clock(s.elapsed(unix_ms())));
     line(
         "batch size",
         if s.batch_size_reason.is_empty() {
@@ -270,7 +265,7 @@ fn pace(s: &State) -> String {
             "{} rows/s ({avg}), ETA {}",
             thousands(s.rows_per_s.round() as u64),
             s.eta_s.map_or("unknown".into(), |e| {
-                humantime::format_duration(std::time::Duration::from_secs(e)).to_string()
+                human(std::time::Duration::from_secs(e))
             })
         ),
         Pace::Stopped(why) => format!("{why}: 0 rows/s ({avg}), ETA stopped"),

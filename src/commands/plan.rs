@@ -4,8 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{AuditLog, Failure, bytes, connect, load_plan, open_audit, thousands};
+use super::{AuditLog, Failure, connect, load_plan, open_audit};
 use crate::TargetArgs;
+use crate::format::{bytes, thousands};
 use crate::plan::{Finding, Phase, PhasePlan, lint};
 use crate::target::postgres::job_id;
 use crate::target::{Preflight, TableInfo, Target, TargetError};
