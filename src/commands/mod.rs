@@ -169,9 +169,13 @@ impl AuditLog {
     }
 }
 
-/// Opens the audit log of migration `job`. A file asked for by name that cannot be opened is
-/// a refusal (exit 2); the default file falls back to no audit log, with a warning on stderr.
-pub fn open_audit(choice: &AuditLog, job: &str) -> Result<Audit, Failure> {
+/// Opens the audit log of the plan's migration, its lines naming the job as far as it is known
+/// before connecting ([`run::job_selector`]); the target names it fully once it has resolved
+/// the table's schema ([`Audit::set_job`]), as the state table does. A file asked for by name
+/// that cannot be opened is a refusal (exit 2); the default file falls back to no audit log,
+/// with a warning on stderr.
+pub fn open_audit(choice: &AuditLog, plan: &Plan) -> Result<Audit, Failure> {
+    let job = &run::job_selector(plan);
     match choice {
         AuditLog::Off => Ok(Audit::disabled()),
         AuditLog::Path(path) => Audit::open(path, job).map_err(|e| {

@@ -156,10 +156,7 @@ struct Prepared {
 /// Connects, starts the sampler, opens the audit log, and listens on the control socket.
 async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<Prepared, Failure> {
     let plan_toml = std::fs::read_to_string(&args.plan).unwrap_or_default();
-    let audit = open_audit(
-        &options.audit_log,
-        &crate::target::postgres::job_id(&plan, None),
-    )?;
+    let audit = open_audit(&options.audit_log, &plan)?;
     let target = connect(args, &plan, audit.clone()).await?;
     let conn = target.connection().clone();
     let describe = target.describe();

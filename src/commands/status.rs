@@ -4,12 +4,11 @@ use super::{AuditLog, Failure, connect, load_plan, open_audit};
 use crate::TargetArgs;
 use crate::format::{of_total, thousands};
 use crate::target::Target;
-use crate::target::postgres::job_id;
 
 /// Prints the recorded state. Exit 0 when it could be read (whatever the state).
 pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
-    let audit = open_audit(audit_log, &job_id(&plan, None))?;
+    let audit = open_audit(audit_log, &plan)?;
     let mut target = connect(args, &plan, audit.clone()).await?;
     audit.note(
         "command",

@@ -1032,6 +1032,7 @@ impl Postgres {
             .await?;
         if let Some(r) = rows.first() {
             self.job = job_id(&self.plan, Some(r.get::<_, &str>(0)));
+            self.audit.set_job(&self.job);
         }
         Ok(())
     }
