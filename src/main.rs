@@ -103,8 +103,7 @@ enum CtlAction {
     /// Keys per batch from the next batch on (holds until `auto`), or `auto` to hand the size
     /// back to the adaptive sizer.
     BatchSize {
-        /// A number of keys (100 to 1,000,000), or `auto`.
-        #[arg(value_name = "N|auto")]
+        #[arg(value_name = "N|auto", help = batch_size_help())]
         size: String,
         #[command(flatten)]
         which: WhichArgs,
@@ -212,6 +211,15 @@ struct DemoArgs {
     /// Keep the demo's directory (data, logs, plan) at the end and say where it is.
     #[arg(long)]
     keep: bool,
+}
+
+/// The help of `pacer ctl batch-size N`: the bounds the engine holds a size to.
+fn batch_size_help() -> String {
+    format!(
+        "A number of keys ({} to {}), or `auto`.",
+        format::thousands(plan::MIN_BATCH_SIZE),
+        format::thousands(plan::MAX_BATCH_SIZE)
+    )
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
@@ -344,5 +352,31 @@ fn main() -> ExitCode {
             eprintln!("pacer: {}", failure.message);
             ExitCode::from(failure.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_batch_size_help_states_the_bounds_the_engine_holds_to() {
+        let cli = Cli::command();
+        let size = cli
+            .find_subcommand("ctl")
+            .and_then(|c| c.find_subcommand("batch-size"))
+            .and_then(|c| c.get_arguments().find(|a| a.get_id() == "size"))
+            .expect("pacer ctl batch-size N");
+        let help = size.get_help().expect("a help line").to_string();
+        assert_eq!(help, "A number of keys (1 to 1,000,000), or `auto`.");
+        assert!(help.contains(&format!(
+            "({} to {})",
+            format::thousands(plan::MIN_BATCH_SIZE),
+            format::thousands(plan::MAX_BATCH_SIZE)
+        )));
+        let refused = tui::app::parse_batch_size("0").unwrap_err();
+        assert!(refused.contains("1 to 1,000,000"), "{refused}");
     }
 }
