@@ -270,7 +270,7 @@ async fn ctl(action: CtlAction) -> Result<u8, commands::Failure> {
 }
 
 fn main() -> ExitCode {
-    let _ = color_eyre::install();
+    commands::report::install();
     let cli = Cli::parse();
     if let Cmd::DemoReaper { root, bin, keep } = &cli.command {
         return match demo::cluster::reap(root, bin, *keep) {
@@ -293,8 +293,10 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("pacer: cannot start the async runtime: {e}");
-            return ExitCode::from(commands::EXIT_FAILURE);
+            let failure = commands::Failure::failed(format!("cannot start the async runtime: {e}"))
+                .because(&e);
+            eprint!("{}", commands::report::render(&failure.report()));
+            return ExitCode::from(failure.code);
         }
     };
     let audit_log = cli.audit_log.unwrap_or_default();
@@ -349,7 +351,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("pacer: {}", failure.message);
+            eprint!("{}", commands::report::render(&failure.report()));
             ExitCode::from(failure.code)
         }
     }

@@ -53,10 +53,7 @@ impl Which {
 }
 
 fn failure(e: CtlError) -> Failure {
-    Failure {
-        code: if e.not_running { EXIT_NOT_RUNNING } else { 1 },
-        message: e.message,
-    }
+    Failure::new(if e.not_running { EXIT_NOT_RUNNING } else { 1 }, e.message)
 }
 
 /// Sends one command; prints the answer. Exit 0 when taken, 2 when refused (e.g. proceed
@@ -77,10 +74,10 @@ pub async fn command(which: &Which, command: CtlCommand) -> Result<u8, Failure> 
             println!("{} (pid {}): {message}", info.job, info.pid);
             Ok(EXIT_DONE)
         }
-        Reply::Done { ok: false, message } => Err(Failure {
-            code: EXIT_REFUSED,
-            message: format!("{} (pid {}) refused: {message}", info.job, info.pid),
-        }),
+        Reply::Done { ok: false, message } => Err(Failure::new(
+            EXIT_REFUSED,
+            format!("{} (pid {}) refused: {message}", info.job, info.pid),
+        )),
         other => Err(Failure::failed(format!("unexpected answer: {other:?}"))),
     }
 }
@@ -239,9 +236,14 @@ pub async fn attach(which: &Which, options: super::run::RunOptions) -> Result<u8
         Ok(super::run::Left::Lost(why)) => Err(Failure::failed(format!(
             "lost the connection to {job}: {why}"
         ))),
-        Err(e) => Err(Failure::failed(format!(
-            "the terminal interface failed: {e}"
-        ))),
+        Err(e) => Err(
+            Failure::failed(format!("the terminal interface failed: {e}"))
+                .because(&e)
+                .suggest(
+                    "The migration goes on in its runner: `pacer ctl status` shows it, and `pacer \
+             attach` opens the screen again.",
+                ),
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod ctl;
 pub mod demo;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod status;
 
@@ -23,29 +24,57 @@ pub const EXIT_REFUSED: u8 = 2;
 /// The operator aborted: stopped at a batch boundary, resumable.
 pub const EXIT_ABORTED: u8 = 3;
 
-/// An error for the user, with the exit code it ends the process with.
+/// An error for the user, with the exit code it ends the process with; printed by
+/// [`report`] (color-eyre).
 #[derive(Debug)]
 pub struct Failure {
     /// Exit code.
     pub code: u8,
-    /// One clear paragraph.
+    /// One clear paragraph: what happened, to what, and (usually) what to do.
     pub message: String,
+    /// Why, under the message: the causes its text does not already quote, outermost first.
+    pub causes: Vec<String>,
+    /// What to do, when the message does not say it.
+    pub suggestion: Option<String>,
 }
 
 impl Failure {
+    /// A failure ending the process with `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            causes: Vec::new(),
+            suggestion: None,
+        }
+    }
     /// A refusal (exit 2).
     pub fn refused(message: impl Into<String>) -> Failure {
-        Failure {
-            code: EXIT_REFUSED,
-            message: message.into(),
-        }
+        Failure::new(EXIT_REFUSED, message)
     }
     /// A runtime failure (exit 1).
     pub fn failed(message: impl Into<String>) -> Failure {
-        Failure {
-            code: EXIT_FAILURE,
-            message: message.into(),
+        Failure::new(EXIT_FAILURE, message)
+    }
+    /// Adds the chain of `error` (it and its sources) as causes, leaving out each one the
+    /// message (or a cause before it) already quotes.
+    pub fn because(mut self, error: &(dyn std::error::Error + 'static)) -> Failure {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            let text = e.to_string();
+            let quoted =
+                self.message.contains(&text) || self.causes.iter().any(|c| c.contains(&text));
+            if !text.is_empty() && !quoted {
+                self.causes.push(text);
+            }
+            next = e.source();
         }
+        self
+    }
+    /// Adds what to do.
+    pub fn suggest(mut self, suggestion: impl Into<String>) -> Failure {
+        self.suggestion = Some(suggestion.into());
+        self
     }
 }
 
@@ -217,10 +246,11 @@ pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<Pos
 /// Exit code of a connection error: 2 when the input must change, 1 when a retry may help.
 pub fn connect_failure(e: ConnectError) -> Failure {
     let message = e.to_string();
-    match e {
+    let failure = match e {
         ConnectError::Unreachable { .. }
         | ConnectError::Other { .. }
         | ConnectError::Tls { .. } => Failure::failed(message),
         _ => Failure::refused(message),
-    }
+    };
+    failure.because(&e)
 }

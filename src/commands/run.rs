@@ -44,6 +44,9 @@ use crate::tui;
 const RUNNER_TARGET: &str = "PACER_RUNNER_TARGET";
 /// The line a runner prints on stdout once its socket listens.
 const READY: &str = "PACER-RUNNER-READY ";
+/// What to do when the runner of a run on a terminal cannot be started.
+const HEADLESS_INSTEAD: &str = "`pacer run --headless` runs the migration in this process, \
+     without the screen; `pacer attach` from another terminal shows it.";
 /// How long a finished runner waits for its viewers to read the end.
 const LINGER: Duration = Duration::from_secs(3);
 /// How long a runner waits for the terminal that started it before counting it as lost.
@@ -365,10 +368,7 @@ async fn forward_events(
 fn exit_with(end: End) -> Result<u8, Failure> {
     match end.code {
         EXIT_DONE | EXIT_ABORTED => Ok(end.code),
-        code => Err(Failure {
-            code,
-            message: end.message,
-        }),
+        code => Err(Failure::new(code, end.message)),
     }
 }
 
@@ -577,8 +577,11 @@ pub async fn screen(
 /// target in its environment (not on its command line, where `ps` would show a password).
 /// Returns its socket once it listens, or its error and exit code when it could not start.
 async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBuf, u32), Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::failed(format!("cannot find pacer's own binary: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::failed(format!("cannot find pacer's own binary: {e}"))
+            .because(&e)
+            .suggest(HEADLESS_INSTEAD)
+    })?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("run")
         .arg(&args.plan)
@@ -607,9 +610,11 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(false);
     crate::os::start_in_new_session(&mut cmd);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::failed(format!("cannot start the runner: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::failed(format!("cannot start the runner: {e}"))
+            .because(&e)
+            .suggest(HEADLESS_INSTEAD)
+    })?;
     let pid = child.id().unwrap_or(0);
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut stderr = child.stderr.take().expect("piped");
@@ -635,7 +640,7 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
         _ = tokio::signal::ctrl_c() => {
             crate::os::kill(pid);
             let _ = child.wait().await;
-            return Err(Failure { code: EXIT_ABORTED, message: "cancelled before the migration started; nothing was changed.".into() });
+            return Err(Failure::new(EXIT_ABORTED, "cancelled before the migration started; nothing was changed."));
         }
     };
     match ready {
@@ -662,14 +667,14 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
                 .map(|l| l.strip_prefix("pacer: ").unwrap_or(l))
                 .collect::<Vec<_>>()
                 .join("\n");
-            Err(Failure {
-                code: if code == 0 { EXIT_FAILURE } else { code },
-                message: if message.trim().is_empty() {
+            Err(Failure::new(
+                if code == 0 { EXIT_FAILURE } else { code },
+                if message.trim().is_empty() {
                     "the runner ended before it was ready (see the log file)".into()
                 } else {
                     message
                 },
-            })
+            ))
         }
     }
 }
