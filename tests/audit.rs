@@ -214,7 +214,7 @@ fn the_audit_log_names_the_job_as_the_state_table_does_when_the_schema_comes_fro
         jobs[resolved..].iter().all(|j| *j == "app.orders.amount"),
         "{jobs:?}"
     );
-    let first = |what: &dyn Fn(&Value) -> bool| lines.iter().position(|l| what(l)).unwrap();
+    let first = |what: &dyn Fn(&Value) -> bool| lines.iter().position(what).unwrap();
     assert!(
         first(&|l| sql_of(l).starts_with("INSERT INTO \"pacer\".\"migrations\"")) > resolved,
         "the state row is written under the resolved job: {jobs:?}"
