@@ -42,7 +42,9 @@ pub struct Audit {
 struct Inner {
     path: PathBuf,
     file: Mutex<File>,
-    /// `"job":…,"pid":…,"user":…`, serialized once.
+    /// The migration's id as JSON (see [`Audit::set_job`]).
+    job: Mutex<String>,
+    /// `"pid":…,"user":…`, serialized once.
     common: String,
     /// (session, sql) of the repeating statements already logged.
     seen: Mutex<HashSet<(String, String)>>,
@@ -51,7 +53,7 @@ struct Inner {
 
 impl Audit {
     /// Opens (creates, mode 0600, parent dirs created with mode 0700) the file for appending;
-    /// every line names `job`.
+    /// every line names `job` (until [`Audit::set_job`] names it better).
     pub fn open(path: &Path, job: &str) -> std::io::Result<Audit> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
@@ -72,15 +74,15 @@ impl Audit {
             file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
         }
         let common = format!(
-            "\"job\":{},\"pid\":{},\"user\":{}",
-            Value::from(job),
+            "\"pid\":{},\"user\":{}",
             std::process::id(),
-            Value::from(user())
+            Value::from(crate::os::user_name())
         );
         Ok(Audit {
             inner: Some(Arc::new(Inner {
                 path: path.to_path_buf(),
                 file: Mutex::new(file),
+                job: Mutex::new(Value::from(job).to_string()),
                 common,
                 seen: Mutex::new(HashSet::new()),
                 warned: AtomicBool::new(false),
@@ -91,6 +93,15 @@ impl Audit {
     /// An audit that writes nothing (tests, and `--audit-log off`).
     pub fn disabled() -> Audit {
         Audit { inner: None }
+    }
+
+    /// Names the migration `job` on every line from now on: the id the state table uses, once
+    /// the target has resolved the table's schema (a plan naming none is found through the
+    /// `search_path`). Lines before it carry the id as the plan gives it (`.orders.amount`:
+    /// the schema not yet known).
+    pub fn set_job(&self, job: &str) {
+        let Some(inner) = &self.inner else { return };
+        *inner.job.lock().unwrap_or_else(|p| p.into_inner()) = Value::from(job).to_string();
     }
 
     /// The file, when enabled.
@@ -174,7 +185,8 @@ impl Inner {
     /// Writes one line: `ts`, the common fields, then `fields` in order.
     fn write(&self, fields: Vec<(String, Value)>) {
         let ts = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
-        let mut line = format!("{{\"ts\":\"{ts}\",{}", self.common);
+        let job = self.job.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut line = format!("{{\"ts\":\"{ts}\",\"job\":{job},{}", self.common);
         for (k, v) in fields {
             line.push(',');
             line.push_str(&Value::from(k).to_string());
@@ -217,19 +229,6 @@ fn statement_fields(
     fields
 }
 
-/// `$USER`, else the numeric uid.
-fn user() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            std::fs::metadata("/proc/self")
-                .ok()
-                .map(|m| m.uid().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 /// `$XDG_STATE_HOME/pacer/audit.jsonl`, else `~/.local/state/pacer/audit.jsonl`.
 pub fn default_path() -> Option<PathBuf> {
     default_path_in(std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"))
@@ -257,6 +256,30 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()
+    }
+
+    #[test]
+    fn lines_name_the_job_as_resolved_once_the_target_has_found_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let audit = Audit::open(&path, ".orders.amount").unwrap();
+        let sampler = audit.clone();
+        audit.statement("main", "SELECT 1", &[]);
+        audit.set_job("app.orders.amount");
+        audit.statement("main", "SELECT 2", &[]);
+        sampler.statement("sampler", "SELECT 3", &[]);
+        audit.operator("pause", "ctl", None);
+        let jobs: Vec<Value> = lines(&path).iter().map(|l| l["job"].clone()).collect();
+        assert_eq!(
+            jobs,
+            [
+                ".orders.amount",
+                "app.orders.amount",
+                "app.orders.amount",
+                "app.orders.amount"
+            ]
+        );
+        Audit::disabled().set_job("x");
     }
 
     #[test]

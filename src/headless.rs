@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use crate::commands::thousands;
 use crate::engine::{Event, EventKind, SizeSource};
+use crate::format::{human, millis, percent_done, secs, secs_of_ms, thousands};
 use crate::sampler::ReplicaLag;
 
 /// How events are printed.
@@ -159,16 +159,7 @@ fn is_progress(kind: &EventKind) -> bool {
 fn lag_text(lag: WorstReplicaLag) -> String {
     match lag {
         WorstReplicaLag::Unknown => "?".into(),
-        WorstReplicaLag::Secs(s) if s < 60.0 => format!("{s:.1}s"),
-        WorstReplicaLag::Secs(s) => duration(s.round() as u64),
-    }
-}
-
-fn duration(secs: u64) -> String {
-    match secs {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        WorstReplicaLag::Secs(s) => secs(s),
     }
 }
 
@@ -196,7 +187,7 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
         EventKind::PhaseStarted { phase } => format!("{phase}: started"),
         EventKind::PhaseSkipped { phase, reason } => format!("{phase}: skipped ({reason})"),
         EventKind::PhaseDone { phase, elapsed_ms } => {
-            format!("{phase}: done in {:.1}s", *elapsed_ms as f64 / 1000.0)
+            format!("{phase}: done in {}", secs_of_ms(*elapsed_ms))
         }
         EventKind::StepDone {
             phase,
@@ -239,8 +230,8 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
                 "lock wait timed out"
             };
             format!(
-                "{phase}: {step}: {what} (attempt {attempt}/{max_attempts}), {who}; retrying in {:.1}s",
-                *retry_in_ms as f64 / 1000.0
+                "{phase}: {step}: {what} (attempt {attempt}/{max_attempts}), {who}; retrying in {}",
+                secs_of_ms(*retry_in_ms)
             )
         }
         EventKind::Waiting {
@@ -251,8 +242,8 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             retry_in_ms,
             detail,
         } => format!(
-            "{phase}: {step}: {detail} (attempt {attempt}/{max_attempts}); retrying in {:.1}s",
-            *retry_in_ms as f64 / 1000.0
+            "{phase}: {step}: {detail} (attempt {attempt}/{max_attempts}); retrying in {}",
+            secs_of_ms(*retry_in_ms)
         ),
         EventKind::BackfillRange {
             after,
@@ -286,18 +277,21 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
         } => {
             let of = match rows_total {
                 Some(t) if *t > 0 => format!(
-                    "/{} rows ({:.1}%)",
+                    "/{} rows ({})",
                     thousands(*t),
-                    *rows_done as f64 * 100.0 / *t as f64
+                    percent_done(*rows_done as f64 / *t as f64)
                 ),
                 _ => " rows".to_string(),
             };
             format!(
-                "backfill  {}{of}  {} rows/s  batch {} ({duration_ms} ms)  ETA {}  checkpoint {hi}",
+                "backfill  {}{of}  {} rows/s  batch {} ({})  ETA {}  checkpoint {hi}",
                 thousands(*rows_done),
                 thousands(rows_per_s.round() as u64),
                 thousands(*batch_size),
-                eta_s.map_or("?".to_string(), duration),
+                millis(*duration_ms as f64),
+                eta_s.map_or("?".to_string(), |s| human(std::time::Duration::from_secs(
+                    s
+                ))),
             )
         }
         EventKind::BatchTimeout { from, to, detail } => format!(
@@ -333,10 +327,9 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
                 .collect::<Vec<_>>()
                 .join("; ")
         ),
-        EventKind::Unthrottled { after_ms } => format!(
-            "throttle lifted after {:.1}s; going on",
-            *after_ms as f64 / 1000.0
-        ),
+        EventKind::Unthrottled { after_ms } => {
+            format!("throttle lifted after {}; going on", secs_of_ms(*after_ms))
+        }
         EventKind::PauseRequested => {
             "pause requested: takes effect at the next batch boundary".into()
         }
@@ -355,8 +348,8 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             max_attempts,
             retry_in_ms,
         } => format!(
-            "connection lost ({detail}); reconnecting in {:.1}s (attempt {attempt}/{max_attempts})",
-            *retry_in_ms as f64 / 1000.0
+            "connection lost ({detail}); reconnecting in {} (attempt {attempt}/{max_attempts})",
+            secs_of_ms(*retry_in_ms)
         ),
         EventKind::Reconnected { .. } => "reconnected; going on from the last checkpoint".into(),
         EventKind::AlreadyDone => "this migration finished in an earlier run; nothing to do".into(),
@@ -365,10 +358,10 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             rows_updated,
             elapsed_ms,
         } => format!(
-            "DONE: {} rows walked, {} updated, in {:.1}s",
+            "DONE: {} rows walked, {} updated, in {}",
             thousands(*rows_done),
             thousands(*rows_updated),
-            *elapsed_ms as f64 / 1000.0
+            secs_of_ms(*elapsed_ms)
         ),
         EventKind::Aborted { phase } => format!(
             "ABORTED by the operator{}; everything is resumable: run the same command again",
@@ -500,7 +493,7 @@ mod tests {
             Some(WorstReplicaLag::Unknown)
         );
         assert_eq!(lag_text(WorstReplicaLag::Unknown), "?");
-        assert_eq!(lag_text(WorstReplicaLag::Secs(75.0)), "1m15s");
+        assert_eq!(lag_text(WorstReplicaLag::Secs(75.0)), "1m 15s");
     }
 
     fn resized(from: u64, to: u64, by: SizeSource, reason: &str, routine: bool) -> Option<String> {

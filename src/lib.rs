@@ -11,7 +11,9 @@ mod commands;
 mod control;
 mod demo;
 mod engine;
+mod format;
 mod headless;
+mod os;
 mod plan;
 mod sampler;
 pub mod servers;
@@ -27,9 +29,14 @@ pub mod cli {
     pub use crate::commands::{AuditLog, EXIT_DONE, EXIT_FAILURE, Failure, init_logging};
     pub use crate::control::OnHangup;
     pub use crate::control::protocol::CtlCommand;
-    pub use crate::plan::{Phase, parse_duration};
+    pub use crate::format::thousands;
+    pub use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, parse_duration};
     pub use crate::tui::app::parse_batch_size;
 
+    /// The top-level error report (color-eyre).
+    pub mod report {
+        pub use crate::commands::report::{install, render};
+    }
     /// `pacer plan`.
     pub mod plan {
         pub use crate::commands::plan::run;

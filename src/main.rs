@@ -92,8 +92,7 @@ enum CtlAction {
     /// Keys per batch from the next batch on (holds until `auto`), or `auto` to hand the size
     /// back to the adaptive sizer.
     BatchSize {
-        /// A number of keys (100 to 1,000,000), or `auto`.
-        #[arg(value_name = "N|auto")]
+        #[arg(value_name = "N|auto", help = batch_size_help())]
         size: String,
         #[command(flatten)]
         which: WhichArgs,
@@ -192,6 +191,15 @@ struct DemoArgs {
     keep: bool,
 }
 
+/// The help of `pacer ctl batch-size N`: the bounds the engine holds a size to.
+fn batch_size_help() -> String {
+    format!(
+        "A number of keys ({} to {}), or `auto`.",
+        cli::thousands(cli::MIN_BATCH_SIZE),
+        cli::thousands(cli::MAX_BATCH_SIZE)
+    )
+}
+
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let d = cli::parse_duration(text)?;
     if d < std::time::Duration::from_millis(100) || d > std::time::Duration::from_secs(60) {
@@ -239,7 +247,7 @@ async fn ctl(action: CtlAction) -> Result<u8, cli::Failure> {
 }
 
 fn main() -> ExitCode {
-    let _ = color_eyre::install();
+    cli::report::install();
     let args = Cli::parse();
     if let Cmd::DemoReaper { root, bin, keep } = &args.command {
         return match cli::demo::reap(root, bin, *keep) {
@@ -262,8 +270,10 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("pacer: cannot start the async runtime: {e}");
-            return ExitCode::from(cli::EXIT_FAILURE);
+            let failure =
+                cli::Failure::failed(format!("cannot start the async runtime: {e}")).because(&e);
+            eprint!("{}", cli::report::render(&failure.report()));
+            return ExitCode::from(failure.code);
         }
     };
     let audit_log = args.audit_log.unwrap_or_default();
@@ -318,8 +328,34 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("pacer: {}", failure.message);
+            eprint!("{}", cli::report::render(&failure.report()));
             ExitCode::from(failure.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_batch_size_help_states_the_bounds_the_engine_holds_to() {
+        let cli = Cli::command();
+        let size = cli
+            .find_subcommand("ctl")
+            .and_then(|c| c.find_subcommand("batch-size"))
+            .and_then(|c| c.get_arguments().find(|a| a.get_id() == "size"))
+            .expect("pacer ctl batch-size N");
+        let help = size.get_help().expect("a help line").to_string();
+        assert_eq!(help, "A number of keys (1 to 1,000,000), or `auto`.");
+        assert!(help.contains(&format!(
+            "({} to {})",
+            cli::thousands(cli::MIN_BATCH_SIZE),
+            cli::thousands(cli::MAX_BATCH_SIZE)
+        )));
+        let refused = cli::parse_batch_size("0").unwrap_err();
+        assert!(refused.contains("1 to 1,000,000"), "{refused}");
     }
 }

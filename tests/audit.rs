@@ -172,6 +172,67 @@ fn a_run_writes_every_statement_it_sends_to_the_audit_log_without_the_password()
 }
 
 #[test]
+fn the_audit_log_names_the_job_as_the_state_table_does_when_the_schema_comes_from_search_path() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    pg.psql(
+        "shop",
+        "CREATE SCHEMA app; ALTER DATABASE shop SET search_path = app, public",
+    );
+    seed_orders(&pg, "shop", 3_000); // in app: the first schema of the search_path
+    let plan = plan_file(
+        &orders_plan(1000, "", "").replace(r#"table = "public.orders""#, r#"table = "orders""#),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let ran = run_pacer(
+        &["run", "--headless", "--audit-log", audit.to_str().unwrap()],
+        &plan.path,
+        &url,
+    );
+    assert_eq!(ran.code, 0, "{ran}");
+    assert_eq!(
+        pg.psql("shop", "SELECT string_agg(job, ',') FROM pacer.migrations"),
+        "app.orders.amount"
+    );
+
+    let lines = audit_lines(&audit);
+    let jobs: Vec<&str> = lines.iter().map(|l| l["job"].as_str().unwrap()).collect();
+    // Until the preflight has found the table, the schema is not known (the plan names none):
+    // the first statements and the run_started note say so; from then on, every line names
+    // the job as the state table does, never `public`.
+    let resolved = jobs
+        .iter()
+        .position(|j| *j == "app.orders.amount")
+        .expect("lines name the resolved job");
+    assert!(
+        jobs[..resolved].iter().all(|j| *j == ".orders.amount"),
+        "{jobs:?}"
+    );
+    assert!(
+        jobs[resolved..].iter().all(|j| *j == "app.orders.amount"),
+        "{jobs:?}"
+    );
+    let first = |what: &dyn Fn(&Value) -> bool| lines.iter().position(what).unwrap();
+    assert!(
+        first(&|l| sql_of(l).starts_with("INSERT INTO \"pacer\".\"migrations\"")) > resolved,
+        "the state row is written under the resolved job: {jobs:?}"
+    );
+    assert!(
+        first(&|l| sql_of(l).starts_with("ALTER TABLE")) > resolved,
+        "{jobs:?}"
+    );
+    assert!(
+        first(&|l| l["kind"] == "note" && l["what"] == "run_ended") > resolved,
+        "{jobs:?}"
+    );
+}
+
+fn sql_of(l: &Value) -> &str {
+    l["sql"].as_str().unwrap_or("")
+}
+
+#[test]
 fn audit_log_off_writes_nothing_and_an_unwritable_one_is_refused() {
     let pg = PgServer::start();
     let url = pg.create_database("shop");

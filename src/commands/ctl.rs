@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_DONE, EXIT_REFUSED, Failure, load_plan, thousands};
+use super::{EXIT_DONE, EXIT_REFUSED, Failure, load_plan};
 use crate::TargetArgs;
 use crate::control::client::{self, CtlError, Selector};
 use crate::control::hub::status_word;
 use crate::control::protocol::{CtlCommand, Info, Reply, Request};
 use crate::engine::{Pace, State};
+use crate::format::{clock, human, of_total, thousands};
 
 /// No running migration answered (nothing was sent).
 pub const EXIT_NOT_RUNNING: u8 = 4;
@@ -52,10 +53,7 @@ impl Which {
 }
 
 fn failure(e: CtlError) -> Failure {
-    Failure {
-        code: if e.not_running { EXIT_NOT_RUNNING } else { 1 },
-        message: e.message,
-    }
+    Failure::new(if e.not_running { EXIT_NOT_RUNNING } else { 1 }, e.message)
 }
 
 /// Sends one command; prints the answer. Exit 0 when taken, 2 when refused (e.g. proceed
@@ -76,10 +74,10 @@ pub async fn command(which: &Which, command: CtlCommand) -> Result<u8, Failure> 
             println!("{} (pid {}): {message}", info.job, info.pid);
             Ok(EXIT_DONE)
         }
-        Reply::Done { ok: false, message } => Err(Failure {
-            code: EXIT_REFUSED,
-            message: format!("{} (pid {}) refused: {message}", info.job, info.pid),
-        }),
+        Reply::Done { ok: false, message } => Err(Failure::new(
+            EXIT_REFUSED,
+            format!("{} (pid {}) refused: {message}", info.job, info.pid),
+        )),
         other => Err(Failure::failed(format!("unexpected answer: {other:?}"))),
     }
 }
@@ -138,16 +136,10 @@ pub fn status_text(info: &Info, s: &State) -> String {
     let progress = format!(
         "{} keys{}",
         thousands(s.rows_done),
-        super::of_total(s.rows_done, s.rows_total)
+        of_total(s.rows_done, s.rows_total)
     );
     line("backfill", format!("{progress}, {}", pace(s)));
-    line(
-        "elapsed",
-        humantime::format_duration(std::time::Duration::from_secs(
-            s.elapsed(unix_ms()).as_secs(),
-        ))
-        .to_string(),
-    );
+    line("elapsed", clock(s.elapsed(unix_ms())));
     line(
         "batch size",
         if s.batch_size_reason.is_empty() {
@@ -244,9 +236,14 @@ pub async fn attach(which: &Which, options: super::run::RunOptions) -> Result<u8
         Ok(super::run::Left::Lost(why)) => Err(Failure::failed(format!(
             "lost the connection to {job}: {why}"
         ))),
-        Err(e) => Err(Failure::failed(format!(
-            "the terminal interface failed: {e}"
-        ))),
+        Err(e) => Err(
+            Failure::failed(format!("the terminal interface failed: {e}"))
+                .because(&e)
+                .suggest(
+                    "The migration goes on in its runner: `pacer ctl status` shows it, and `pacer \
+             attach` opens the screen again.",
+                ),
+        ),
     }
 }
 
@@ -270,7 +267,7 @@ fn pace(s: &State) -> String {
             "{} rows/s ({avg}), ETA {}",
             thousands(s.rows_per_s.round() as u64),
             s.eta_s.map_or("unknown".into(), |e| {
-                humantime::format_duration(std::time::Duration::from_secs(e)).to_string()
+                human(std::time::Duration::from_secs(e))
             })
         ),
         Pace::Stopped(why) => format!("{why}: 0 rows/s ({avg}), ETA stopped"),

@@ -15,12 +15,13 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::run::RunOptions;
-use super::{EXIT_ABORTED, EXIT_DONE, Failure, thousands};
+use super::{EXIT_ABORTED, EXIT_DONE, Failure};
 use crate::TargetArgs;
 use crate::demo::cluster::{Cluster, DEMO_USER};
 use crate::demo::companion::DemoApp;
 use crate::demo::workload::{self, WorkloadSpec, WorkloadStats};
 use crate::demo::{DEMO_PLAN, seed};
+use crate::format::thousands;
 use crate::servers::postgres::{Lookup, REPLICA_PROGRAM, SERVER_PROGRAMS, check_version};
 
 /// Like `eprintln!`, but a closed stderr is no reason to panic (the clean-up must still run).

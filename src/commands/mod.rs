@@ -3,6 +3,7 @@
 pub mod ctl;
 pub mod demo;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod status;
 
@@ -37,29 +38,57 @@ pub const EXIT_REFUSED: u8 = 2;
 /// The operator aborted: stopped at a batch boundary, resumable.
 pub const EXIT_ABORTED: u8 = 3;
 
-/// An error for the user, with the exit code it ends the process with.
+/// An error for the user, with the exit code it ends the process with; printed by
+/// [`report`] (color-eyre).
 #[derive(Debug)]
 pub struct Failure {
     /// Exit code.
     pub code: u8,
-    /// One clear paragraph.
+    /// One clear paragraph: what happened, to what, and (usually) what to do.
     pub message: String,
+    /// Why, under the message: the causes its text does not already quote, outermost first.
+    pub causes: Vec<String>,
+    /// What to do, when the message does not say it.
+    pub suggestion: Option<String>,
 }
 
 impl Failure {
+    /// A failure ending the process with `code`.
+    pub fn new(code: u8, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            causes: Vec::new(),
+            suggestion: None,
+        }
+    }
     /// A refusal (exit 2).
     pub fn refused(message: impl Into<String>) -> Failure {
-        Failure {
-            code: EXIT_REFUSED,
-            message: message.into(),
-        }
+        Failure::new(EXIT_REFUSED, message)
     }
     /// A runtime failure (exit 1).
     pub fn failed(message: impl Into<String>) -> Failure {
-        Failure {
-            code: EXIT_FAILURE,
-            message: message.into(),
+        Failure::new(EXIT_FAILURE, message)
+    }
+    /// Adds the chain of `error` (it and its sources) as causes, leaving out each one the
+    /// message (or a cause before it) already quotes.
+    pub fn because(mut self, error: &(dyn std::error::Error + 'static)) -> Failure {
+        let mut next = Some(error);
+        while let Some(e) = next {
+            let text = e.to_string();
+            let quoted =
+                self.message.contains(&text) || self.causes.iter().any(|c| c.contains(&text));
+            if !text.is_empty() && !quoted {
+                self.causes.push(text);
+            }
+            next = e.source();
         }
+        self
+    }
+    /// Adds what to do.
+    pub fn suggest(mut self, suggestion: impl Into<String>) -> Failure {
+        self.suggestion = Some(suggestion.into());
+        self
     }
 }
 
@@ -230,9 +259,13 @@ impl AuditLog {
     }
 }
 
-/// Opens the audit log of migration `job`. A file asked for by name that cannot be opened is
-/// a refusal (exit 2); the default file falls back to no audit log, with a warning on stderr.
-pub fn open_audit(choice: &AuditLog, job: &str) -> Result<Audit, Failure> {
+/// Opens the audit log of the plan's migration, its lines naming the job as far as it is known
+/// before connecting ([`run::job_selector`]); the target names it fully once it has resolved
+/// the table's schema ([`Audit::set_job`]), as the state table does. A file asked for by name
+/// that cannot be opened is a refusal (exit 2); the default file falls back to no audit log,
+/// with a warning on stderr.
+pub fn open_audit(choice: &AuditLog, plan: &Plan) -> Result<Audit, Failure> {
+    let job = &run::job_selector(plan);
     match choice {
         AuditLog::Off => Ok(Audit::disabled()),
         AuditLog::Path(path) => Audit::open(path, job).map_err(|e| {
@@ -275,75 +308,11 @@ pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<Pos
 /// Exit code of a connection error: 2 when the input must change, 1 when a retry may help.
 pub fn connect_failure(e: ConnectError) -> Failure {
     let message = e.to_string();
-    match e {
+    let failure = match e {
         ConnectError::Unreachable { .. }
         | ConnectError::Other { .. }
         | ConnectError::Tls { .. } => Failure::failed(message),
         _ => Failure::refused(message),
-    }
-}
-
-/// 1234567 → "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Keys done against an estimated total: `" of ~1,000,000 (35.8%)"`, or nothing without a
-/// total. The total never shows below what is done (the estimate can be low).
-pub fn of_total(done: u64, total: Option<u64>) -> String {
-    total
-        .map(|t| {
-            let t = t.max(done);
-            let pct = if t == 0 {
-                100.0
-            } else {
-                done as f64 * 100.0 / t as f64
-            };
-            format!(" of ~{} ({pct:.1}%)", thousands(t))
-        })
-        .unwrap_or_default()
-}
-
-/// 1536 → "1.5 KiB".
-pub fn bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < units.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", units[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_counts_and_sizes() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-        assert_eq!(of_total(358_829, Some(1_000_000)), " of ~1,000,000 (35.9%)");
-        assert_eq!(of_total(12, Some(10)), " of ~12 (100.0%)");
-        assert_eq!(of_total(0, Some(0)), " of ~0 (100.0%)");
-        assert_eq!(of_total(5, None), "");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(160 * 1024 * 1024), "160.0 MiB");
-    }
+    };
+    failure.because(&e)
 }

@@ -4,10 +4,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::{AuditLog, Failure, bytes, connect, load_plan, open_audit, thousands};
+use super::{AuditLog, Failure, connect, load_plan, open_audit};
 use crate::TargetArgs;
+use crate::format::{bytes, thousands};
 use crate::plan::{Finding, Phase, PhasePlan, lint};
-use crate::target::postgres::job_id;
 use crate::target::{Preflight, TableInfo, Target, TargetError};
 
 #[derive(Serialize)]
@@ -27,7 +27,7 @@ struct PlanReport<'a> {
 /// Prints the plan. Changes nothing in the database.
 pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
-    let audit = open_audit(audit_log, &job_id(&plan, None))?;
+    let audit = open_audit(audit_log, &plan)?;
     let mut target = connect(args, &plan, audit.clone()).await?;
     audit.note(
         "command",

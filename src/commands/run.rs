@@ -42,6 +42,9 @@ use crate::tui;
 const RUNNER_TARGET: &str = "PACER_RUNNER_TARGET";
 /// The line a runner prints on stdout once its socket listens.
 const READY: &str = "PACER-RUNNER-READY ";
+/// What to do when the runner of a run on a terminal cannot be started.
+const HEADLESS_INSTEAD: &str = "`pacer run --headless` runs the migration in this process, \
+     without the screen; `pacer attach` from another terminal shows it.";
 /// How long a finished runner waits for its viewers to read the end.
 const LINGER: Duration = Duration::from_secs(3);
 /// How long a runner waits for the terminal that started it before counting it as lost.
@@ -155,10 +158,7 @@ struct Prepared {
 /// Connects, starts the sampler, opens the audit log, and listens on the control socket.
 async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<Prepared, Failure> {
     let plan_toml = std::fs::read_to_string(&args.plan).unwrap_or_default();
-    let audit = open_audit(
-        &options.audit_log,
-        &crate::target::postgres::job_id(&plan, None),
-    )?;
+    let audit = open_audit(&options.audit_log, &plan)?;
     let target = connect(args, &plan, audit.clone()).await?;
     let describe = target.describe();
     // The sampler always runs: the charts of any viewer that attaches, and health throttling.
@@ -363,10 +363,7 @@ async fn forward_events(
 fn exit_with(end: End) -> Result<u8, Failure> {
     match end.code {
         EXIT_DONE | EXIT_ABORTED => Ok(end.code),
-        code => Err(Failure {
-            code,
-            message: end.message,
-        }),
+        code => Err(Failure::new(code, end.message)),
     }
 }
 
@@ -381,7 +378,8 @@ async fn runner(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8
         let _ = writeln!(out, "{READY}{}", prepared.server.path().display());
         let _ = out.flush();
     }
-    detach_stdio();
+    // The terminal's pipes close when the screen goes: a write to one must not end the runner.
+    crate::os::stdio_to_dev_null();
     spawn_signal_handler(hub.clone(), false, OnHangup::Continue);
     // The terminal that started the run attaches at once; if it never does (it was closed
     // while pacer was connecting), that is a hangup too.
@@ -400,25 +398,6 @@ async fn runner(args: &TargetArgs, plan: Plan, options: RunOptions) -> Result<u8
     }
     drop(server);
     exit_with(end)
-}
-
-/// Points stdin, stdout and stderr at /dev/null: the terminal's pipes close when the screen
-/// goes, and a write to a closed pipe must not end the runner.
-fn detach_stdio() {
-    use std::os::fd::AsRawFd;
-    let Ok(null) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-    else {
-        return;
-    };
-    for fd in [0, 1, 2] {
-        // SAFETY: dup2 onto the standard descriptors with a valid open descriptor.
-        unsafe {
-            libc::dup2(null.as_raw_fd(), fd);
-        }
-    }
 }
 
 /// On a terminal: start the runner, then be its screen.
@@ -593,8 +572,11 @@ pub async fn screen(
 /// target in its environment (not on its command line, where `ps` would show a password).
 /// Returns its socket once it listens, or its error and exit code when it could not start.
 async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBuf, u32), Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::failed(format!("cannot find pacer's own binary: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::failed(format!("cannot find pacer's own binary: {e}"))
+            .because(&e)
+            .suggest(HEADLESS_INSTEAD)
+    })?;
     let mut cmd = tokio::process::Command::new(exe);
     cmd.arg("run")
         .arg(&args.plan)
@@ -622,17 +604,12 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(false);
-    // SAFETY: setsid is async-signal-safe; it only fails when already a group leader, which a
-    // freshly forked child is not.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::failed(format!("cannot start the runner: {e}")))?;
+    crate::os::start_in_new_session(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::failed(format!("cannot start the runner: {e}"))
+            .because(&e)
+            .suggest(HEADLESS_INSTEAD)
+    })?;
     let pid = child.id().unwrap_or(0);
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut stderr = child.stderr.take().expect("piped");
@@ -656,10 +633,9 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
             }
         } => line,
         _ = tokio::signal::ctrl_c() => {
-            // SAFETY: signalling our own child by pid.
-            unsafe { libc::kill(pid as i32, libc::SIGKILL); }
+            crate::os::kill(pid);
             let _ = child.wait().await;
-            return Err(Failure { code: EXIT_ABORTED, message: "cancelled before the migration started; nothing was changed.".into() });
+            return Err(Failure::new(EXIT_ABORTED, "cancelled before the migration started; nothing was changed."));
         }
     };
     match ready {
@@ -686,14 +662,14 @@ async fn start_runner(args: &TargetArgs, options: &RunOptions) -> Result<(PathBu
                 .map(|l| l.strip_prefix("pacer: ").unwrap_or(l))
                 .collect::<Vec<_>>()
                 .join("\n");
-            Err(Failure {
-                code: if code == 0 { EXIT_FAILURE } else { code },
-                message: if message.trim().is_empty() {
+            Err(Failure::new(
+                if code == 0 { EXIT_FAILURE } else { code },
+                if message.trim().is_empty() {
                     "the runner ended before it was ready (see the log file)".into()
                 } else {
                     message
                 },
-            })
+            ))
         }
     }
 }

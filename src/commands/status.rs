@@ -1,14 +1,14 @@
 //! `pacer status`: the migration's recorded state, from the state table in the database.
 
-use super::{AuditLog, Failure, connect, load_plan, open_audit, thousands};
+use super::{AuditLog, Failure, connect, load_plan, open_audit};
 use crate::TargetArgs;
+use crate::format::{of_total, thousands};
 use crate::target::Target;
-use crate::target::postgres::job_id;
 
 /// Prints the recorded state. Exit 0 when it could be read (whatever the state).
 pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<u8, Failure> {
     let plan = load_plan(args)?;
-    let audit = open_audit(audit_log, &job_id(&plan, None))?;
+    let audit = open_audit(audit_log, &plan)?;
     let mut target = connect(args, &plan, audit.clone()).await?;
     audit.note(
         "command",
@@ -45,7 +45,7 @@ pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<
         );
         return Ok(super::EXIT_DONE);
     }
-    let total = super::of_total(j.rows_done, j.rows_total);
+    let total = of_total(j.rows_done, j.rows_total);
     println!("migration   {}", j.job);
     println!("target      {}", target.describe());
     println!("outcome     {}", j.outcome.as_str());

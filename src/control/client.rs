@@ -150,7 +150,7 @@ pub async fn running(dir: &Path) -> Vec<(PathBuf, Info)> {
         match hello(&path).await {
             Ok(info) => out.push((path, info)),
             Err(e) if e.not_running => {
-                if super::pid_of(&path).is_some_and(|pid| !super::process_alive(pid)) {
+                if super::pid_of(&path).is_some_and(|pid| !crate::os::process_alive(pid)) {
                     let _ = std::fs::remove_file(&path);
                 }
             }

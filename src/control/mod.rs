@@ -30,13 +30,7 @@ pub fn socket_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return Path::new(&dir).join("pacer");
     }
-    PathBuf::from(format!("/tmp/pacer-{}", euid()))
-}
-
-/// This process's effective user id.
-pub fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    PathBuf::from(format!("/tmp/pacer-{}", crate::os::euid()))
 }
 
 /// Creates the socket directory (mode 0700) and checks that it is ours and closed to others:
@@ -56,13 +50,13 @@ pub fn ensure_dir(dir: &Path) -> Result<(), String> {
             dir.display()
         ));
     }
-    if meta.uid() != euid() {
+    if meta.uid() != crate::os::euid() {
         return Err(format!(
             "the socket directory {} belongs to uid {}, not to you (uid {}); set PACER_SOCKET_DIR \
              to a directory of your own",
             dir.display(),
             meta.uid(),
-            euid()
+            crate::os::euid()
         ));
     }
     if meta.mode() & 0o077 != 0 {
@@ -101,11 +95,6 @@ pub fn socket_path(dir: &Path, job: &str, pid: u32) -> PathBuf {
 pub fn pid_of(path: &Path) -> Option<u32> {
     let name = path.file_name()?.to_str()?.strip_suffix(".sock")?;
     name.rsplit('.').next()?.parse().ok()
-}
-
-/// Whether process `pid` exists.
-pub fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ async fn read_request<R: AsyncBufReadExt + Unpin>(
 async fn serve(stream: UnixStream, hub: Arc<Hub>) {
     // The socket's mode already keeps other users out; the peer's uid is checked as well, so
     // a socket file copied or re-moded by mistake still answers only its owner.
-    let me = super::euid();
+    let me = crate::os::euid();
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == me => {}
         Ok(cred) => {

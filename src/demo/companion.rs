@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::workload::{WorkloadControl, WorkloadStats};
-use crate::commands::thousands;
 use crate::engine::{State, Status};
+use crate::format::thousands;
 use crate::plan::Phase;
 use crate::tui::Companion;
 use crate::tui::app::QuitQuestions;

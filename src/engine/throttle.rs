@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::format;
+
 pub use crate::plan::ThrottleSpec as ThrottleConfig;
 
 /// One replica's lag as last read or forecast (see [`super::lag`]).
@@ -176,7 +178,7 @@ impl Throttle {
                         signal: "replication lag".into(),
                         value: format!(
                             "unreadable for {}",
-                            humantime::format_duration(Duration::from_secs(
+                            format::human(Duration::from_secs(
                                 now.saturating_duration_since(since).as_secs()
                             ))
                         ),
@@ -197,8 +199,8 @@ impl Throttle {
                 && lag > limit_s
             {
                 let value = match (lag.is_finite(), worst.detail.is_empty()) {
-                    (true, true) => format!("{lag:.1}s"),
-                    (true, false) => format!("{lag:.1}s forecast ({})", worst.detail),
+                    (true, true) => format::secs(lag),
+                    (true, false) => format!("{} forecast ({})", format::secs(lag), worst.detail),
                     (false, _) => format!("growing ({})", worst.detail),
                 };
                 out.push(Reason {
@@ -229,8 +231,8 @@ impl Throttle {
         {
             out.push(Reason {
                 signal: "WAL rate".into(),
-                value: format!("{:.1} MB/s", rate / 1e6),
-                limit: format!("{:.1} MB/s", limit as f64 / 1e6),
+                value: format::bytes_per_s(rate),
+                limit: format::bytes_per_s(limit as f64),
             });
         }
         if c.throttle_query.is_some() {
@@ -269,7 +271,7 @@ mod tests {
     fn the_short_reason_drops_the_figures_behind_the_value() {
         let r = Reason {
             signal: "replication lag (replica-a)".into(),
-            value: "14.2s forecast (96.0 MB behind, replaying 6.8 MB/s, last reply 0.1s ago)"
+            value: "14.2s forecast (96.0 MiB behind, replaying 6.8 MiB/s, last reply 0.1s ago)"
                 .into(),
             limit: "10s".into(),
         };
@@ -277,7 +279,7 @@ mod tests {
             r.short(),
             "replication lag 14.2s forecast > 10s (replica-a)"
         );
-        assert!(r.to_string().contains("96.0 MB behind"));
+        assert!(r.to_string().contains("96.0 MiB behind"));
         let plain = Reason {
             signal: "autovacuum".into(),
             value: "working on the table".into(),
@@ -355,7 +357,7 @@ mod tests {
                     write_volume: Some(80e6),
                     ..clear()
                 },
-                "WAL rate 80.0 MB/s > 50.0 MB/s",
+                "WAL rate 76.3 MiB/s > 47.7 MiB/s",
             ),
             (
                 Signals {

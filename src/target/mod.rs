@@ -176,7 +176,7 @@ impl fmt::Display for Blocker {
             self.state
         )?;
         if let Some(age) = self.xact_age_s {
-            write!(f, ", transaction open {age:.1}s")?;
+            write!(f, ", transaction open {}", crate::format::secs(age))?;
         }
         write!(f, "): {}", self.query)
     }

@@ -139,8 +139,8 @@ pub fn throttled() -> ViewModel {
     ));
     v.log.push(warn(
         "12:04:29",
-        "throttled: replication lag (replica-a) 14.2s forecast (96.0 MB behind, replaying \
-         6.8 MB/s, last reply 0.1s ago) > 10s; batches wait until it is clear",
+        "throttled: replication lag (replica-a) 14.2s forecast (96.0 MiB behind, replaying \
+         6.8 MiB/s, last reply 0.1s ago) > 10s; batches wait until it is clear",
     ));
     v
 }

@@ -230,9 +230,9 @@ fn a_replica_over_the_lag_limit_is_drawn_as_a_warning() {
     let theme = Theme::load("dark").unwrap();
     let terminal = render(&fixtures::throttled(), &theme, 160, 48);
     let buffer = terminal.backend().buffer();
-    let (x, y) = find(buffer, "14s!").expect("the over-limit lag is marked");
+    let (x, y) = find(buffer, "14.2s!").expect("the over-limit lag is marked");
     assert_eq!(buffer[(x, y)].fg, theme.warn.fg.unwrap());
-    let (x, y) = find(buffer, "replica-a 14s").expect("the figure");
+    let (x, y) = find(buffer, "replica-a 14.2s").expect("the figure");
     let at = x + "replica-a ".len() as u16;
     assert_eq!(buffer[(at, y)].fg, theme.warn.fg.unwrap());
     let terminal = render(&fixtures::running(), &theme, 160, 48);

@@ -43,7 +43,7 @@ pub async fn seed_orders(url: &str, rows: u64) -> Result<Duration, String> {
     let started = Instant::now();
     let label = format!(
         "pacer demo: seeding {} rows into {DEMO_DATABASE}.public.orders",
-        crate::commands::thousands(rows)
+        crate::format::thousands(rows)
     );
     let work = async {
         client

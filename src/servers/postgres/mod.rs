@@ -444,8 +444,8 @@ pub(crate) fn stop_server(
         }
     }
     if process::command_line_names(pid, data_dir) {
-        process::signal(pid, "KILL", true);
-        process::signal(pid, "KILL", false);
+        process::kill(pid, true);
+        process::kill(pid, false);
     }
     if process::wait_until_dead(pid, Duration::from_secs(5)) {
         Ok(())

@@ -82,6 +82,7 @@ pub async fn preflight(pg: &mut Postgres, plan: &Plan) -> TargetResult<Preflight
     }
     let partitioned = relkind == "p";
     pg.job = job_id(plan, table.schema.as_deref());
+    pg.audit.set_job(&pg.job);
     let quoted = table.quoted();
     privileges(pg, plan, &table).await?;
 

@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::engine::throttle::ReplicaReading;
+use crate::format;
 
 /// One replica's positions, as the primary sees them.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,9 +171,9 @@ impl LagForecast {
         }
         let detail = |rate: &str| {
             format!(
-                "{} behind, {rate}, last reply {:.1}s ago",
-                mb(behind as f64),
-                since
+                "{} behind, {rate}, last reply {} ago",
+                format::bytes(behind),
+                format::secs(since)
             )
         };
         if stalled {
@@ -193,7 +194,7 @@ impl LagForecast {
                 ReplicaReading {
                     name: p.name.clone(),
                     lag_s: Some((behind as f64 + ahead) / r),
-                    detail: detail(&format!("replaying {}/s", mb(r))),
+                    detail: detail(&format!("replaying {}", format::bytes_per_s(r))),
                 }
             }
             // No rate measured yet: the reported lag is all there is.
@@ -211,10 +212,6 @@ fn smooth(old: Option<f64>, sample: f64) -> f64 {
         None => sample,
         Some(o) => o + ALPHA * (sample - o),
     }
-}
-
-fn mb(bytes: f64) -> String {
-    format!("{:.1} MB", bytes / 1e6)
 }
 
 #[cfg(test)]
@@ -275,12 +272,12 @@ mod tests {
         let l = lag(&out);
         assert!((4.5..4.7).contains(&l), "{l}");
         assert!(
-            out[0].detail.contains("20.0 MB behind"),
+            out[0].detail.contains("19.1 MiB behind"),
             "{}",
             out[0].detail
         );
         assert!(
-            out[0].detail.contains("replaying 5.0 MB/s"),
+            out[0].detail.contains("replaying 4.8 MiB/s"),
             "{}",
             out[0].detail
         );

@@ -469,13 +469,7 @@ fn application_name(prefix: &str, job: &str) -> String {
 
 /// `host:pid` of this process.
 fn runner_id() -> String {
-    format!("{}:{}", hostname(), std::process::id())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into())
+    format!("{}:{}", crate::os::hostname(), std::process::id())
 }
 
 /// What a recorded runner (`host:pid`) is, seen from here.
@@ -496,11 +490,11 @@ fn local_runner(runner: &str) -> LocalRunner {
     let Ok(pid) = pid.parse::<u32>() else {
         return LocalRunner::Unknown;
     };
-    if host != hostname() || pid == std::process::id() {
+    if host != crate::os::hostname() || pid == std::process::id() {
         return LocalRunner::Unknown;
     }
-    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-        Ok(comm) if comm.trim() == "pacer" => LocalRunner::Alive,
+    match crate::os::process_name(pid) {
+        Some(name) if name == "pacer" => LocalRunner::Alive,
         _ => LocalRunner::Gone,
     }
 }
@@ -1082,6 +1076,7 @@ impl Postgres {
             .await?;
         if let Some(r) = rows.first() {
             self.job = job_id(&self.plan, Some(r.get::<_, &str>(0)));
+            self.audit.set_job(&self.job);
         }
         Ok(())
     }

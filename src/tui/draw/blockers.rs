@@ -5,8 +5,9 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::format::{UNKNOWN, collapse, secs, truncate, width};
+use super::format::{collapse, truncate, width};
 use super::{bold, label, panel, styled, title_with};
+use crate::format::{UNKNOWN, secs};
 use crate::tui::theme::Theme;
 use crate::tui::view::ViewModel;
 

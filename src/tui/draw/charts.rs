@@ -8,8 +8,9 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Paragraph};
 
-use super::format::{UNKNOWN, compact, nice_ceil, plain, truncate, width, with_unit};
+use super::format::{truncate, width};
 use super::{bold, label, panel, styled};
+use crate::format::{UNKNOWN, compact, plain, with_unit};
 use crate::tui::theme::Theme;
 use crate::tui::view::{ChartView, ViewModel};
 
@@ -268,4 +269,30 @@ fn centered_note(frame: &mut Frame, inner: Rect, note: &str, theme: &Theme) {
         ..inner
     };
     frame.render_widget(Paragraph::new(label(text, theme)).centered(), row);
+}
+
+/// The smallest "round" number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10ⁿ) not below `x`.
+fn nice_ceil(x: f64) -> f64 {
+    if !x.is_finite() || x <= 0.0 {
+        return 1.0;
+    }
+    let exp = 10f64.powf(x.log10().floor());
+    let f = x / exp;
+    let step = [1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0]
+        .into_iter()
+        .find(|s| *s >= f - 1e-9)
+        .unwrap_or(10.0);
+    step * exp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_y_axis_tops_at_a_round_number() {
+        assert_eq!(nice_ceil(41_910.0), 50_000.0);
+        assert_eq!(nice_ceil(1.1), 1.2);
+        assert_eq!(nice_ceil(0.0), 1.0);
+    }
 }

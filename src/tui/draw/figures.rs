@@ -6,8 +6,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::format::{Item, UNKNOWN, bytes, bytes_f, flow, percent, secs, thousands, thousands_f};
+use super::format::{Item, flow};
 use super::{bold, label, panel, styled, title_with, value};
+use crate::format::{UNKNOWN, bytes, bytes_per_s, percent, secs, thousands, thousands_f};
 use crate::tui::theme::Theme;
 use crate::tui::view::{DbView, HostView, ReplicaView, ViewModel};
 
@@ -190,7 +191,7 @@ fn host_figures(host: &HostView, theme: &Theme) -> Vec<Item> {
         (Some(used), None) => value(bytes(used), theme),
         _ => label(UNKNOWN, theme),
     };
-    let rate_or_unknown = |x: Option<f64>| x.map_or(UNKNOWN.to_string(), |x| bytes_f(x) + "/s");
+    let rate_or_unknown = |x: Option<f64>| x.map_or(UNKNOWN.to_string(), bytes_per_s);
     vec![
         vec![label("cpu ", theme), pct(host.cpu_pct, theme)],
         vec![label("mem ", theme), mem],
@@ -233,10 +234,7 @@ fn count(x: Option<u64>, theme: &Theme) -> Span<'static> {
 }
 
 fn rate(x: Option<f64>, theme: &Theme) -> Span<'static> {
-    x.map_or_else(
-        || label(UNKNOWN, theme),
-        |x| value(format!("{}/s", bytes_f(x)), theme),
-    )
+    x.map_or_else(|| label(UNKNOWN, theme), |x| value(bytes_per_s(x), theme))
 }
 
 /// `6.1 / 15.6 GiB`, or `512 MiB / 15.6 GiB` when the units differ.

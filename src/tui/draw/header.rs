@@ -7,8 +7,9 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
-use super::format::{clock, human, truncate, width};
+use super::format::{truncate, width};
 use super::{bold, label, styled};
+use crate::format::{clock, human, percent_done};
 use crate::tui::theme::Theme;
 use crate::tui::view::{KeyHelp, Pace, StatusView, ViewModel};
 
@@ -177,7 +178,7 @@ fn progress_summary(view: &ViewModel, theme: &Theme) -> Vec<Span<'static>> {
         return Vec::new();
     };
     let mut spans = vec![styled(
-        super::progress::percent_done(p.rows_done as f64 / total as f64),
+        percent_done(p.rows_done as f64 / total as f64),
         bold(theme.text),
     )];
     match (p.pace, p.eta) {

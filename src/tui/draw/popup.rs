@@ -5,8 +5,9 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Clear, Padding, Paragraph};
 
-use super::format::{thousands, width, wrap};
+use super::format::{width, wrap};
 use super::{bold, help, label, styled, value};
+use crate::format::thousands;
 use crate::tui::theme::Theme;
 use crate::tui::view::{Popup, ViewModel};
 

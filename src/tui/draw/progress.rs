@@ -7,8 +7,9 @@ use ratatui::style::Modifier;
 use ratatui::text::Span;
 use ratatui::widgets::{Gauge, Paragraph};
 
-use super::format::{Item, UNKNOWN, flow, human, millis, thousands, thousands_f, width};
+use super::format::{Item, flow, width};
 use super::{figures, label, panel, styled, title_with, value};
+use crate::format::{UNKNOWN, human, millis, percent_done, thousands, thousands_f};
 use crate::tui::theme::Theme;
 use crate::tui::view::{Pace, ViewModel};
 
@@ -68,12 +69,6 @@ pub fn gauge(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
         .gauge_style(theme.gauge)
         .label(Span::styled(text, theme.text.add_modifier(Modifier::BOLD)));
     frame.render_widget(gauge, area);
-}
-
-/// `42.0%`, floored, so 100% means done rather than "almost".
-pub fn percent_done(ratio: f64) -> String {
-    let tenths = (ratio * 1000.0).floor().clamp(0.0, 1000.0);
-    format!("{:.1}%", tenths / 10.0)
 }
 
 /// `21,004,000 / ~50,000,000 rows` (the total is an estimate).
