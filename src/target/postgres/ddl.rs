@@ -5,10 +5,11 @@
 
 use std::time::Duration;
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::blockers::{watch_blockers, with_blockers};
-use super::errors::classify;
+use super::errors::{StatementError, classify};
 use super::sql::{self, PgSql};
 use super::{Postgres, TextParams};
 use crate::target::{DdlStep, StepOutcome, TargetError, TargetResult};
@@ -117,13 +118,13 @@ impl Postgres {
                     "validating the NOT NULL check constraint",
                 )
                 .await
-                .map_err(|e| match e {
-                    TargetError::Failed(m) if m.contains("23514") => TargetError::Failed(format!(
+                .map_err(|e| match e.failed_with(&SqlState::CHECK_VIOLATION) {
+                    Some(m) => TargetError::Failed(format!(
                         "{m}. Some rows of {} have NULL in {}; the verify phase should have caught \
                          this: a writer may have set NULL since. Fix those rows and run pacer again.",
                         sql.table, self.plan.column.name
                     )),
-                    other => other,
+                    None => e.into(),
                 })?;
                 Ok(StepOutcome::Done)
             }
@@ -220,7 +221,8 @@ impl Postgres {
     /// Runs one statement outside a transaction (CREATE/DROP INDEX CONCURRENTLY, VALIDATE)
     /// with lock and statement timeouts off: their locks let reads and writes go on, and
     /// they must be allowed to wait for old transactions.
-    async fn long_statement(&mut self, sql: &str, context: &str) -> TargetResult<()> {
+    /// A failure keeps its SQLSTATE, for the steps that advise on a violation.
+    async fn long_statement(&mut self, sql: &str, context: &str) -> Result<(), StatementError> {
         let pid = self.backend_pid;
         self.simple("SET lock_timeout = 0; SET statement_timeout = 0", context)
             .await?;
@@ -234,8 +236,14 @@ impl Postgres {
             self.plan.safety.batch_timeout.as_millis()
         );
         let restored = self.simple(&restore, "restoring session timeouts").await;
-        result.map_err(|(e, blockers)| with_blockers(classify(&e, context), blockers))?;
-        restored
+        result.map_err(|(e, blockers)| {
+            let failed = StatementError::classify(&e, context);
+            StatementError {
+                error: with_blockers(failed.error, blockers),
+                code: failed.code,
+            }
+        })?;
+        Ok(restored?)
     }
 
     pub(super) async fn column_state(&mut self) -> TargetResult<Option<(bool, bool)>> {
@@ -312,17 +320,20 @@ impl Postgres {
             .await
         {
             Ok(()) => Ok(repaired.map_or(StepOutcome::Done, StepOutcome::Repaired)),
-            Err(TargetError::Failed(m)) if m.contains("23505") => {
-                let drop = sql.drop_index().expect("index planned");
-                let _ = self
-                    .long_statement(&drop, "dropping the failed unique index")
-                    .await;
-                Err(TargetError::Failed(format!(
-                    "{m}. The unique index {index} cannot be built because the column has duplicate \
-                     values; its INVALID remains were dropped. Remove the duplicates or set unique = false."
-                )))
-            }
-            Err(e) => Err(e),
+            Err(e) => match e.failed_with(&SqlState::UNIQUE_VIOLATION) {
+                Some(m) => {
+                    let message = format!(
+                        "{m}. The unique index {index} cannot be built because the column has duplicate \
+                         values; its INVALID remains were dropped. Remove the duplicates or set unique = false."
+                    );
+                    let drop = sql.drop_index().expect("index planned");
+                    let _ = self
+                        .long_statement(&drop, "dropping the failed unique index")
+                        .await;
+                    Err(TargetError::Failed(message))
+                }
+                None => Err(e.into()),
+            },
         }
     }
 }

@@ -110,7 +110,9 @@ impl Postgres {
         let rows = self
             .query(&sql, &[&job], "reading the migration state")
             .await?;
-        Ok(rows.first().map(job_from_row))
+        rows.first()
+            .map(|r| job_from_row(r, &self.plan.state_table.to_string()))
+            .transpose()
     }
 
     /// Creates the state table and the migration's row if needed, after claiming it.
@@ -266,14 +268,16 @@ fn key_from(value: Option<Vec<String>>) -> Option<Key> {
     value.map(Key)
 }
 
-fn job_from_row(r: &Row) -> JobState {
+fn job_from_row(r: &Row, state_table: &str) -> TargetResult<JobState> {
+    let job: String = r.get(0);
     let phases: Vec<String> = r.get(4);
-    JobState {
-        job: r.get(0),
+    let (outcome, phases_done) = stored_words(&job, state_table, r.get(2), &phases)?;
+    Ok(JobState {
+        job,
         plan_digest: r.get(1),
-        outcome: Outcome::parse(r.get::<_, &str>(2)),
+        outcome,
         phase: r.get(3),
-        phases_done: phases.iter().filter_map(|p| p.parse().ok()).collect(),
+        phases_done,
         column_created: r.get(5),
         last_key: key_from(r.get(6)),
         range_end: key_from(r.get(7)),
@@ -286,7 +290,41 @@ fn job_from_row(r: &Row) -> JobState {
         started_at: r.get(14),
         updated_at: r.get(15),
         finished_at: r.get(16),
-    }
+    })
+}
+
+/// The state row's outcome and finished phases. A word this pacer does not know is an error:
+/// taken for "running" it would resume a finished migration; a finished phase dropped would
+/// run again.
+fn stored_words(
+    job: &str,
+    state_table: &str,
+    outcome: &str,
+    phases: &[String],
+) -> TargetResult<(Outcome, Vec<Phase>)> {
+    let unknown = |what: String, known: String| {
+        TargetError::Failed(format!(
+            "the state row of migration {job} in {state_table} records {what}, which this pacer \
+             does not know (it knows {known}); it may have been written by a newer pacer. Nothing \
+             was changed: run the pacer that wrote it, or correct the row."
+        ))
+    };
+    let outcome = Outcome::parse(outcome).ok_or_else(|| {
+        unknown(
+            format!("outcome {outcome:?}"),
+            "running, done, failed and aborted".into(),
+        )
+    })?;
+    let phases_done = phases
+        .iter()
+        .map(|p| {
+            p.parse::<Phase>().map_err(|_| {
+                let known: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+                unknown(format!("phase {p:?} as done"), known.join(", "))
+            })
+        })
+        .collect::<TargetResult<Vec<Phase>>>()?;
+    Ok((outcome, phases_done))
 }
 
 fn state_table_hint(e: TargetError, plan: &Plan) -> TargetError {
@@ -297,5 +335,48 @@ fn state_table_hint(e: TargetError, plan: &Plan) -> TargetError {
             plan.state_table
         )),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(outcome: &str, phases: &[&str]) -> TargetResult<(Outcome, Vec<Phase>)> {
+        let phases: Vec<String> = phases.iter().map(|p| p.to_string()).collect();
+        stored_words("public.orders.amount", "pacer.migrations", outcome, &phases)
+    }
+
+    #[test]
+    fn stored_outcomes_and_phases_read_back_as_written() {
+        for outcome in [
+            Outcome::Running,
+            Outcome::Done,
+            Outcome::Failed,
+            Outcome::Aborted,
+        ] {
+            let (read, _) = words(outcome.as_str(), &[]).unwrap();
+            assert_eq!(read, outcome);
+        }
+        let all: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(words("done", &all).unwrap().1, Phase::ALL);
+    }
+
+    #[test]
+    fn an_unknown_stored_outcome_is_an_error_not_running() {
+        let err = words("paused", &["add_column"]).unwrap_err().to_string();
+        assert!(err.contains("records outcome \"paused\""), "{err}");
+        assert!(err.contains("public.orders.amount"), "{err}");
+        assert!(err.contains("pacer.migrations"), "{err}");
+        assert!(err.contains("running, done, failed and aborted"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_finished_phase_is_an_error_not_dropped() {
+        let err = words("running", &["add_column", "rewrite"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("records phase \"rewrite\" as done"), "{err}");
+        assert!(err.contains("add_column"), "{err}");
     }
 }
