@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use tokio_postgres::config::{Host, SslMode as WireSslMode};
-use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::config::{Host, SslMode as WireSslMode, SslNegotiation};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Client, Config, NoTls, Socket};
 
-use super::classify::{Failure, error_text, is_tls_error};
+use super::classify::{Failure, error_text};
 use super::errors::{ConnectError, scrub};
+use super::progress::Watched;
 use super::tls::{RootCerts, Verify};
 use super::{PgTarget, SslMode};
 
@@ -35,6 +36,11 @@ impl PgTarget {
                 .get_hosts()
                 .iter()
                 .all(|h| !matches!(h, Host::Tcp(_)));
+        // tokio-postgres starts TLS only toward a host name, and never for `prefer` with
+        // `sslnegotiation=direct`; where it cannot, `prefer` means plain, as it would after
+        // the failed TLS attempt anyway.
+        let tls_possible = !config.get_hosts().is_empty()
+            && config.get_ssl_negotiation() == SslNegotiation::Postgres;
         let result = if unix_only {
             self.attempt(&config, TlsPlan::Plain).await
         } else {
@@ -42,24 +48,29 @@ impl PgTarget {
                 SslMode::Disable => self.attempt(&config, TlsPlan::Plain).await,
                 // libpq's allow: plain first, TLS only when the server turned plain down.
                 SslMode::Allow => match self.attempt(&config, TlsPlan::Plain).await {
-                    Err(Failure::Pg(e)) if e.as_db_error().is_some() => {
-                        self.attempt(&config, TlsPlan::Tls(WireSslMode::Prefer, Verify::Nothing))
+                    Err(plain @ Failure::Driver { .. }) if plain.is_server_error() => {
+                        match self
+                            .attempt(&config, TlsPlan::Tls(WireSslMode::Require, Verify::Nothing))
                             .await
+                        {
+                            // No TLS either: the server's answer to the plain attempt stands.
+                            Err(tls) if tls.is_tls_refused() => Err(plain),
+                            other => other,
+                        }
                     }
                     other => other,
                 },
                 // libpq's prefer also falls back to plain when the TLS handshake itself fails.
-                SslMode::Prefer => {
+                SslMode::Prefer if tls_possible => {
                     match self
                         .attempt(&config, TlsPlan::Tls(WireSslMode::Prefer, Verify::Nothing))
                         .await
                     {
-                        Err(Failure::Pg(e)) if is_tls_error(&e) => {
-                            self.attempt(&config, TlsPlan::Plain).await
-                        }
+                        Err(f) if f.is_tls_failure() => self.attempt(&config, TlsPlan::Plain).await,
                         other => other,
                     }
                 }
+                SslMode::Prefer => self.attempt(&config, TlsPlan::Plain).await,
                 SslMode::Require => {
                     // libpq: with a root certificate configured, require behaves as verify-ca.
                     let verify = match self.roots {
@@ -114,7 +125,9 @@ impl PgTarget {
     where
         T: MakeTlsConnect<Socket>,
         T::Stream: Send + 'static,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send + 'static,
     {
+        let (tls, progress) = Watched::new(tls);
         let pending = config.connect(tls);
         let (client, connection) = match self.overall_timeout() {
             Some(limit) => tokio::time::timeout(limit, pending)
@@ -122,7 +135,11 @@ impl PgTarget {
                 .map_err(|_| Failure::TimedOut(limit))?,
             None => pending.await,
         }
-        .map_err(Failure::Pg)?;
+        .map_err(|error| Failure::Driver {
+            error,
+            reached: progress.reached(),
+            tls_required: config.get_ssl_mode() == WireSslMode::Require,
+        })?;
         let target = self.redacted();
         let secrets = self.secrets();
         tokio::spawn(async move {

@@ -9,18 +9,81 @@ use tokio_postgres::error::{DbError, SqlState};
 
 use super::PgTarget;
 use super::errors::ConnectError;
+use super::progress::{Reached, TlsFailure};
 
 /// Why one attempt failed, before classification.
 pub(super) enum Failure {
-    Pg(tokio_postgres::Error),
+    /// tokio-postgres gave up.
+    Driver {
+        /// Its error.
+        error: tokio_postgres::Error,
+        /// How far the attempt got, as pacer's connector saw it.
+        reached: Reached,
+        /// The attempt insisted on TLS (tokio-postgres' `require`).
+        tls_required: bool,
+    },
+    /// The whole attempt outlived its deadline.
     TimedOut(Duration),
+    /// The TLS configuration could not be built.
     TlsSetup(String),
+}
+
+/// Errors of the network itself, which a retry may well get past. `PermissionDenied` is a
+/// Unix socket pacer may not open, or no endpoint with the `target_session_attrs` asked for.
+const UNREACHABLE_IO: [io::ErrorKind; 12] = [
+    io::ErrorKind::ConnectionRefused,
+    io::ErrorKind::ConnectionReset,
+    io::ErrorKind::ConnectionAborted,
+    io::ErrorKind::NotConnected,
+    io::ErrorKind::TimedOut,
+    io::ErrorKind::HostUnreachable,
+    io::ErrorKind::NetworkUnreachable,
+    io::ErrorKind::AddrNotAvailable,
+    io::ErrorKind::NotFound,
+    io::ErrorKind::BrokenPipe,
+    io::ErrorKind::UnexpectedEof,
+    io::ErrorKind::PermissionDenied,
+];
+
+impl Failure {
+    /// The server answered with an error of its own (an ErrorResponse, with a SQLSTATE).
+    pub(super) fn is_server_error(&self) -> bool {
+        matches!(self, Failure::Driver { error, .. } if error.as_db_error().is_some())
+    }
+
+    /// The TLS layer failed (handshake or certificate).
+    pub(super) fn is_tls_failure(&self) -> bool {
+        matches!(self, Failure::Driver { error, .. } if is_tls_failure(error))
+    }
+
+    /// TLS was required, a socket opened, and TLS never began on it: the server turned it
+    /// down (or tokio-postgres had no host name to start it toward). Nothing else ends an
+    /// attempt at that point without an I/O error.
+    pub(super) fn is_tls_refused(&self) -> bool {
+        match self {
+            Failure::Driver {
+                error,
+                reached,
+                tls_required,
+            } => {
+                *tls_required
+                    && reached.sockets > 0
+                    && !reached.tls_started
+                    && error.as_db_error().is_none()
+                    && !error.is_closed()
+                    && !is_tls_failure(error)
+                    && io_error(error).is_none()
+            }
+            _ => false,
+        }
+    }
 }
 
 impl PgTarget {
     pub(super) fn classify(&self, failure: Failure) -> ConnectError {
         let target = self.redacted();
-        let err = match failure {
+        let refused = failure.is_tls_refused();
+        let (err, reached) = match failure {
             Failure::TimedOut(limit) => {
                 return ConnectError::Unreachable {
                     target,
@@ -31,7 +94,7 @@ impl PgTarget {
                 };
             }
             Failure::TlsSetup(detail) => return ConnectError::Tls { target, detail },
-            Failure::Pg(err) => err,
+            Failure::Driver { error, reached, .. } => (error, reached),
         };
 
         if let Some(db) = err.as_db_error() {
@@ -52,12 +115,16 @@ impl PgTarget {
                     detail,
                 }
             } else {
-                ConnectError::Other { target, detail }
+                ConnectError::Other {
+                    target,
+                    detail,
+                    code: Some(code.clone()),
+                }
             };
         }
 
         let detail = error_text(&err);
-        if detail.contains("server does not support TLS") {
+        if refused && reached.named {
             return ConnectError::Tls {
                 target,
                 detail: format!(
@@ -66,53 +133,44 @@ impl PgTarget {
                 ),
             };
         }
-        if is_tls_error(&err) {
+        if refused || is_tls_failure(&err) {
             return ConnectError::Tls { target, detail };
         }
-        if detail.contains("password missing") {
-            return ConnectError::AuthFailed {
-                target,
-                user: self.user().to_owned(),
-                detail: "the server asked for a password, but none was given in the target, PGPASSWORD or the password file".to_owned(),
-            };
-        }
-        if err.to_string().starts_with("authentication error") {
-            return ConnectError::AuthFailed {
-                target,
-                user: self.user().to_owned(),
-                detail,
-            };
-        }
-        let unreachable_kind = error_chain(&err).iter().any(|e| {
-            e.downcast_ref::<io::Error>().is_some_and(|io| {
-                matches!(
-                    io.kind(),
-                    io::ErrorKind::ConnectionRefused
-                        | io::ErrorKind::ConnectionReset
-                        | io::ErrorKind::ConnectionAborted
-                        | io::ErrorKind::NotConnected
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::HostUnreachable
-                        | io::ErrorKind::NetworkUnreachable
-                        | io::ErrorKind::AddrNotAvailable
-                        | io::ErrorKind::NotFound
-                        | io::ErrorKind::BrokenPipe
-                        | io::ErrorKind::UnexpectedEof
-                )
-            })
-        });
-        let top = err.to_string();
-        // "error connecting to server" covers DNS failures, whose io kind is uncategorised;
-        // "timeout waiting for server" is tokio-postgres' own TCP connect timeout; a server
-        // hanging up during startup is usually one that is restarting.
-        if unreachable_kind
-            || top.starts_with("error connecting to server")
-            || top.starts_with("timeout waiting for server")
-            || err.is_closed()
-        {
+        // A server hanging up during startup is usually one that is restarting.
+        if err.is_closed() {
             return ConnectError::Unreachable { target, detail };
         }
-        ConnectError::Other { target, detail }
+        if let Some(kind) = io_error(&err).map(io::Error::kind) {
+            // Before any socket opened, every failure is the network's (a host name that does
+            // not resolve has no io kind of its own).
+            return if UNREACHABLE_IO.contains(&kind) || reached.sockets == 0 {
+                ConnectError::Unreachable { target, detail }
+            } else {
+                ConnectError::Other {
+                    target,
+                    detail,
+                    code: None,
+                }
+            };
+        }
+        // Past the network and TLS, without a server error: tokio-postgres stopped the
+        // authentication exchange, and says why in the error's source.
+        if err.source().is_some() {
+            return ConnectError::AuthFailed {
+                target,
+                user: self.user().to_owned(),
+                detail: if self.config.get_password().is_none() {
+                    "the server asked for a password, but none was given in the target, PGPASSWORD or the password file".to_owned()
+                } else {
+                    detail
+                },
+            };
+        }
+        ConnectError::Other {
+            target,
+            detail,
+            code: None,
+        }
     }
 }
 
@@ -147,15 +205,21 @@ pub(super) fn error_text(err: &(dyn StdError + 'static)) -> String {
     parts.join(": ")
 }
 
-pub(super) fn is_tls_error(err: &tokio_postgres::Error) -> bool {
-    err.to_string()
-        .starts_with("error performing TLS handshake")
-        || error_chain(err)
-            .iter()
-            .any(|e| e.downcast_ref::<rustls::Error>().is_some())
+/// The TLS layer's own failure somewhere in the chain.
+fn is_tls_failure(err: &tokio_postgres::Error) -> bool {
+    error_chain(err)
+        .iter()
+        .any(|e| e.is::<TlsFailure>() || e.is::<rustls::Error>())
 }
 
-/// A server error on one line, with its SQLSTATE (which `is_retryable` relies on).
+/// The first I/O error in the chain.
+fn io_error(err: &tokio_postgres::Error) -> Option<&io::Error> {
+    error_chain(err)
+        .into_iter()
+        .find_map(|e| e.downcast_ref::<io::Error>())
+}
+
+/// A server error on one line, with its SQLSTATE.
 fn db_error_text(db: &DbError) -> String {
     let mut text = format!(
         "{}: {} (SQLSTATE {})",
@@ -189,6 +253,8 @@ mod tests {
         BrokenTls,
         /// Accept the TCP connection and never say anything.
         Silent,
+        /// Refuse TLS ('N'), then ask for a clear-text password.
+        AskPassword,
     }
 
     /// A one-connection fake PostgreSQL server on a loopback port, so the classification of
@@ -232,6 +298,10 @@ mod tests {
                 body = next;
             }
             let _ = body;
+            if let Fake::AskPassword = behaviour {
+                let _ = sock.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3]);
+                std::thread::sleep(Duration::from_millis(200));
+            }
             if let Fake::Error(code, message) = behaviour {
                 let mut fields = Vec::new();
                 for (tag, value) in [
@@ -342,6 +412,55 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_password_asked_for_but_given_nowhere_is_an_authentication_failure() {
+        let port = fake_server(Fake::AskPassword);
+        let err = resolve(&format!("postgres://alice@127.0.0.1:{port}/app"), &[])
+            .unwrap()
+            .connect("pacer")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectError::AuthFailed { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("the server asked for a password, but none was given"),
+            "{err}"
+        );
+        assert!(!err.is_retryable());
+    }
+
+    /// tokio-postgres starts TLS only toward a host name: with `hostaddr` alone, `prefer`
+    /// connects plainly (as it would after the failed TLS attempt), and `require` says TLS
+    /// failed without claiming to know why the server would not have it.
+    #[tokio::test]
+    async fn a_bare_hostaddr_prefers_plain_and_fails_require_as_tls() {
+        let port = fake_server(Fake::Error(
+            "28P01",
+            "password authentication failed for user \"alice\"",
+        ));
+        let url = format!("postgres://alice:{SECRET}@/app?hostaddr=127.0.0.1&port={port}");
+        let err = resolve(&url, &[])
+            .unwrap()
+            .connect("pacer")
+            .await
+            .unwrap_err();
+        check_error(&err);
+        assert!(matches!(err, ConnectError::AuthFailed { .. }), "{err}");
+
+        let port = fake_server(Fake::Error("XX000", "unused"));
+        let url = format!(
+            "postgres://alice:{SECRET}@/app?hostaddr=127.0.0.1&port={port}&sslmode=require"
+        );
+        let err = resolve(&url, &[])
+            .unwrap()
+            .connect("pacer")
+            .await
+            .unwrap_err();
+        check_error(&err);
+        assert!(matches!(err, ConnectError::Tls { .. }), "{err}");
+        assert!(!err.is_retryable());
+    }
+
+    #[tokio::test]
     async fn unreachable_and_timeouts_are_retryable() {
         // Bind then drop: the port is very likely closed for the next few milliseconds.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -370,6 +489,23 @@ mod tests {
         assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
         assert!(err.to_string().contains("no answer within 2 s"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(4));
+    }
+
+    /// A name lookup failure has no io kind of its own; it happens before any socket opens.
+    #[tokio::test]
+    async fn a_host_name_that_does_not_resolve_is_unreachable() {
+        // `.invalid` never resolves (RFC 6761); a slow resolver ends in the 2 s deadline.
+        let err = resolve(
+            &format!("postgres://alice:{SECRET}@pacer-test.invalid/app?connect_timeout=2"),
+            &[],
+        )
+        .unwrap()
+        .connect("pacer")
+        .await
+        .unwrap_err();
+        assert_no_secret("name lookup error", &err.to_string());
+        assert!(matches!(err, ConnectError::Unreachable { .. }), "{err}");
+        assert!(err.is_retryable());
     }
 
     #[cfg(unix)]

@@ -1,12 +1,19 @@
 //! What can go wrong between a target string and a connected session, worded so that each
 //! message says what happened, to which target, and what to change. No message holds a password.
 
+use tokio_postgres::error::SqlState;
+
 /// What a password is replaced with wherever it might show up in text.
 const MASK: &str = "********";
 /// Server errors that mean "not now" rather than "never": starting up / shutting down / in
 /// recovery (57P03), administrator or crash shutdown (57P01, 57P02), and no free connection
 /// slot (53300). A supervisor can wait and try again.
-const RETRYABLE_SQLSTATES: [&str; 4] = ["57P03", "57P01", "57P02", "53300"];
+const RETRYABLE_SQLSTATES: [SqlState; 4] = [
+    SqlState::CANNOT_CONNECT_NOW,
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::TOO_MANY_CONNECTIONS,
+];
 
 /// Why a target could not be resolved or connected to. Messages never contain the password.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +95,8 @@ pub enum ConnectError {
         target: String,
         /// What went wrong.
         detail: String,
+        /// The server's SQLSTATE, when the server refused the connection.
+        code: Option<SqlState>,
     },
 }
 
@@ -109,13 +118,9 @@ impl ConnectError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ConnectError::Unreachable { .. } => true,
-            ConnectError::Other { detail, .. } => {
-                RETRYABLE_SQLSTATES
-                    .iter()
-                    .any(|code| detail.contains(&format!("(SQLSTATE {code})")))
-                    || detail.contains("the database system is starting up")
-                    || detail.contains("the database system is shutting down")
-            }
+            ConnectError::Other {
+                code: Some(code), ..
+            } => RETRYABLE_SQLSTATES.contains(code),
             _ => false,
         }
     }
@@ -157,9 +162,14 @@ impl ConnectError {
                 target,
                 detail: s(detail),
             },
-            ConnectError::Other { target, detail } => ConnectError::Other {
+            ConnectError::Other {
+                target,
+                detail,
+                code,
+            } => ConnectError::Other {
                 target,
                 detail: s(detail),
+                code,
             },
             other @ (ConnectError::NoTarget | ConnectError::UnsupportedScheme { .. }) => other,
         }
@@ -198,13 +208,33 @@ mod tests {
 
     #[test]
     fn retryable_classification() {
-        let other = |detail: &str| ConnectError::Other {
+        let other = |code: &str, detail: &str| ConnectError::Other {
             target: "t".into(),
             detail: detail.into(),
+            code: Some(SqlState::from_code(code)),
         };
-        assert!(other("FATAL: the database system is starting up (SQLSTATE 57P03)").is_retryable());
-        assert!(other("FATAL: sorry, too many clients already (SQLSTATE 53300)").is_retryable());
-        assert!(!other("FATAL: something else (SQLSTATE XX000)").is_retryable());
+        assert!(
+            other(
+                "57P03",
+                "FATAL: the database system is starting up (SQLSTATE 57P03)"
+            )
+            .is_retryable()
+        );
+        assert!(
+            other(
+                "53300",
+                "FATAL: sorry, too many clients already (SQLSTATE 53300)"
+            )
+            .is_retryable()
+        );
+        assert!(!other("XX000", "FATAL: something else (SQLSTATE XX000)").is_retryable());
+        // The code decides, not the wording: text that merely mentions one retries nothing.
+        let text_only = ConnectError::Other {
+            target: "t".into(),
+            detail: "FATAL: the database system is starting up (SQLSTATE 57P03)".into(),
+            code: None,
+        };
+        assert!(!text_only.is_retryable());
         assert!(
             ConnectError::Unreachable {
                 target: "t".into(),

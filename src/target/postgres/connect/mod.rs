@@ -12,6 +12,7 @@
 //! - `pgpass`: the password file.
 //! - `tls`: root certificates and certificate verification for the six `sslmode`s.
 //! - `attempt`: libpq's connection procedure (which `sslmode` tries what, in which order).
+//! - `progress`: how far an attempt got, as pacer's own TLS connector saw it.
 //! - `classify` and `errors`: what went wrong, in words that say what to do.
 
 mod attempt;
@@ -19,6 +20,7 @@ mod classify;
 mod conninfo;
 mod errors;
 mod pgpass;
+mod progress;
 mod resolve;
 #[cfg(test)]
 mod test_support;
