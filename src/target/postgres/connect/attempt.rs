@@ -75,7 +75,7 @@ impl PgTarget {
                     // libpq: with a root certificate configured, require behaves as verify-ca.
                     let verify = match self.roots {
                         RootCerts::Default => Verify::Nothing,
-                        RootCerts::System | RootCerts::File(..) => Verify::Chain,
+                        RootCerts::System(..) | RootCerts::File(..) => Verify::Chain,
                     };
                     self.attempt(&config, TlsPlan::Tls(WireSslMode::Require, verify))
                         .await

@@ -155,7 +155,7 @@ impl fmt::Debug for PgTarget {
         // Hand-written so that no field that holds or may echo the password is ever printed.
         let root_cert = match &self.roots {
             RootCerts::Default => None,
-            RootCerts::System => Some(PathBuf::from("system")),
+            RootCerts::System(..) => Some(PathBuf::from("system")),
             RootCerts::File(path, _) => Some(path.clone()),
         };
         f.debug_struct("PgTarget")

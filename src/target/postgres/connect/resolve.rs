@@ -13,7 +13,7 @@ use tokio_postgres::Config;
 use super::conninfo::{parse_key_value, parse_url, url_scheme};
 use super::errors::{ConnectError, bad};
 use super::pgpass::pgpass_password;
-use super::tls::{RootCerts, load_root_certs};
+use super::tls::{RootCerts, load_root_certs, load_system_roots};
 use super::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PORT, PasswordOrigin, PgTarget, SslMode, TargetSource,
 };
@@ -46,10 +46,10 @@ impl Settings {
     }
 }
 
-type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(super) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// An environment variable, with empty values treated as unset (`PGPASSWORD=` in CI scripts).
-fn env_var(env: Env<'_>, name: &str) -> Option<String> {
+pub(super) fn env_var(env: Env<'_>, name: &str) -> Option<String> {
     env(name).filter(|v| !v.is_empty())
 }
 
@@ -235,7 +235,9 @@ impl PgTarget {
             None => SslMode::Prefer,
         };
         let roots = match pick(&mut settings, "sslrootcert", "PGSSLROOTCERT", env) {
-            Some(s) if s.value == "system" => RootCerts::System,
+            Some(s) if s.value == "system" => {
+                RootCerts::System(load_system_roots(env).map_err(|r| bad(s.origin, r))?)
+            }
             Some(s) => {
                 let path = PathBuf::from(&s.value);
                 let certs = load_root_certs(&path).map_err(|r| bad(s.origin, r))?;
