@@ -91,13 +91,15 @@ impl Outcome {
         }
     }
 
-    /// Parses the stored word.
-    pub fn parse(s: &str) -> Outcome {
+    /// Parses the stored word; None for a word this pacer does not know (a newer pacer's, or
+    /// a hand edit), which must not be taken for any outcome.
+    pub fn parse(s: &str) -> Option<Outcome> {
         match s {
-            "done" => Outcome::Done,
-            "failed" => Outcome::Failed,
-            "aborted" => Outcome::Aborted,
-            _ => Outcome::Running,
+            "running" => Some(Outcome::Running),
+            "done" => Some(Outcome::Done),
+            "failed" => Some(Outcome::Failed),
+            "aborted" => Some(Outcome::Aborted),
+            _ => None,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Preflight on PostgreSQL: read-only questions to the catalog, and a rolled-back probe.
 
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::errors::describe_db_error;
@@ -403,7 +404,7 @@ async fn probe(pg: &mut Postgres, plan: &Plan, sql: &PgSql) -> TargetResult<()> 
                 let params: [&(dyn ToSql + Sync); 0] = [];
                 client.execute(text.as_str(), &params).await.map_err(|e| {
                     let reason = e.as_db_error().map(describe_db_error).unwrap_or_else(|| e.to_string());
-                    if e.as_db_error().is_some_and(|d| d.code().code() == "55P03") {
+                    if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
                         TargetError::LockTimeout { blockers: Vec::new(), detail: format!("preflight sample: {reason}"), skipped: false }
                     } else {
                         refuse(format!(

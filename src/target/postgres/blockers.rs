@@ -1,0 +1,128 @@
+//! Who blocks pacer's DDL: the sessions a DDL waits for (polled while it waits, so a lock
+//! timeout can name them), and the long lock holders a DDL should not queue behind at all.
+
+use std::time::Duration;
+
+use tokio_postgres::Row;
+
+use super::Postgres;
+use super::session::Session;
+use crate::target::{Blocker, TargetError};
+
+impl Postgres {
+    /// Sessions that hold a lock on the table and will likely keep it: autovacuum (which yields
+    /// to a waiting DDL only after `deadlock_timeout`, 1 s by default, while every query on
+    /// the table queues behind the DDL) and transactions older than `lock_timeout` (the DDL
+    /// would only time out behind them, after blocking the application as long). Read on the
+    /// observer session; a failed read finds none (the DDL's own lock_timeout still bounds it).
+    pub(super) async fn long_lock_holders(&self, lock_timeout: Duration) -> Vec<Blocker> {
+        let Some(observer) = self.observer.as_ref() else {
+            return Vec::new();
+        };
+        let table = self.plan.table.quoted();
+        let secs = lock_timeout.as_secs_f64();
+        match observer.query(LOCK_HOLDERS_SQL, &[&table, &secs]).await {
+            Ok(rows) => rows.iter().map(blocker_from_row).collect(),
+            Err(e) => {
+                tracing::warn!("looking for sessions holding a lock on {table} failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+}
+
+pub(super) fn with_blockers(error: TargetError, seen: Vec<Blocker>) -> TargetError {
+    match error {
+        TargetError::LockTimeout {
+            detail, skipped, ..
+        } => TargetError::LockTimeout {
+            blockers: seen,
+            detail,
+            skipped,
+        },
+        other => other,
+    }
+}
+
+const BLOCKERS_SQL: &str = "SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.usename::text, ''), \
+     coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, \
+     left(coalesce(a.query, ''), 300) \
+     FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1)) ORDER BY a.xact_start";
+
+/// Sessions holding a lock on a table (`$1`) that a DDL should not queue behind: autovacuum,
+/// or a transaction open longer than `$2` seconds (pacer's lock_timeout). Same columns as
+/// [`BLOCKERS_SQL`]; autovacuum shows as its backend type.
+const LOCK_HOLDERS_SQL: &str = "SELECT DISTINCT ON (a.pid) a.pid, \
+     coalesce(nullif(a.application_name, ''), a.backend_type, ''), coalesce(a.usename::text, ''), \
+     coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, \
+     left(coalesce(a.query, ''), 300) \
+     FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+     WHERE l.locktype = 'relation' AND l.relation = to_regclass($1::text) AND l.granted \
+     AND l.pid <> pg_backend_pid() \
+     AND (a.backend_type = 'autovacuum worker' \
+          OR a.xact_start < now() - make_interval(secs => $2::float8)) \
+     ORDER BY a.pid";
+
+/// How often [`BLOCKERS_SQL`] runs, in the audit log (which records it once per session).
+const WATCH_REPEATS: &str = "every 150 ms while a DDL statement waits";
+
+/// Drives `work` while polling, from the observer session, who blocks backend `pid`.
+pub(super) async fn watch_blockers<F>(
+    work: F,
+    observer: Option<&Session>,
+    pid: i32,
+) -> Result<(), (tokio_postgres::Error, Vec<Blocker>)>
+where
+    F: std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+{
+    let mut seen: Vec<Blocker> = Vec::new();
+    tokio::pin!(work);
+    let mut tick = tokio::time::interval(Duration::from_millis(150));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            result = &mut work => return result.map_err(|e| (e, seen)),
+            _ = tick.tick() => {
+                if let Some(obs) = observer
+                    && let Ok(rows) = obs
+                        .repeating(WATCH_REPEATS)
+                        .query(BLOCKERS_SQL, &[&pid])
+                        .await
+                    && !rows.is_empty()
+                {
+                    seen = rows.iter().map(blocker_from_row).collect();
+                }
+            }
+        }
+    }
+}
+
+/// Reads a row of [`BLOCKERS_SQL`]-shaped columns.
+pub(super) fn blocker_from_row(r: &Row) -> Blocker {
+    let query: String = r.get(5);
+    let application: String = r.get(1);
+    Blocker {
+        pid: r.get(0),
+        pacer: is_pacer(&application),
+        application,
+        user: r.get(2),
+        state: r.get(3),
+        xact_age_s: r.get(4),
+        query: redact_query(&query),
+    }
+}
+
+/// Whether a session is one of pacer's: every pacer session's `application_name` starts with
+/// `pacer` (`pacer:<job>`, `pacer-observer:<job>`, `pacer-sampler:<job>`).
+pub fn is_pacer(application_name: &str) -> bool {
+    application_name.starts_with("pacer")
+}
+
+/// Query text of other sessions may hold a password (`ALTER ROLE … PASSWORD`): hide those.
+pub fn redact_query(query: &str) -> String {
+    let lower = query.to_ascii_lowercase();
+    if lower.contains("password") || lower.contains("passwd") {
+        return "(query text hidden: it mentions a password)".into();
+    }
+    query.split_whitespace().collect::<Vec<_>>().join(" ")
+}
