@@ -19,9 +19,6 @@ pub mod rate;
 pub mod runner;
 pub mod series;
 
-#[cfg(test)]
-mod tests;
-
 use std::fmt;
 use std::future::Future;
 use std::time::Duration;
@@ -116,7 +113,7 @@ pub struct LockWait {
     pub wait_s: f64,
     /// Whether it is one of pacer's own sessions (application name `pacer…`).
     pub pacer: bool,
-    /// The sessions it waits for (`pg_blocking_pids`); may be empty when they finished meanwhile.
+    /// The sessions it waits for; may be empty when they finished meanwhile.
     pub blockers: Vec<Blocker>,
 }
 

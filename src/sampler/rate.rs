@@ -15,7 +15,7 @@ impl Counter {
 
     /// Records the counter's `value` at `t` seconds and returns the rate per second since the
     /// previous snapshot. None when there is no previous snapshot (first sample), when the
-    /// counter went down (a reset: server restart, `pg_stat_reset()`; the new value becomes the
+    /// counter went down (a reset: a server restart, a statistics reset; the new value becomes the
     /// baseline, a negative rate would be a lie), or when no time passed (`t` not after the
     /// previous snapshot: the previous snapshot is kept, so the next rate spans a real interval).
     pub fn update(&mut self, t: f64, value: u64) -> Option<f64> {

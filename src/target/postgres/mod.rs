@@ -16,6 +16,8 @@ pub mod lag;
 mod observer;
 pub mod render;
 pub mod sampler;
+#[cfg(test)]
+mod sampler_tests;
 pub mod session;
 pub mod sql;
 mod state;

@@ -1,11 +1,14 @@
-//! The sampler against real, throwaway PostgreSQL servers.
+//! The sampler (PostgreSQL's metric source and the sampling runner) against real, throwaway
+//! PostgreSQL servers.
 
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::host::HostSampler;
-use super::{DEFAULT_WINDOW, DbSample, MetricSource, Metrics, SeriesId, SharedMetrics, spawn};
+use crate::sampler::host::HostSampler;
+use crate::sampler::{
+    DEFAULT_WINDOW, DbSample, MetricSource, Metrics, SeriesId, SharedMetrics, spawn,
+};
 use crate::servers::postgres::PgServer;
 use crate::target::postgres::PgTarget;
 use crate::target::postgres::sampler::{PgSource, statement_timeout_for};
