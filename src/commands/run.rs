@@ -706,8 +706,8 @@ fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
                     .filter(|w| !w.pacer && w.blockers.iter().any(|b| b.pacer))
                     .count() as u32
             }),
-            maintenance: l.table.as_ref().map(|t| t.autovacuum.is_some()),
-            write_volume: l.wal_bytes_per_s,
+            maintenance: l.table.as_ref().map(|t| t.maintenance.is_some()),
+            write_volume: l.redo_bytes_per_s,
             query: None,
             file_exists: false,
         })

@@ -33,9 +33,9 @@ pub enum SeriesId {
     /// less the rows of pacer's own batches (see [`Latest::app_writes_exact`]).
     AppWritesPerS,
     /// WAL written by the server, bytes per second.
-    WalBytesPerS,
+    RedoBytesPerS,
     /// Dead tuples in the table.
-    DeadTuples,
+    DeadRows,
     /// Table size (heap and TOAST), bytes.
     TableBytes,
     /// Host CPU use, percent of all cores.
@@ -62,8 +62,8 @@ impl SeriesId {
         SeriesId::ReplicaLagS,
         SeriesId::ReplicaLagBytes,
         SeriesId::AppWritesPerS,
-        SeriesId::WalBytesPerS,
-        SeriesId::DeadTuples,
+        SeriesId::RedoBytesPerS,
+        SeriesId::DeadRows,
         SeriesId::TableBytes,
         SeriesId::HostCpuPct,
         SeriesId::HostMemBytes,
@@ -111,7 +111,7 @@ pub struct Latest {
     /// Table size, bytes.
     pub table_bytes: Option<u64>,
     /// WAL written, bytes per second.
-    pub wal_bytes_per_s: Option<f64>,
+    pub redo_bytes_per_s: Option<f64>,
     /// The application's writes to the table per second.
     pub app_writes_per_s: Option<f64>,
     /// Whether pacer's own rows could be taken out of `app_writes_per_s` exactly (PostgreSQL
@@ -348,13 +348,13 @@ impl Metrics {
         self.record_replicas(t, sample.replicas.as_ref().ok());
         outcomes.push(("replication lag", status(&sample.replicas)));
 
-        let wal_rate = match &sample.wal_bytes {
+        let wal_rate = match &sample.redo_bytes {
             Ok(bytes) => self.wal.update(t, *bytes),
             Err(_) => None,
         };
-        self.push(SeriesId::WalBytesPerS, t, wal_rate);
-        self.latest.wal_bytes_per_s = wal_rate;
-        outcomes.push(("WAL rate", status(&sample.wal_bytes)));
+        self.push(SeriesId::RedoBytesPerS, t, wal_rate);
+        self.latest.redo_bytes_per_s = wal_rate;
+        outcomes.push(("WAL rate", status(&sample.redo_bytes)));
 
         match &sample.table {
             Ok(stats) => {
@@ -368,14 +368,14 @@ impl Metrics {
                     .replace(now)
                     .and_then(|before| app_writes_rate(before, now, stats.pacer_flushed));
                 self.push(SeriesId::AppWritesPerS, t, rate);
-                self.push(SeriesId::DeadTuples, t, Some(stats.dead_tuples as f64));
+                self.push(SeriesId::DeadRows, t, Some(stats.dead_rows as f64));
                 self.latest.app_writes_per_s = rate;
                 self.latest.app_writes_exact = stats.pacer_flushed;
                 self.latest.table = Some(stats.clone());
             }
             Err(_) => {
                 self.push(SeriesId::AppWritesPerS, t, None);
-                self.push(SeriesId::DeadTuples, t, None);
+                self.push(SeriesId::DeadRows, t, None);
                 self.latest.app_writes_per_s = None;
                 self.latest.table = None;
             }
@@ -499,7 +499,7 @@ fn status<T>(r: &Result<T, String>) -> Result<(), &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampler::{LockWait, VacuumRun};
+    use crate::sampler::{LockWait, MaintenanceRun};
     use crate::target::Blocker;
 
     fn metrics() -> Metrics {
@@ -510,7 +510,7 @@ mod tests {
         DbSample {
             lock_waits: Ok(LockWaits::default()),
             replicas: Ok(Vec::new()),
-            wal_bytes: Ok(0),
+            redo_bytes: Ok(0),
             table: Ok(TableStats::default()),
             table_bytes: Ok(8192),
         }
@@ -553,22 +553,22 @@ mod tests {
     fn rates_come_from_counter_differences() {
         let mut m = metrics();
         let mut s = ok_sample();
-        s.wal_bytes = Ok(1_000);
+        s.redo_bytes = Ok(1_000);
         s.table = Ok(TableStats {
             n_tup_upd: 50,
             ..TableStats::default()
         });
         m.record_db(0.0, &s);
-        assert_eq!(m.latest().wal_bytes_per_s, None, "no rate from one sample");
-        s.wal_bytes = Ok(3_000);
+        assert_eq!(m.latest().redo_bytes_per_s, None, "no rate from one sample");
+        s.redo_bytes = Ok(3_000);
         s.table = Ok(TableStats {
             n_tup_upd: 250,
             ..TableStats::default()
         });
         m.record_db(2.0, &s);
-        assert_eq!(m.latest().wal_bytes_per_s, Some(1_000.0));
+        assert_eq!(m.latest().redo_bytes_per_s, Some(1_000.0));
         assert_eq!(m.latest().app_writes_per_s, Some(100.0));
-        assert_eq!(m.series(SeriesId::WalBytesPerS).latest(), Some(1_000.0));
+        assert_eq!(m.series(SeriesId::RedoBytesPerS).latest(), Some(1_000.0));
     }
 
     #[test]
@@ -793,7 +793,7 @@ mod tests {
 
     #[test]
     fn a_vacuum_says_what_it_does() {
-        let v = VacuumRun {
+        let v = MaintenanceRun {
             automatic: true,
             wraparound: true,
             phase: "scanning heap".into(),
@@ -803,7 +803,7 @@ mod tests {
             v.to_string(),
             "autovacuum (to prevent wraparound): scanning heap, 42% of the heap scanned"
         );
-        let manual = VacuumRun {
+        let manual = MaintenanceRun {
             automatic: false,
             wraparound: false,
             phase: "vacuuming indexes".into(),

@@ -41,7 +41,7 @@ pub struct DbSample {
     /// Replicas streaming from the target; `Ok(empty)` means there is none.
     pub replicas: Result<Vec<ReplicaLag>, String>,
     /// The server's WAL (redo) position in bytes: a counter, turned into bytes/s.
-    pub wal_bytes: Result<u64, String>,
+    pub redo_bytes: Result<u64, String>,
     /// Activity counters, dead tuples and any vacuum of the table.
     pub table: Result<TableStats, String>,
     /// The table's size (heap and TOAST), bytes.
@@ -54,7 +54,7 @@ impl DbSample {
         DbSample {
             lock_waits: Err(message.to_string()),
             replicas: Err(message.to_string()),
-            wal_bytes: Err(message.to_string()),
+            redo_bytes: Err(message.to_string()),
             table: Err(message.to_string()),
             table_bytes: Err(message.to_string()),
         }
@@ -158,16 +158,16 @@ pub struct TableStats {
     #[serde(default)]
     pub pacer_flushed: bool,
     /// Dead tuples now.
-    pub dead_tuples: u64,
+    pub dead_rows: u64,
     /// Live tuples now (estimate).
     pub live_tuples: u64,
     /// A vacuum working on the table, if any.
-    pub autovacuum: Option<VacuumRun>,
+    pub maintenance: Option<MaintenanceRun>,
 }
 
 /// A vacuum running on the table.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct VacuumRun {
+pub struct MaintenanceRun {
     /// Started by autovacuum (else by someone's VACUUM).
     pub automatic: bool,
     /// An anti-wraparound autovacuum: it does not yield to DDL lock requests.
@@ -178,7 +178,7 @@ pub struct VacuumRun {
     pub scanned_pct: Option<f64>,
 }
 
-impl fmt::Display for VacuumRun {
+impl fmt::Display for MaintenanceRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.automatic {
             "autovacuum"

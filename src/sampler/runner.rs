@@ -175,7 +175,7 @@ mod tests {
             DbSample {
                 lock_waits: Ok(LockWaits::default()),
                 replicas: Ok(Vec::new()),
-                wal_bytes: Ok(u64::from(n) * 1000),
+                redo_bytes: Ok(u64::from(n) * 1000),
                 table: Ok(TableStats::default()),
                 table_bytes: Ok(8192),
             }

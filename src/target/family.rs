@@ -73,6 +73,41 @@ impl fmt::Display for Family {
     }
 }
 
+/// What a family calls the figures the screen shows of it, in the family's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FigureWords {
+    /// The redo stream the server writes (PostgreSQL: `WAL`).
+    pub redo: &'static str,
+    /// The server's own background maintenance of a table (PostgreSQL: `autovacuum`).
+    pub maintenance: &'static str,
+    /// Rows deleted or updated away and not yet reclaimed (PostgreSQL: `dead tuples`).
+    pub dead_rows: &'static str,
+}
+
+impl Family {
+    /// The words for this family's figures.
+    pub fn figure_words(self) -> FigureWords {
+        match self {
+            Family::Postgres => FigureWords {
+                redo: "WAL",
+                maintenance: "autovacuum",
+                dead_rows: "dead tuples",
+            },
+            Family::MySql => FigureWords {
+                redo: "binlog",
+                maintenance: "purge",
+                dead_rows: "history",
+            },
+        }
+    }
+}
+
+impl Default for FigureWords {
+    fn default() -> FigureWords {
+        Family::Postgres.figure_words()
+    }
+}
+
 /// The target as the operator gave it, in the order every command reads it: the `--target`
 /// flag, else `PACER_TARGET`, else `DATABASE_URL` (blank values do not count).
 pub fn given_target(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {

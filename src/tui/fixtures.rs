@@ -56,10 +56,11 @@ pub fn running() -> ViewModel {
                 replica("replica-b", Some(0.3), 1_400_000),
             ]),
             lag_limit_s: Some(10.0),
-            autovacuum: None,
+            words: Default::default(),
+            maintenance: None,
             table_bytes: Some(38 * GIB + 210 * MIB),
-            dead_tuples: Some(1_204_332),
-            wal_bytes_per_s: Some(8.4 * MIB as f64),
+            dead_rows: Some(1_204_332),
+            redo_bytes_per_s: Some(8.4 * MIB as f64),
             app_writes_per_s: Some(312.0),
             app_writes_exact: true,
         },
@@ -101,7 +102,7 @@ pub fn paused() -> ViewModel {
     v.progress.pace = Pace::Stopped("paused");
     v.charts = charts(Shape::Paused);
     v.db.app_writes_per_s = Some(310.0);
-    v.db.wal_bytes_per_s = Some(0.6 * MIB as f64);
+    v.db.redo_bytes_per_s = Some(0.6 * MIB as f64);
     v.log
         .push(info("12:02:21", "pause asked by the operator (key p)"));
     v.log.push(info(
@@ -183,7 +184,7 @@ pub fn waiting_for_lock() -> ViewModel {
     ];
     v.db.lock_waiters = Some(3);
     v.db.longest_wait_s = Some(1.4);
-    v.db.autovacuum = None;
+    v.db.maintenance = None;
     v.log = vec![
         info(
             "11:20:03",
@@ -252,8 +253,8 @@ pub fn done() -> ViewModel {
     v.progress.checkpoint = Some("50000000".into());
     v.charts = charts(Shape::Done);
     v.db.table_bytes = Some(41 * GIB + 620 * MIB);
-    v.db.dead_tuples = Some(48_112_004);
-    v.db.autovacuum = Some("vacuuming heap".into());
+    v.db.dead_rows = Some(48_112_004);
+    v.db.maintenance = Some("vacuuming heap".into());
     v.log.extend([
         info("13:40:12", "backfill done: 50,000,000 rows in 2h 20m"),
         info("13:52:40", "verify: 10,000 chunks, 0 unfilled rows"),
@@ -287,8 +288,8 @@ pub fn sample_gaps() -> ViewModel {
     v.charts = charts(Shape::Gappy);
     v.db.lock_waiters = None;
     v.db.replicas = None;
-    v.db.wal_bytes_per_s = None;
-    v.db.dead_tuples = None;
+    v.db.redo_bytes_per_s = None;
+    v.db.dead_rows = None;
     v.host.cpu_pct = None;
     v.log.push(warn(
         "12:02:21",

@@ -360,15 +360,16 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
                 })
                 .collect()
         }),
-        autovacuum: latest
+        maintenance: latest
             .table
             .as_ref()
-            .and_then(|t| t.autovacuum.as_ref())
+            .and_then(|t| t.maintenance.as_ref())
             .map(|v| v.to_string()),
         lag_limit_s: view.db.lag_limit_s,
+        words: view.db.words,
         table_bytes: latest.table_bytes,
-        dead_tuples: latest.table.as_ref().map(|t| t.dead_tuples),
-        wal_bytes_per_s: latest.wal_bytes_per_s,
+        dead_rows: latest.table.as_ref().map(|t| t.dead_rows),
+        redo_bytes_per_s: latest.redo_bytes_per_s,
         app_writes_per_s: latest.app_writes_per_s,
         app_writes_exact: latest.app_writes_exact,
     };
@@ -418,7 +419,7 @@ mod fill_tests {
         DbSample {
             lock_waits: Ok(LockWaits::from_waits(waits)),
             replicas: Ok(vec![]),
-            wal_bytes: Ok(1000),
+            redo_bytes: Ok(1000),
             table: Ok(TableStats::default()),
             table_bytes: Ok(8192),
         }

@@ -396,7 +396,7 @@ fn huge_and_odd_numbers_do_not_break_the_screen() {
     view.progress.eta = Some(std::time::Duration::MAX);
     view.progress.batch_size = u64::MAX;
     view.db.table_bytes = Some(u64::MAX);
-    view.db.wal_bytes_per_s = Some(-5.0);
+    view.db.redo_bytes_per_s = Some(-5.0);
     view.selected_phase = 99;
     view.status = StatusView::WaitingForLock((1..500).collect());
     view.charts[0].series[0].segments.push(vec![
@@ -489,4 +489,25 @@ fn the_companion_status_line_is_on_the_log_border_at_both_sizes_and_fits() {
     let (_, y) = find(buffer, "xxxxxxxx").expect("cut status line");
     assert_eq!(buffer[(79, y)].symbol(), "╯");
     assert!(text_of(buffer).contains("…"));
+}
+
+#[test]
+fn the_database_figures_are_named_in_the_target_family_s_words() {
+    use crate::target::family::Family;
+    let text = text_of(
+        render(&fixtures::running(), &Theme::mono(), 160, 48)
+            .backend()
+            .buffer(),
+    );
+    assert!(text.contains("autovacuum   not on this table"), "{text}");
+    assert!(text.contains("WAL 8.4 MiB/s"), "{text}");
+    assert!(text.contains("dead tuples"), "{text}");
+    let mut view = fixtures::running();
+    view.db.words = Family::MySql.figure_words();
+    let text = text_of(render(&view, &Theme::mono(), 160, 48).backend().buffer());
+    assert!(text.contains("binlog 8.4 MiB/s"), "{text}");
+    assert!(
+        !text.contains("WAL") && !text.contains("autovacuum"),
+        "{text}"
+    );
 }

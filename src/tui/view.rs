@@ -190,14 +190,17 @@ pub struct DbView {
     pub replicas: Option<Vec<ReplicaView>>,
     /// The plan's `max_replication_lag`, seconds: a lag over it is drawn as a warning.
     pub lag_limit_s: Option<f64>,
+    /// What the target's family calls these figures (WAL, autovacuum, dead tuples on
+    /// PostgreSQL).
+    pub words: crate::target::family::FigureWords,
     /// Autovacuum working on the table (its phase), if any.
-    pub autovacuum: Option<String>,
+    pub maintenance: Option<String>,
     /// Table size in bytes.
     pub table_bytes: Option<u64>,
     /// Dead tuples in the table.
-    pub dead_tuples: Option<u64>,
+    pub dead_rows: Option<u64>,
     /// WAL written by the server, bytes per second.
-    pub wal_bytes_per_s: Option<f64>,
+    pub redo_bytes_per_s: Option<f64>,
     /// The application's writes to the table per second (pacer's own rows left out).
     pub app_writes_per_s: Option<f64>,
     /// False where pacer's rows cannot be left out (before PostgreSQL 15): the figure is every

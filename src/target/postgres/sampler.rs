@@ -24,7 +24,7 @@ use super::session::{Prepared, Session};
 use super::{PgTarget, is_pacer, redact_query};
 use crate::audit::Audit;
 use crate::sampler::{
-    DbSample, LockWait, LockWaits, MetricSource, ReplicaLag, TableStats, VacuumRun,
+    DbSample, LockWait, LockWaits, MaintenanceRun, MetricSource, ReplicaLag, TableStats,
 };
 use crate::target::Blocker;
 
@@ -221,7 +221,7 @@ impl PgSource {
             replicas: replicas
                 .map(|rows| replicas_from_rows(&rows))
                 .map_err(|e| fail(e, "reading pg_stat_replication")),
-            wal_bytes: wal
+            redo_bytes: wal
                 .map_err(|e| fail(e, "reading the WAL position"))
                 .and_then(|row| non_negative(row.get(0), "WAL position")),
             table: stats
@@ -482,7 +482,7 @@ fn replica_names(raw: &[RawReplica]) -> Vec<String> {
 }
 
 fn table_stats_from_row(r: &Row, pacer_flushed: bool) -> TableStats {
-    let autovacuum = r.get::<_, Option<String>>(5).map(|phase| VacuumRun {
+    let maintenance = r.get::<_, Option<String>>(5).map(|phase| MaintenanceRun {
         automatic: r.get::<_, Option<bool>>(6).unwrap_or(false),
         wraparound: r.get::<_, Option<bool>>(7).unwrap_or(false),
         phase,
@@ -494,9 +494,9 @@ fn table_stats_from_row(r: &Row, pacer_flushed: bool) -> TableStats {
         n_tup_ins: count(r, 2),
         n_tup_del: count(r, 10),
         pacer_flushed,
-        dead_tuples: count(r, 3),
+        dead_rows: count(r, 3),
         live_tuples: count(r, 4),
-        autovacuum,
+        maintenance,
     }
 }
 

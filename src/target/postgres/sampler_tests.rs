@@ -125,7 +125,7 @@ async fn a_paused_replica_shows_growing_lag_that_goes_back_to_zero_after_resume(
     assert_eq!(own.len(), 1);
     assert_eq!(own[0].name, r.name);
     assert!(own[0].lag_bytes.latest().is_some_and(|b| b > 1_000_000.0));
-    let wal = values(&shared, SeriesId::WalBytesPerS);
+    let wal = values(&shared, SeriesId::RedoBytesPerS);
     assert!(
         wal.iter().any(|w| *w > 100_000.0),
         "WAL rate while writing: {wal:?}"
@@ -148,12 +148,12 @@ async fn no_replicas_is_shown_as_such_not_as_zero_lag() {
     let sample = src.sample().await;
     assert_eq!(sample.replicas, Ok(Vec::new()));
     let table = sample.table.clone().expect("table statistics");
-    assert!(table.autovacuum.is_none());
+    assert!(table.maintenance.is_none());
     assert!(
         sample.table_bytes.clone().is_ok_and(|b| b > 0),
         "{sample:?}"
     );
-    assert!(sample.wal_bytes.is_ok(), "{sample:?}");
+    assert!(sample.redo_bytes.is_ok(), "{sample:?}");
     let lock_waits = sample.lock_waits.clone().expect("lock waits");
     assert_eq!((lock_waits.waiting, lock_waits.waits.len()), (0, 0));
 
@@ -248,7 +248,7 @@ async fn a_session_waiting_on_a_lock_is_counted_with_its_blocker() {
     let size_error = sample.table_bytes.clone().unwrap_err();
     assert!(size_error.contains("lock queue is blocked"), "{size_error}");
     assert!(
-        sample.table.is_ok() && sample.wal_bytes.is_ok(),
+        sample.table.is_ok() && sample.redo_bytes.is_ok(),
         "{sample:?}"
     );
 
@@ -271,7 +271,7 @@ async fn a_missing_table_is_an_error_for_its_figures_only() {
         "{err}"
     );
     assert!(sample.table_bytes.is_err());
-    assert!(sample.lock_waits.is_ok() && sample.replicas.is_ok() && sample.wal_bytes.is_ok());
+    assert!(sample.lock_waits.is_ok() && sample.replicas.is_ok() && sample.redo_bytes.is_ok());
 
     let mut m = Metrics::new(DEFAULT_WINDOW, Duration::from_secs(1));
     m.record_db(0.0, &sample);

@@ -1,5 +1,6 @@
 //! Database and host figures from the latest sample: lock waiters, replica lag, autovacuum,
-//! table size, dead tuples, WAL rate; the machine's CPU, memory and network, and pacer's own.
+//! table size, dead rows, redo (WAL) rate, each in the target family's words; the machine's
+//! CPU, memory and network, and pacer's own.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -50,13 +51,16 @@ pub fn compact_lines(view: &ViewModel, theme: &Theme, w: usize) -> Vec<Line<'sta
         waiters(db, theme, "waits "),
         vec![label("lag ", theme), lag_summary(db, theme, false)],
     ];
-    if let Some(phase) = &db.autovacuum {
+    if let Some(phase) = &db.maintenance {
         db_items.push(vec![
-            label("autovacuum ", theme),
+            label(format!("{} ", db.words.maintenance), theme),
             styled(phase.clone(), theme.info),
         ]);
     }
-    db_items.push(vec![label("WAL ", theme), rate(db.wal_bytes_per_s, theme)]);
+    db_items.push(vec![
+        label(format!("{} ", db.words.redo), theme),
+        rate(db.redo_bytes_per_s, theme),
+    ]);
 
     let mut host_items: Vec<Item> = vec![vec![styled("host", theme.title)]];
     host_items.extend(host_figures(host, theme));
@@ -64,7 +68,7 @@ pub fn compact_lines(view: &ViewModel, theme: &Theme, w: usize) -> Vec<Line<'sta
     let table_items: Vec<Item> = vec![
         vec![styled("table", theme.title)],
         vec![label("size ", theme), size(db.table_bytes, theme)],
-        vec![label("dead ", theme), count(db.dead_tuples, theme)],
+        vec![label("dead ", theme), count(db.dead_rows, theme)],
     ];
     flow(vec![db_items, host_items, table_items], w, "  ")
 }
@@ -84,25 +88,31 @@ fn rows(db: &DbView, host: &HostView, theme: &Theme) -> Vec<(&'static str, Vec<I
             .map(|r| replica(r, db.lag_limit_s, theme))
             .collect(),
     };
-    let autovacuum = match &db.autovacuum {
+    let maintenance = match &db.maintenance {
         Some(phase) => styled(phase.clone(), theme.info),
         None => label("not on this table", theme),
     };
     vec![
         ("lock waiters", vec![longest]),
         ("replica lag", replicas),
-        ("autovacuum", vec![vec![autovacuum]]),
+        (db.words.maintenance, vec![vec![maintenance]]),
         (
             "table",
             vec![
                 vec![size(db.table_bytes, theme)],
-                vec![count(db.dead_tuples, theme), label(" dead tuples", theme)],
+                vec![
+                    count(db.dead_rows, theme),
+                    label(format!(" {}", db.words.dead_rows), theme),
+                ],
             ],
         ),
         (
             "writes",
             vec![
-                vec![label("WAL ", theme), rate(db.wal_bytes_per_s, theme)],
+                vec![
+                    label(format!("{} ", db.words.redo), theme),
+                    rate(db.redo_bytes_per_s, theme),
+                ],
                 vec![
                     label(
                         if db.app_writes_exact {
