@@ -281,7 +281,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             series_view(
                 m,
                 SeriesId::AppWritesPerS,
-                app_writes_name(latest.app_writes_exact),
+                app_writes_name(latest.app_writes_exact || latest.app_writes_per_s.is_none()),
                 now,
                 window,
                 1,

@@ -96,11 +96,27 @@ impl Tmux {
         assert!(status.success());
     }
 
-    /// Waits until the screen contains `text`.
+    /// The screen once a frame has been drawn whole: two captures a moment apart that agree
+    /// (a capture can land while the terminal is still applying a frame; tmux does not hold
+    /// synchronized updates back), else the last one.
+    pub fn settled_screen(&self) -> String {
+        let mut last = self.screen();
+        for _ in 0..20 {
+            std::thread::sleep(Duration::from_millis(30));
+            let now = self.screen();
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+
+    /// Waits until the screen contains `text`; returns the screen as drawn whole.
     pub fn wait_for(&self, text: &str, timeout: Duration) -> String {
         let start = Instant::now();
         loop {
-            let screen = self.screen();
+            let screen = self.settled_screen();
             if screen.contains(text) {
                 return screen;
             }

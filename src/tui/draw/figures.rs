@@ -115,7 +115,8 @@ fn rows(db: &DbView, host: &HostView, theme: &Theme) -> Vec<(&'static str, Vec<I
                 ],
                 vec![
                     label(
-                        if db.app_writes_exact {
+                        // Unknown yet: nothing to qualify.
+                        if db.app_writes_exact || db.app_writes_per_s.is_none() {
                             "app "
                         } else {
                             "all sessions "
