@@ -40,6 +40,7 @@ pub fn running() -> ViewModel {
             eta: Some(Duration::from_secs(53 * 60 + 9)),
             batch_size: 2_000,
             batch_size_source: "plan".into(),
+            batch_size_cut: false,
             batch_p50_ms: Some(168.0),
             batch_p95_ms: Some(231.0),
             checkpoint: Some("21004000".into()),

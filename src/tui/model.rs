@@ -33,6 +33,8 @@ pub struct Model {
     log: VecDeque<LogLine>,
     batch_ms: VecDeque<f64>,
     batch_size_source: String,
+    /// The batch size was last cut by a batch that timed out.
+    batch_size_cut: bool,
     /// The plan's `max_replication_lag`, seconds.
     pub lag_limit_s: Option<f64>,
     operator_holds_batch_size: bool,
@@ -50,6 +52,7 @@ impl Model {
             log: VecDeque::new(),
             batch_ms: VecDeque::new(),
             batch_size_source: "plan".into(),
+            batch_size_cut: false,
             lag_limit_s: None,
             operator_holds_batch_size: false,
         }
@@ -94,6 +97,7 @@ impl Model {
                 ..
             } => {
                 self.batch_size_source = reason.clone();
+                self.batch_size_cut = *by == SizeSource::Timeout;
                 match by {
                     SizeSource::Operator => self.operator_holds_batch_size = true,
                     SizeSource::Adaptive if !routine => self.operator_holds_batch_size = false,
@@ -238,6 +242,7 @@ impl Model {
                 pace: state.pace(),
                 batch_size,
                 batch_size_source,
+                batch_size_cut: self.batch_size_cut && app.pending_batch.is_none(),
                 batch_p50_ms: self.batch_percentile(50.0),
                 batch_p95_ms: self.batch_percentile(95.0),
                 checkpoint: state.checkpoint.as_ref().map(|k| k.to_string()),
@@ -388,6 +393,28 @@ mod tests {
         );
         assert_eq!(model.gate(&state(Status::Running, None)), None);
         assert_eq!(model.gate(&state(Status::Paused, None)), None);
+    }
+
+    #[test]
+    fn a_size_cut_by_a_timeout_is_marked_by_who_cut_it_not_by_its_words() {
+        let mut model = model_at_gate();
+        let app = App::new(2, 5000);
+        let changed = |by, reason: &str| {
+            event(EventKind::BatchSizeChanged {
+                from: 5000,
+                to: 2500,
+                by,
+                reason: reason.into(),
+                routine: false,
+            })
+        };
+        model.on_event(&changed(SizeSource::Timeout, "halved after a slow batch"));
+        let view = model.view(&state(Status::Running, None), &app, Duration::ZERO, true);
+        assert!(view.progress.batch_size_cut);
+        // Words that mention a timeout do not make it one.
+        model.on_event(&changed(SizeSource::Adaptive, "adaptive: timeout budget"));
+        let view = model.view(&state(Status::Running, None), &app, Duration::ZERO, true);
+        assert!(!view.progress.batch_size_cut);
     }
 
     #[test]

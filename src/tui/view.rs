@@ -140,6 +140,8 @@ pub struct ProgressView {
     pub batch_size: u64,
     /// Who set the batch size and why (`plan`, `operator`, `timeout: halved` …).
     pub batch_size_source: String,
+    /// The size was last cut because a batch timed out (drawn as a warning).
+    pub batch_size_cut: bool,
     /// Batch duration percentiles over recent batches, in ms.
     pub batch_p50_ms: Option<f64>,
     /// 95th percentile.

@@ -127,7 +127,7 @@ fn rate_items(view: &ViewModel, theme: &Theme) -> Vec<Item> {
 
 fn items(view: &ViewModel, theme: &Theme) -> Vec<Vec<Item>> {
     let p = &view.progress;
-    let source_style = if p.batch_size_source.contains("timeout") {
+    let source_style = if p.batch_size_cut {
         theme.warn
     } else {
         theme.muted
