@@ -200,6 +200,9 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
             if !s.note.is_empty() {
                 let _ = writeln!(out, "     {}", s.note);
             }
+            if !s.replicas.is_empty() {
+                let _ = writeln!(out, "     replicas: {}", s.replicas);
+            }
             for line in s.sql.lines() {
                 let _ = writeln!(out, "       {line}");
             }

@@ -457,6 +457,7 @@ impl Target for Fake {
                         rewrites: false,
                         scans: false,
                         note: String::new(),
+                        replicas: String::new(),
                     }]
                 } else {
                     Vec::new()

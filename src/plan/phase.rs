@@ -116,6 +116,9 @@ pub struct Step {
     pub scans: bool,
     /// Anything the operator should know (timeouts, retries, conditions).
     pub note: String,
+    /// What it does to the replicas, in words (what they replay, whether their queries wait).
+    #[serde(default)]
+    pub replicas: String,
 }
 
 /// The statements of one phase.

@@ -306,6 +306,7 @@ mod tests {
             rewrites: false,
             scans: false,
             note: String::new(),
+            replicas: String::new(),
         }
     }
 

@@ -13,6 +13,7 @@ fn step(
     note: String,
 ) -> Step {
     Step {
+        replicas: on_replicas(title, lock).into(),
         title: title.into(),
         sql,
         lock: lock.into(),
@@ -20,6 +21,30 @@ fn step(
         rewrites,
         scans,
         note,
+    }
+}
+
+/// What a step does to streaming replicas. They replay the primary's WAL in order, so a
+/// statement reaches them as the WAL it writes; of the table locks only ACCESS EXCLUSIVE is
+/// replayed, and on a hot standby its replay waits for the queries reading the table there.
+fn on_replicas(title: &str, lock: &str) -> &'static str {
+    match title {
+        "batch" => {
+            "its WAL (about 4× the rows' size) is replayed as it comes; max_replication_lag \
+             paces the batches"
+        }
+        "batch end" | "verify chunk" => "nothing: a read",
+        "checkpoint" => "one small row of the state table",
+        "validate check" => "nothing but the catalog change: the scan runs on the primary only",
+        "create index" => {
+            "the index's WAL (about its size), replayed as it comes; the build runs on the \
+             primary only"
+        }
+        _ if lock == "ACCESS EXCLUSIVE" => {
+            "a catalog change with its ACCESS EXCLUSIVE lock: on a hot standby, its replay waits \
+             for queries on the table (up to max_standby_streaming_delay, then cancels them)"
+        }
+        _ => "a catalog change, replayed at once",
     }
 }
 
@@ -243,4 +268,45 @@ pub fn phases(plan: &Plan, sql: &PgSql) -> Vec<PhasePlan> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::KeyColumn;
+    use std::path::Path;
+
+    #[test]
+    fn every_step_says_what_it_does_to_the_replicas() {
+        let text = "table = \"public.orders\"\n[column]\nname = \"amount\"\n\
+                    type = \"numeric(14,2)\"\nbackfill = \"amount_cents / 100.0\"\n\
+                    not_null = true\nindex = true\n";
+        let plan = Plan::parse(Path::new("p.toml"), text).unwrap();
+        let key = vec![KeyColumn {
+            name: "id".into(),
+            sql_type: "bigint".into(),
+        }];
+        let sql = PgSql::new(&plan, plan.table.clone(), key);
+        let steps: Vec<Step> = phases(&plan, &sql)
+            .into_iter()
+            .flat_map(|p| p.steps)
+            .collect();
+        assert!(steps.len() > 10);
+        for s in &steps {
+            assert!(!s.replicas.is_empty(), "{}", s.title);
+            if s.lock == "ACCESS EXCLUSIVE" {
+                assert!(
+                    s.replicas.contains("max_standby_streaming_delay"),
+                    "{}",
+                    s.title
+                );
+            }
+        }
+        let batch = steps.iter().find(|s| s.title == "batch").unwrap();
+        assert!(
+            batch.replicas.contains("max_replication_lag"),
+            "{}",
+            batch.replicas
+        );
+    }
 }
