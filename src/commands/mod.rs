@@ -182,10 +182,7 @@ pub fn init_logging(
 /// when the target does not say).
 pub fn load_plan(args: &TargetArgs) -> Result<Plan, Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    let family = given_target(args.target.as_deref(), &env)
-        .as_deref()
-        .and_then(Family::of)
-        .unwrap_or(Family::Postgres);
+    let family = Family::of_target(args.target.as_deref(), &env);
     Plan::load_with(&args.plan, family.dialect()).map_err(|e| Failure::refused(e.0))
 }
 

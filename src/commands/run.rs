@@ -34,6 +34,7 @@ use crate::headless::{Printer, ReplicaLagSource, Style, worst_replica_lag};
 use crate::plan::Plan;
 use crate::sampler::{self, DEFAULT_WINDOW, Metrics, SharedMetrics};
 use crate::target::Target;
+use crate::target::family::Family;
 use crate::target::postgres::Postgres;
 use crate::tui;
 
@@ -184,6 +185,8 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         audit_log: audit.path().map(|p| p.display().to_string()),
         on_hangup: options.on_hangup.as_str().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        family: Family::of_target(args.target.as_deref(), &|name| std::env::var(name).ok())
+            .to_string(),
     };
     audit.note(
         "run_started",
@@ -549,6 +552,9 @@ pub async fn screen(
         braille: options.braille,
         metrics,
         target: info.target.clone(),
+        words: Family::from_name(&info.family)
+            .unwrap_or(Family::Postgres)
+            .figure_words(),
         plan,
         detachable,
         companion,

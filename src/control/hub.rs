@@ -454,6 +454,7 @@ mod tests {
             audit_log: None,
             on_hangup: "continue".into(),
             version: "0".into(),
+            family: "PostgreSQL".into(),
         }
     }
 

@@ -123,6 +123,9 @@ pub struct Info {
     pub on_hangup: String,
     /// pacer's version.
     pub version: String,
+    /// The target's database family, in words (`PostgreSQL`): how a viewer names its figures.
+    #[serde(default)]
+    pub family: String,
 }
 
 /// How a run ended, as `pacer run` would exit.

@@ -35,6 +35,22 @@ impl Family {
         }
     }
 
+    /// The family named in words (as [`fmt::Display`] writes it), or None.
+    pub fn from_name(name: &str) -> Option<Family> {
+        [Family::Postgres, Family::MySql]
+            .into_iter()
+            .find(|f| f.to_string() == name)
+    }
+
+    /// The family of the target `args` give (flag, PACER_TARGET, DATABASE_URL), PostgreSQL when
+    /// they do not say.
+    pub fn of_target(flag: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Family {
+        given_target(flag, env)
+            .as_deref()
+            .and_then(Family::of)
+            .unwrap_or(Family::Postgres)
+    }
+
     /// How the family writes SQL, for the plan's checks.
     pub fn dialect(self) -> &'static Dialect {
         match self {
@@ -137,6 +153,20 @@ mod tests {
         ] {
             assert_eq!(Family::of(target), family, "{target}");
         }
+    }
+
+    #[test]
+    fn a_family_named_in_words_reads_back_and_an_unsaid_target_is_postgres() {
+        for f in [Family::Postgres, Family::MySql] {
+            assert_eq!(Family::from_name(&f.to_string()), Some(f));
+        }
+        assert_eq!(Family::from_name("Oracle"), None);
+        assert_eq!(Family::of_target(None, &|_| None), Family::Postgres);
+        assert_eq!(
+            Family::of_target(Some("mariadb://db/shop"), &|_| None),
+            Family::MySql
+        );
+        assert_eq!(Family::MySql.figure_words().redo, "binlog");
     }
 
     #[test]

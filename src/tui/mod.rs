@@ -36,6 +36,8 @@ pub struct Setup {
     pub metrics: Option<SharedMetrics>,
     /// The target as shown.
     pub target: String,
+    /// What the target's family calls its figures.
+    pub words: crate::target::family::FigureWords,
     /// The plan.
     pub plan: Plan,
     /// The migration runs in another process: `q` offers to detach.
@@ -118,6 +120,7 @@ pub async fn run(
         setup.plan.table.to_string(),
         setup.plan.column.name.clone(),
     );
+    model.words = setup.words;
     model.lag_limit_s = setup
         .plan
         .throttle

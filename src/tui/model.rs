@@ -37,6 +37,8 @@ pub struct Model {
     batch_size_cut: bool,
     /// The plan's `max_replication_lag`, seconds.
     pub lag_limit_s: Option<f64>,
+    /// What the target's family calls the database figures.
+    pub words: crate::target::family::FigureWords,
     operator_holds_batch_size: bool,
 }
 
@@ -54,6 +56,7 @@ impl Model {
             batch_size_source: "plan".into(),
             batch_size_cut: false,
             lag_limit_s: None,
+            words: Default::default(),
             operator_holds_batch_size: false,
         }
     }
@@ -252,6 +255,7 @@ impl Model {
             blockers: state.blockers.clone(),
             db: DbView {
                 lag_limit_s: self.lag_limit_s,
+                words: self.words,
                 ..DbView::default()
             },
             host: HostView::default(),
