@@ -14,6 +14,7 @@ use clap::Args;
 
 use crate::audit::{self, Audit};
 use crate::plan::Plan;
+use crate::target::any::AnyTarget;
 use crate::target::family::{Family, given_target};
 use crate::target::mysql;
 use crate::target::postgres::{ConnectError, PgTarget, Postgres};
@@ -294,12 +295,15 @@ pub fn open_audit(choice: &AuditLog, plan: &Plan) -> Result<Audit, Failure> {
 }
 
 /// Connects for a plan; every statement pacer sends is written to `audit`.
-pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<Postgres, Failure> {
+/// The family comes from the target's URL; only PostgreSQL is built (a MySQL-family target
+/// was refused by `resolve_target`).
+pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<AnyTarget, Failure> {
     check_family(args, plan)?;
     let conn = resolve_target(args)?;
-    Postgres::connect(conn, plan, audit)
+    let target = Postgres::connect(conn, plan, audit)
         .await
-        .map_err(connect_failure)
+        .map_err(connect_failure)?;
+    Ok(AnyTarget::Postgres(Box::new(target)))
 }
 
 /// Exit code of a connection error: 2 when the input must change, 1 when a retry may help.

@@ -43,12 +43,7 @@ pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<
     let mut findings = lint::lint(&plan);
     findings.extend(info.findings.clone());
     let report = PlanReport {
-        target: format!(
-            "{} (from {}, sslmode {})",
-            target.describe(),
-            target.connection().source(),
-            target.connection().ssl_mode()
-        ),
+        target: target.describe_connection(),
         table: &info,
         resuming: job.is_some(),
         phases_done: job

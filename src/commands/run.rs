@@ -34,8 +34,8 @@ use crate::headless::{Printer, ReplicaLagSource, Style, worst_replica_lag};
 use crate::plan::Plan;
 use crate::sampler::{self, DEFAULT_WINDOW, Metrics, SharedMetrics};
 use crate::target::Target;
+use crate::target::any::AnyTarget;
 use crate::target::family::Family;
-use crate::target::postgres::Postgres;
 use crate::tui;
 
 /// The environment variable that hands the --target of `pacer run` to its runner (not its
@@ -148,7 +148,7 @@ async fn refuse_if_running(args: &TargetArgs, plan: &Plan) -> Result<(), Failure
 
 /// What a running migration is made of, before the engine starts.
 struct Prepared {
-    engine: Engine<Postgres>,
+    engine: Engine<AnyTarget>,
     hub: Arc<Hub>,
     pump: tokio::task::JoinHandle<()>,
     server: Server,

@@ -480,6 +480,10 @@ impl Target for Fake {
     }
 
     /// The fake database does each phase the way PostgreSQL does.
+    async fn locate(&mut self) -> TargetResult<()> {
+        Ok(())
+    }
+
     fn ddl_steps(&self, phase: Phase) -> Vec<DdlStep> {
         match &self.db().plan {
             Some(plan) => crate::target::postgres::ddl_steps(plan, phase),

@@ -3,6 +3,7 @@
 //! Everything here is engine-neutral. SQL text lives in the implementations (`postgres/`;
 //! `mysql/` refuses for now). [`family`] picks the implementation from the target URL.
 
+pub mod any;
 pub mod family;
 pub mod mysql;
 pub mod postgres;
@@ -331,6 +332,11 @@ pub trait Target: Send {
     /// The target as shown to people (never with a password).
     fn describe(&self) -> String;
 
+    /// The target with where its settings came from, for `pacer plan` (never a password).
+    fn describe_connection(&self) -> String {
+        self.describe()
+    }
+
     /// The migration's id in the state table.
     fn job_id(&self) -> String;
 
@@ -339,6 +345,10 @@ pub trait Target: Send {
 
     /// The statements each phase runs (pure; call after preflight).
     fn render(&self, plan: &Plan) -> Vec<PhasePlan>;
+
+    /// Resolves the table's name (which names the migration) without preflight's other checks,
+    /// for reading the recorded state.
+    fn locate(&mut self) -> impl Future<Output = TargetResult<()>> + Send;
 
     /// Reads the migration's recorded state (None: never started).
     fn load_job(&mut self) -> impl Future<Output = TargetResult<Option<JobState>>> + Send;

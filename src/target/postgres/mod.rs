@@ -117,11 +117,6 @@ impl Postgres {
         Ok(target)
     }
 
-    /// How pacer reaches the database (no password in any of its output).
-    pub fn connection(&self) -> &PgTarget {
-        &self.conn
-    }
-
     fn client(&self) -> TargetResult<&Session> {
         self.client
             .as_ref()
@@ -255,6 +250,15 @@ fn application_name(prefix: &str, job: &str) -> String {
 impl Target for Postgres {
     type Source = sampler::PgSource;
 
+    fn describe_connection(&self) -> String {
+        format!(
+            "{} (from {}, sslmode {})",
+            self.describe(),
+            self.conn.source(),
+            self.conn.ssl_mode()
+        )
+    }
+
     fn metric_source(&self, sample_interval: Duration, audit: Audit) -> sampler::PgSource {
         sampler::PgSource::new(self.conn.clone(), &self.job, self.plan.table.quoted())
             .with_statement_timeout(sampler::statement_timeout_for(sample_interval))
@@ -276,6 +280,10 @@ impl Target for Postgres {
 
     fn render(&self, plan: &Plan) -> Vec<PhasePlan> {
         render::phases(plan, self.sql())
+    }
+
+    async fn locate(&mut self) -> TargetResult<()> {
+        self.locate_table().await
     }
 
     async fn load_job(&mut self) -> TargetResult<Option<JobState>> {

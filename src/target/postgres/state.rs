@@ -197,7 +197,7 @@ impl Postgres {
     }
 
     /// Resolves the table's schema (which names the migration) without the other checks.
-    pub async fn locate(&mut self) -> TargetResult<()> {
+    pub(super) async fn locate_table(&mut self) -> TargetResult<()> {
         self.apply_session_settings().await?;
         let wanted = self.plan.table.quoted();
         let rows = self

@@ -1,0 +1,158 @@
+//! A target of any family, for the commands: they connect to whatever the URL names and drive
+//! it through [`Target`] without naming a database. One variant per family; each method hands
+//! the call to the family's own target.
+
+use std::time::Duration;
+
+use super::postgres::{Postgres, sampler::PgSource};
+use super::{
+    BackfillStart, BatchOutcome, DdlStep, JobState, Key, Outcome, Preflight, StepOutcome, Target,
+    TargetResult, VerifyChunk,
+};
+use crate::audit::Audit;
+use crate::engine::throttle::ReplicaReading;
+use crate::plan::{Phase, PhasePlan, Plan};
+use crate::sampler::{DbSample, MetricSource};
+
+/// A connected target of one of pacer's families.
+pub enum AnyTarget {
+    /// PostgreSQL.
+    Postgres(Box<Postgres>),
+}
+
+/// The metric source of an [`AnyTarget`].
+pub enum AnySource {
+    /// PostgreSQL's.
+    Postgres(PgSource),
+}
+
+impl MetricSource for AnySource {
+    async fn sample(&mut self) -> DbSample {
+        match self {
+            AnySource::Postgres(s) => s.sample().await,
+        }
+    }
+}
+
+impl Target for AnyTarget {
+    type Source = AnySource;
+
+    fn metric_source(&self, sample_interval: Duration, audit: Audit) -> AnySource {
+        match self {
+            AnyTarget::Postgres(t) => AnySource::Postgres(t.metric_source(sample_interval, audit)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AnyTarget::Postgres(t) => t.describe(),
+        }
+    }
+
+    fn describe_connection(&self) -> String {
+        match self {
+            AnyTarget::Postgres(t) => t.describe_connection(),
+        }
+    }
+
+    fn job_id(&self) -> String {
+        match self {
+            AnyTarget::Postgres(t) => t.job_id(),
+        }
+    }
+
+    async fn preflight(&mut self, plan: &Plan) -> TargetResult<Preflight> {
+        match self {
+            AnyTarget::Postgres(t) => t.preflight(plan).await,
+        }
+    }
+
+    fn render(&self, plan: &Plan) -> Vec<PhasePlan> {
+        match self {
+            AnyTarget::Postgres(t) => t.render(plan),
+        }
+    }
+
+    async fn locate(&mut self) -> TargetResult<()> {
+        match self {
+            AnyTarget::Postgres(t) => t.locate().await,
+        }
+    }
+
+    async fn load_job(&mut self) -> TargetResult<Option<JobState>> {
+        match self {
+            AnyTarget::Postgres(t) => t.load_job().await,
+        }
+    }
+
+    async fn open_job(&mut self) -> TargetResult<JobState> {
+        match self {
+            AnyTarget::Postgres(t) => t.open_job().await,
+        }
+    }
+
+    fn ddl_steps(&self, phase: Phase) -> Vec<DdlStep> {
+        match self {
+            AnyTarget::Postgres(t) => t.ddl_steps(phase),
+        }
+    }
+
+    async fn ddl(&mut self, step: DdlStep) -> TargetResult<StepOutcome> {
+        match self {
+            AnyTarget::Postgres(t) => t.ddl(step).await,
+        }
+    }
+
+    async fn complete_phase(&mut self, phase: Phase, next: Option<Phase>) -> TargetResult<()> {
+        match self {
+            AnyTarget::Postgres(t) => t.complete_phase(phase, next).await,
+        }
+    }
+
+    async fn backfill_start(&mut self) -> TargetResult<BackfillStart> {
+        match self {
+            AnyTarget::Postgres(t) => t.backfill_start().await,
+        }
+    }
+
+    async fn run_batch(
+        &mut self,
+        after: Option<&Key>,
+        end: &Key,
+        size: u64,
+    ) -> TargetResult<BatchOutcome> {
+        match self {
+            AnyTarget::Postgres(t) => t.run_batch(after, end, size).await,
+        }
+    }
+
+    async fn verify_chunk(&mut self, after: Option<&Key>, size: u64) -> TargetResult<VerifyChunk> {
+        match self {
+            AnyTarget::Postgres(t) => t.verify_chunk(after, size).await,
+        }
+    }
+
+    async fn finish(&mut self, outcome: Outcome, message: &str) -> TargetResult<()> {
+        match self {
+            AnyTarget::Postgres(t) => t.finish(outcome, message).await,
+        }
+    }
+
+    async fn throttle_query(&mut self, sql: &str) -> TargetResult<f64> {
+        match self {
+            AnyTarget::Postgres(t) => t.throttle_query(sql).await,
+        }
+    }
+
+    async fn replica_lags(&mut self) -> TargetResult<Vec<ReplicaReading>> {
+        match self {
+            AnyTarget::Postgres(t) => t.replica_lags().await,
+        }
+    }
+
+    async fn reconnect(&mut self) -> TargetResult<()> {
+        match self {
+            AnyTarget::Postgres(t) => t.reconnect().await,
+        }
+    }
+}
