@@ -525,7 +525,7 @@ mod tests {
         }
     }
 
-    fn blocker(pid: i32) -> Blocker {
+    fn blocker(pid: i64) -> Blocker {
         Blocker {
             pacer: false,
             pid,

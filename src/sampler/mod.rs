@@ -106,7 +106,7 @@ impl LockWaits {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LockWait {
     /// Backend process id of the waiting session.
-    pub pid: i32,
+    pub pid: i64,
     /// Its application name.
     pub application: String,
     /// How long it has waited, seconds.

@@ -147,8 +147,8 @@ pub struct JobState {
 /// A session that holds a lock someone else waits for.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Blocker {
-    /// Backend process id.
-    pub pid: i32,
+    /// The server's id of the session (PostgreSQL: its backend pid; MySQL: its connection id).
+    pub pid: i64,
     /// Its application name.
     pub application: String,
     /// Its database user.

@@ -68,7 +68,7 @@ pub enum StatusView {
     /// Throttled by a health signal (reason: value against limit).
     Throttled(String),
     /// A DDL statement waits for its lock; the blocking pids.
-    WaitingForLock(Vec<i32>),
+    WaitingForLock(Vec<i64>),
     /// Waiting for the operator to proceed past a gate before this phase.
     Gate(Phase),
     /// Reconnecting after a lost connection.

@@ -102,7 +102,7 @@ pub(super) fn blocker_from_row(r: &Row) -> Blocker {
     let query: String = r.get(5);
     let application: String = r.get(1);
     Blocker {
-        pid: r.get(0),
+        pid: i64::from(r.get::<_, i32>(0)),
         pacer: is_pacer(&application),
         application,
         user: r.get(2),

@@ -317,7 +317,7 @@ fn count(row: &Row, idx: usize) -> u64 {
 fn lock_waits_from_rows(rows: &[Row]) -> LockWaits {
     let mut waits: Vec<LockWait> = Vec::new();
     for r in rows {
-        let pid: i32 = r.get(0);
+        let pid = i64::from(r.get::<_, i32>(0));
         let idx = match waits.iter().position(|w| w.pid == pid) {
             Some(i) => i,
             None => {
@@ -331,7 +331,7 @@ fn lock_waits_from_rows(rows: &[Row]) -> LockWaits {
                 waits.len() - 1
             }
         };
-        let Some(blocker_pid) = r.get::<_, Option<i32>>(4) else {
+        let Some(blocker_pid) = r.get::<_, Option<i32>>(4).map(i64::from) else {
             continue;
         };
         if waits[idx].blockers.iter().any(|b| b.pid == blocker_pid) {
@@ -359,7 +359,7 @@ fn lock_waits_from_rows(rows: &[Row]) -> LockWaits {
 
 /// A blocker that `pg_stat_activity` does not list: a prepared transaction (pid 0), or a
 /// session that ended between the two looks.
-fn unlisted_blocker(pid: i32) -> Blocker {
+fn unlisted_blocker(pid: i64) -> Blocker {
     let (application, state) = if pid == 0 {
         ("prepared transaction (see pg_prepared_xacts)", "prepared")
     } else {

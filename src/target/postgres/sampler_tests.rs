@@ -187,11 +187,13 @@ async fn a_session_waiting_on_a_lock_is_counted_with_its_blocker() {
     let (_pg, url) = server_with_table();
     let conn = target(&url);
     let holder = conn.connect("holder-app").await.unwrap();
-    let holder_pid: i32 = holder
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let holder_pid = i64::from(
+        holder
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+    );
     holder
         .batch_execute("BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
         .await

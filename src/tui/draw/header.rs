@@ -51,7 +51,7 @@ pub fn status_style(status: &StatusView, theme: &Theme) -> Style {
     }
 }
 
-fn blocked_by(pids: &[i32]) -> String {
+fn blocked_by(pids: &[i64]) -> String {
     const SHOWN: usize = 5;
     if pids.is_empty() {
         return "blocker not identified yet".into();
@@ -59,7 +59,7 @@ fn blocked_by(pids: &[i32]) -> String {
     let mut text = pids
         .iter()
         .take(SHOWN)
-        .map(i32::to_string)
+        .map(i64::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     if pids.len() > SHOWN {
