@@ -21,6 +21,7 @@ mod sampler_tests;
 pub mod session;
 pub mod sql;
 mod state;
+mod wal;
 
 use std::collections::HashMap;
 use std::time::Duration;
