@@ -14,9 +14,9 @@ use clap::Args;
 
 use crate::audit::{self, Audit};
 use crate::plan::Plan;
-use crate::target::any::AnyTarget;
+use crate::target::any::{AnyConn, AnyTarget};
 use crate::target::family::{Family, given_target};
-use crate::target::mysql;
+use crate::target::mysql::{MyConnectError, MySql, MyTarget};
 use crate::target::postgres::{ConnectError, PgTarget, Postgres};
 
 /// Where the plan and the database are (the arguments `plan`, `run` and `status` share).
@@ -25,7 +25,7 @@ pub struct TargetArgs {
     /// The plan file (TOML).
     #[arg(value_name = "PLAN.toml")]
     pub plan: PathBuf,
-    /// Database URL (postgres://user@host:port/db?sslmode=…). Else PACER_TARGET, else DATABASE_URL.
+    /// Database URL (postgres://user@host:port/db?sslmode=…, mysql://user@host:port/db?ssl-mode=…). Else PACER_TARGET, else DATABASE_URL.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
 }
@@ -187,30 +187,23 @@ pub fn load_plan(args: &TargetArgs) -> Result<Plan, Failure> {
     Plan::load_with(&args.plan, family.dialect()).map_err(|e| Failure::refused(e.0))
 }
 
-/// Resolves the target from the flag, PACER_TARGET, DATABASE_URL and the libpq environment.
-/// A MySQL-family target is refused (exit 2): that target is not built yet.
-pub fn resolve_target(args: &TargetArgs) -> Result<PgTarget, Failure> {
+/// Resolves the target from the flag, PACER_TARGET and DATABASE_URL, with the family's own
+/// defaults: the libpq environment and ~/.pgpass for PostgreSQL; the client option files and
+/// MYSQL_* variables for MySQL/MariaDB.
+pub fn resolve_target(args: &TargetArgs) -> Result<AnyConn, Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    if let Some(Family::MySql) = given_target(args.target.as_deref(), &env)
-        .as_deref()
-        .and_then(Family::of)
-    {
-        return Err(Failure::refused(mysql::not_built_yet(&target_source(args))));
-    }
     let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    PgTarget::resolve(args.target.as_deref(), &env, home.as_deref()).map_err(connect_failure)
-}
-
-/// Where the target came from, in the operator's words.
-fn target_source(args: &TargetArgs) -> String {
-    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
-    if args.target.as_deref().is_some_and(|t| !t.trim().is_empty()) {
-        "--target".into()
-    } else if set("PACER_TARGET") {
-        "PACER_TARGET".into()
-    } else {
-        "DATABASE_URL".into()
+    let family = given_target(args.target.as_deref(), &env)
+        .as_deref()
+        .and_then(Family::of);
+    if family == Some(Family::MySql) {
+        return MyTarget::resolve(args.target.as_deref(), &env, home.as_deref())
+            .map(|t| AnyConn::MySql(Box::new(t)))
+            .map_err(my_connect_failure);
     }
+    PgTarget::resolve(args.target.as_deref(), &env, home.as_deref())
+        .map(|t| AnyConn::Postgres(Box::new(t)))
+        .map_err(connect_failure)
 }
 
 /// Refuses (exit 2) a plan that uses keys the target's family cannot honour, naming each and
@@ -295,15 +288,35 @@ pub fn open_audit(choice: &AuditLog, plan: &Plan) -> Result<Audit, Failure> {
 }
 
 /// Connects for a plan; every statement pacer sends is written to `audit`.
-/// The family comes from the target's URL; only PostgreSQL is built (a MySQL-family target
-/// was refused by `resolve_target`).
+/// The family comes from the target's URL.
 pub async fn connect(args: &TargetArgs, plan: &Plan, audit: Audit) -> Result<AnyTarget, Failure> {
     check_family(args, plan)?;
-    let conn = resolve_target(args)?;
-    let target = Postgres::connect(conn, plan, audit)
-        .await
-        .map_err(connect_failure)?;
-    Ok(AnyTarget::Postgres(Box::new(target)))
+    match resolve_target(args)? {
+        AnyConn::Postgres(conn) => {
+            let target = Postgres::connect(*conn, plan, audit)
+                .await
+                .map_err(connect_failure)?;
+            Ok(AnyTarget::Postgres(Box::new(target)))
+        }
+        AnyConn::MySql(conn) => {
+            let target = MySql::connect(*conn, plan, audit)
+                .await
+                .map_err(my_connect_failure)?;
+            Ok(AnyTarget::MySql(Box::new(target)))
+        }
+    }
+}
+
+/// Exit code of a MySQL connection error: 2 when the input must change, 1 when a retry may
+/// help.
+pub fn my_connect_failure(e: MyConnectError) -> Failure {
+    let message = e.to_string();
+    let failure = if e.is_retryable() || matches!(e, MyConnectError::Tls { .. }) {
+        Failure::failed(message)
+    } else {
+        Failure::refused(message)
+    };
+    failure.because(&e)
 }
 
 /// Exit code of a connection error: 2 when the input must change, 1 when a retry may help.

@@ -69,6 +69,15 @@ impl Family {
                      the background, and its DDL does not wait for it); remove the key"
                 ));
             }
+            if plan.throttle.max_replication_lag.is_some() {
+                out.push(format!(
+                    "[throttle] max_replication_lag: this version of pacer does not measure \
+                     replica lag on {self} yet (it needs a heartbeat: Seconds_Behind_Master alone \
+                     reads 0 while a replica applies a long transaction); remove the key and \
+                     watch the replicas yourself, or throttle with throttle_query or \
+                     throttle_file"
+                ));
+            }
             if plan.throttle.max_wal_rate.is_some() {
                 out.push(format!(
                     "[throttle] max_wal_rate: {self} writes no WAL (it has a binary log and a \
