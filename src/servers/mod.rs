@@ -11,16 +11,19 @@
 //! Databases refuse to run as root: when pacer runs as root, the server programs run as an
 //! unprivileged OS user and the directory is handed to it.
 //!
-//! What is the same for every database is here; what is particular to one lives in its own
-//! module ([`postgres`]), so a MariaDB server goes beside it and reuses the directory, the
-//! sweep, the ports and the OS user.
+//! What is the same for every database is here (and [`tls`]: a test CA and server certificate
+//! for either); what is particular to one lives in its own module, [`postgres`] and
+//! [`mariadb`], which share the directory, the sweep, the ports and the OS user. Each sweeps
+//! the orphans of its own kind (`pacer-pg-*`, `pacer-mdb-*`) when it starts a server.
 //!
 //! Everything here blocks (it runs external programs); from async code call it from
 //! `spawn_blocking` (tests may just hold the thread for a moment).
 
 pub(crate) mod dir;
+pub mod mariadb;
 pub mod postgres;
 mod process;
+pub mod tls;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -101,4 +104,29 @@ pub(crate) fn run_as(names: &[&str]) -> Result<Option<(u32, u32)>, String> {
                 names.join(" or ")
             )
         })
+}
+
+/// A program's error output (else its standard output) and exit status.
+fn describe(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = if stderr.trim().is_empty() {
+        stdout.trim()
+    } else {
+        stderr.trim()
+    };
+    format!("{text} ({})", out.status)
+}
+
+/// Percent-encodes everything but unreserved characters, for a URL's user, password or path.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -24,6 +24,7 @@ pub use server::{PASSWORD, PASSWORD_USER, PgServer, binaries_available};
 
 use super::dir::{self, Orphan};
 use super::process;
+use super::{describe, percent_encode};
 
 /// Seconds `pg_ctl` waits for a start or a fast stop.
 const PG_CTL_WAIT_SECS: &str = "60";
@@ -523,29 +524,4 @@ fn append(path: &Path, text: &str) -> Result<(), String> {
         .open(path)
         .and_then(|mut f| f.write_all(text.as_bytes()))
         .map_err(|e| format!("cannot append to {}: {e}", path.display()))
-}
-
-/// A program's error output (else its standard output) and exit status.
-fn describe(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let text = if stderr.trim().is_empty() {
-        stdout.trim()
-    } else {
-        stderr.trim()
-    };
-    format!("{text} ({})", out.status)
-}
-
-/// Percent-encodes everything but unreserved characters, for a URL's user, password or path.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
