@@ -123,13 +123,22 @@ fn a_full_run_fills_every_row_and_tightens_not_null_with_its_index() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    assert!(events.iter().any(|e| e.to_string().contains("batch")), "{ran}");
+    assert!(
+        events.iter().any(|e| e.to_string().contains("batch")),
+        "{ran}"
+    );
 
     assert_eq!(wrong_amounts(&db, "shop"), 0, "every value is exact");
     assert_eq!(number(&db, "shop", "SELECT COUNT(*) FROM orders"), 100_000);
     let create = db.sql("shop", "SHOW CREATE TABLE orders");
-    assert!(create.contains("`amount` decimal(14,2) NOT NULL"), "{create}");
-    assert!(create.contains("KEY `orders_amount_idx` (`amount`)"), "{create}");
+    assert!(
+        create.contains("`amount` decimal(14,2) NOT NULL"),
+        "{create}"
+    );
+    assert!(
+        create.contains("KEY `orders_amount_idx` (`amount`)"),
+        "{create}"
+    );
     assert_eq!(
         db.sql(
             "",
@@ -139,7 +148,10 @@ fn a_full_run_fills_every_row_and_tightens_not_null_with_its_index() {
         "cleanup dropped the sync triggers"
     );
     assert_eq!(
-        db.sql("", "SELECT CONCAT(outcome, ' ', rows_done, ' ', phase) FROM pacer.migrations"),
+        db.sql(
+            "",
+            "SELECT CONCAT(outcome, ' ', rows_done, ' ', phase) FROM pacer.migrations"
+        ),
         "done 100000 done"
     );
 
@@ -209,17 +221,29 @@ fn resumes_after_kill_9_without_skipping_or_repeating_a_batch() {
         let mut it = state.split(' ').map(|v| v.parse::<i64>().unwrap());
         let (last, done) = (it.next().unwrap(), it.next().unwrap());
         assert_eq!(
-            number(&db, "shop", &format!("SELECT COUNT(*) FROM orders WHERE id <= {last} AND amount IS NULL")),
+            number(
+                &db,
+                "shop",
+                &format!("SELECT COUNT(*) FROM orders WHERE id <= {last} AND amount IS NULL")
+            ),
             0,
             "every key up to the checkpoint is filled"
         );
         assert_eq!(
-            number(&db, "shop", &format!("SELECT COUNT(*) FROM orders WHERE id > {last} AND amount IS NOT NULL")),
+            number(
+                &db,
+                "shop",
+                &format!("SELECT COUNT(*) FROM orders WHERE id > {last} AND amount IS NOT NULL")
+            ),
             0,
             "no key after the checkpoint is"
         );
         assert_eq!(
-            number(&db, "shop", &format!("SELECT COUNT(*) FROM orders WHERE id <= {last}")),
+            number(
+                &db,
+                "shop",
+                &format!("SELECT COUNT(*) FROM orders WHERE id <= {last}")
+            ),
             done
         );
         if round == 0 {
@@ -279,7 +303,8 @@ async fn add_column_behind_a_metadata_lock_never_stalls_the_foreground() {
     let worst_ms = Arc::new(AtomicU64::new(0));
     let reads = Arc::new(AtomicU64::new(0));
     let app = {
-        let (stop, worst_ms, reads, url) = (stop.clone(), worst_ms.clone(), reads.clone(), url.clone());
+        let (stop, worst_ms, reads, url) =
+            (stop.clone(), worst_ms.clone(), reads.clone(), url.clone());
         tokio::spawn(async move {
             let mut c = connect(&url).await;
             let mut i = 0u64;
@@ -287,7 +312,10 @@ async fn add_column_behind_a_metadata_lock_never_stalls_the_foreground() {
                 i += 1;
                 let t = Instant::now();
                 let _: Option<i64> = c
-                    .exec_first("SELECT amount_cents FROM orders WHERE id = ?", (i % 2000 + 1,))
+                    .exec_first(
+                        "SELECT amount_cents FROM orders WHERE id = ?",
+                        (i % 2000 + 1,),
+                    )
                     .await
                     .unwrap();
                 worst_ms.fetch_max(t.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -300,7 +328,9 @@ async fn add_column_behind_a_metadata_lock_never_stalls_the_foreground() {
     let child = spawn_run(&p.path, &url, &[]);
     tokio::time::sleep(Duration::from_secs(6)).await;
     holder.query_drop("COMMIT").await.unwrap();
-    let ran = tokio::task::spawn_blocking(move || finish(child)).await.unwrap();
+    let ran = tokio::task::spawn_blocking(move || finish(child))
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     app.await.unwrap();
     let _ = holder.disconnect().await;
@@ -311,7 +341,10 @@ async fn add_column_behind_a_metadata_lock_never_stalls_the_foreground() {
         "the blocker is named: {ran}"
     );
     let worst = worst_ms.load(Ordering::Relaxed);
-    assert!(reads.load(Ordering::Relaxed) > 100, "the application kept reading");
+    assert!(
+        reads.load(Ordering::Relaxed) > 100,
+        "the application kept reading"
+    );
     assert!(
         worst < 1000 + 500,
         "a foreground read waited {worst} ms, more than lock_timeout (1 s) plus a margin: {ran}"
@@ -331,7 +364,13 @@ fn server_restart_and_a_killed_connection_mid_backfill_are_survived() {
     let p = plan_file(&plan(1000, "").replace("pause_ms = 0", "pause_ms = 10"));
     let child = spawn_run(&p.path, &url, &[]);
 
-    wait_for(&db, "shop", "SELECT rows_done FROM pacer.migrations", 20_000, Duration::from_secs(60));
+    wait_for(
+        &db,
+        "shop",
+        "SELECT rows_done FROM pacer.migrations",
+        20_000,
+        Duration::from_secs(60),
+    );
     // A DBA kills pacer's connection (the one running the batches, which holds the claim).
     let id = db.sql("", "SELECT IS_USED_LOCK('pacer:shop.orders.amount')");
     db.sql("", &format!("KILL CONNECTION {id}"));
@@ -349,7 +388,10 @@ fn server_restart_and_a_killed_connection_mid_backfill_are_survived() {
     assert!(ran.stderr.contains("reconnect"), "{ran}");
     assert_eq!(wrong_amounts(&db, "shop"), 0);
     assert_eq!(
-        db.sql("", "SELECT CONCAT(outcome, ' ', rows_done) FROM pacer.migrations"),
+        db.sql(
+            "",
+            "SELECT CONCAT(outcome, ' ', rows_done) FROM pacer.migrations"
+        ),
         "done 150000"
     );
 }
@@ -381,7 +423,11 @@ pause_ms = 0
     let ran = run_pacer(&["run", "--headless"], &p.path, &url);
     assert_eq!(ran.code, 0, "{ran}");
     assert_eq!(
-        number(&db, "shop", "SELECT COUNT(*) FROM items WHERE NOT (double_qty <=> qty * 2)"),
+        number(
+            &db,
+            "shop",
+            "SELECT COUNT(*) FROM items WHERE NOT (double_qty <=> qty * 2)"
+        ),
         0
     );
     assert_eq!(
@@ -435,12 +481,22 @@ async fn rows_written_during_the_backfill_by_an_unaware_writer_end_up_right() {
     }
     let _ = c.disconnect().await;
     let wait_socket = socket.clone();
-    tokio::task::spawn_blocking(move || wait_for_status(&wait_socket, "gate", Duration::from_secs(120)))
+    tokio::task::spawn_blocking(move || {
+        wait_for_status(&wait_socket, "gate", Duration::from_secs(120))
+    })
+    .await
+    .unwrap();
+    let ran = ctl(&[
+        "proceed",
+        "--phase",
+        "cleanup",
+        "--socket",
+        socket.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, 0, "{ran}");
+    let ran = tokio::task::spawn_blocking(move || finish(child))
         .await
         .unwrap();
-    let ran = ctl(&["proceed", "--phase", "cleanup", "--socket", socket.to_str().unwrap()]);
-    assert_eq!(ran.code, 0, "{ran}");
-    let ran = tokio::task::spawn_blocking(move || finish(child)).await.unwrap();
     assert_eq!(ran.code, 0, "{ran}");
     assert_eq!(number(&db, "shop", "SELECT COUNT(*) FROM orders"), 60_400);
     assert_eq!(wrong_amounts(&db, "shop"), 0);

@@ -56,7 +56,10 @@ fn refused(db: &MariaDbServer, url: &str, name: &str, table: &str, plan_text: &s
     for args in [&["run", "--headless"][..], &["plan"][..]] {
         let ran = run_pacer(args, &p.path, url);
         assert_eq!(ran.code, 2, "{args:?}: {ran}");
-        assert!(ran.stderr.contains(needle), "{args:?} names {needle:?}: {ran}");
+        assert!(
+            ran.stderr.contains(needle),
+            "{args:?} names {needle:?}: {ran}"
+        );
         assert!(!ran.stderr.contains("panicked"), "{ran}");
     }
     assert_eq!(snapshot(db, name, table), before, "nothing changed");
@@ -77,7 +80,14 @@ fn each_bad_input_is_refused_with_exit_2_and_the_database_untouched() {
     assert_eq!(ran.code, 2, "{ran}");
     assert!(ran.stderr.contains("type"), "{ran}");
 
-    refused(&db, &url, "shop", "orders", &plan(GOOD_COLUMN).replace("\"orders\"", "\"nope\""), "table shop.nope does not exist");
+    refused(
+        &db,
+        &url,
+        "shop",
+        "orders",
+        &plan(GOOD_COLUMN).replace("\"orders\"", "\"nope\""),
+        "table shop.nope does not exist",
+    );
     refused(
         &db,
         &url,
@@ -115,36 +125,80 @@ fn each_bad_input_is_refused_with_exit_2_and_the_database_untouched() {
         &url,
         "shop",
         "orders",
-        &format!("{}\n[throttle]\npause_on_autovacuum = true\nmax_wal_rate = 1000\n", plan(GOOD_COLUMN)),
+        &format!(
+            "{}\n[throttle]\npause_on_autovacuum = true\nmax_wal_rate = 1000\n",
+            plan(GOOD_COLUMN)
+        ),
         "pause_on_autovacuum: MySQL/MariaDB has no autovacuum",
     );
 
     // No usable key.
-    db.sql("shop", "CREATE TABLE nokey (a int, b int) ENGINE=InnoDB; INSERT INTO nokey VALUES (1, 2);");
-    refused(&db, &url, "shop", "nokey", &plan(GOOD_COLUMN.replace("amount_cents", "a").as_str()).replace("\"orders\"", "\"nokey\""), "no primary key and no unique index on NOT NULL columns");
+    db.sql(
+        "shop",
+        "CREATE TABLE nokey (a int, b int) ENGINE=InnoDB; INSERT INTO nokey VALUES (1, 2);",
+    );
+    refused(
+        &db,
+        &url,
+        "shop",
+        "nokey",
+        &plan(GOOD_COLUMN.replace("amount_cents", "a").as_str()).replace("\"orders\"", "\"nokey\""),
+        "no primary key and no unique index on NOT NULL columns",
+    );
 
     // MyISAM.
     db.sql("shop", "CREATE TABLE old (id int PRIMARY KEY, amount_cents int) ENGINE=MyISAM; INSERT INTO old VALUES (1, 2);");
-    refused(&db, &url, "shop", "old", &plan(GOOD_COLUMN).replace("\"orders\"", "\"old\""), "uses the MyISAM storage engine; pacer needs InnoDB");
+    refused(
+        &db,
+        &url,
+        "shop",
+        "old",
+        &plan(GOOD_COLUMN).replace("\"orders\"", "\"old\""),
+        "uses the MyISAM storage engine; pacer needs InnoDB",
+    );
 
     // A column form that would copy the table: a FULLTEXT index.
     db.sql("shop", "CREATE TABLE docs (id int PRIMARY KEY, amount_cents int, body text, FULLTEXT KEY (body)) ENGINE=InnoDB;");
-    refused(&db, &url, "shop", "docs", &plan(GOOD_COLUMN).replace("\"orders\"", "\"docs\""), "FULLTEXT index");
+    refused(
+        &db,
+        &url,
+        "shop",
+        "docs",
+        &plan(GOOD_COLUMN).replace("\"orders\"", "\"docs\""),
+        "FULLTEXT index",
+    );
 
     // Unreachable server, wrong password: exit 1 (unreachable may come back) and 2.
     let p = plan_file(&plan(GOOD_COLUMN));
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let ran = run_pacer(&["plan"], &p.path, &format!("mysql://root@127.0.0.1:{port}/shop"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ran = run_pacer(
+        &["plan"],
+        &p.path,
+        &format!("mysql://root@127.0.0.1:{port}/shop"),
+    );
     assert_ne!(ran.code, 0, "{ran}");
-    assert!(ran.stderr.contains(&format!("127.0.0.1:{port}")), "names the server: {ran}");
+    assert!(
+        ran.stderr.contains(&format!("127.0.0.1:{port}")),
+        "names the server: {ran}"
+    );
     let bad = db.url_as(PASSWORD_USER, "wrong password", "shop");
     let ran = run_pacer(&["plan"], &p.path, &bad);
     assert_eq!(ran.code, 2, "{ran}");
-    assert!(!ran.stderr.contains("wrong password"), "the password is never shown: {ran}");
+    assert!(
+        !ran.stderr.contains("wrong password"),
+        "the password is never shown: {ran}"
+    );
     let good = db.url_as(PASSWORD_USER, PASSWORD, "shop");
     let ran = run_pacer(&["plan"], &p.path, &good);
     assert_eq!(ran.code, 0, "{ran}");
-    assert!(!ran.stdout.contains(PASSWORD) && !ran.stderr.contains(PASSWORD), "{ran}");
+    assert!(
+        !ran.stdout.contains(PASSWORD) && !ran.stderr.contains(PASSWORD),
+        "{ran}"
+    );
 }
 
 #[test]
@@ -158,12 +212,67 @@ fn statement_based_binlog_with_replicas_is_refused() {
     db.sql("shop", TABLE);
     db.wait_for_replica(&replica);
     db.sql("", "SET GLOBAL binlog_format = 'STATEMENT'");
-    refused(&db, &url, "shop", "orders", &plan(GOOD_COLUMN), "binlog_format=STATEMENT and has replicas");
+    refused(
+        &db,
+        &url,
+        "shop",
+        "orders",
+        &plan(GOOD_COLUMN),
+        "binlog_format=STATEMENT and has replicas",
+    );
 
     // With ROW, the plan says what the NOT NULL rebuild does to the replica.
     db.sql("", "SET GLOBAL binlog_format = 'ROW'");
-    let p = plan_file(&format!("{}\nnot_null = true\nindex = true\n", plan(GOOD_COLUMN)));
+    let p = plan_file(&format!(
+        "{}\nnot_null = true\nindex = true\n",
+        plan(GOOD_COLUMN)
+    ));
     let ran = run_pacer(&["plan"], &p.path, &url);
     assert_eq!(ran.code, 0, "{ran}");
-    assert!(ran.stderr.contains("each replica applies the ALTER as one statement") || ran.stdout.contains("each replica applies the ALTER as one statement"), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("each replica applies the ALTER as one statement")
+            || ran
+                .stdout
+                .contains("each replica applies the ALTER as one statement"),
+        "{ran}"
+    );
+}
+
+#[test]
+fn tls_required_and_verify_ca_connect_to_a_server_with_a_test_certificate() {
+    use pacer::servers::mariadb::Options;
+    use pacer::servers::tls::TlsFiles;
+    if skip() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    let files = TlsFiles::for_localhost(certs.path());
+    let db = MariaDbServer::start_with(Options {
+        tls: Some(files.clone()),
+        ..Options::default()
+    });
+    let url = db.create_database("shop");
+    db.sql("shop", TABLE);
+    let p = plan_file(&plan(GOOD_COLUMN));
+    for query in [
+        "?ssl-mode=REQUIRED".to_string(),
+        format!("?ssl-mode=VERIFY_CA&ssl-ca={}", files.ca.display()),
+    ] {
+        let ran = run_pacer(&["plan"], &p.path, &format!("{url}{query}"));
+        assert_eq!(ran.code, 0, "{query}: {ran}");
+        assert!(ran.stdout.contains("ssl-mode"), "{ran}");
+    }
+    // A CA that did not sign the server's certificate fails VERIFY_CA, clearly.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = TlsFiles::for_localhost(other.path());
+    let ran = run_pacer(
+        &["plan"],
+        &p.path,
+        &format!("{url}?ssl-mode=VERIFY_CA&ssl-ca={}", stranger.ca.display()),
+    );
+    assert_ne!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("TLS"), "{ran}");
+    // The server sees an encrypted connection from pacer.
+    assert_eq!(db.sql("", "SELECT 1"), "1");
 }

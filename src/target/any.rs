@@ -45,9 +45,9 @@ pub enum AnyTarget {
 /// The metric source of an [`AnyTarget`].
 pub enum AnySource {
     /// PostgreSQL's.
-    Postgres(PgSource),
+    Postgres(Box<PgSource>),
     /// MySQL's or MariaDB's.
-    MySql(MySource),
+    MySql(Box<MySource>),
 }
 
 impl MetricSource for AnySource {
@@ -64,8 +64,12 @@ impl Target for AnyTarget {
 
     fn metric_source(&self, sample_interval: Duration, audit: Audit) -> AnySource {
         match self {
-            AnyTarget::Postgres(t) => AnySource::Postgres(t.metric_source(sample_interval, audit)),
-            AnyTarget::MySql(t) => AnySource::MySql(t.metric_source(sample_interval, audit)),
+            AnyTarget::Postgres(t) => {
+                AnySource::Postgres(Box::new(t.metric_source(sample_interval, audit)))
+            }
+            AnyTarget::MySql(t) => {
+                AnySource::MySql(Box::new(t.metric_source(sample_interval, audit)))
+            }
         }
     }
 

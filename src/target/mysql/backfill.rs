@@ -32,7 +32,12 @@ fn key_value(kind: &KeyKind, text: &str) -> Value {
 }
 
 /// The parameters of a bound statement, from its slots.
-pub(super) fn bind(sql: &MySqlText, bound: &Bound, lo: Option<&Key>, hi: Option<&Key>) -> Vec<Value> {
+pub(super) fn bind(
+    sql: &MySqlText,
+    bound: &Bound,
+    lo: Option<&Key>,
+    hi: Option<&Key>,
+) -> Vec<Value> {
     bound
         .slots
         .iter()
@@ -41,7 +46,10 @@ pub(super) fn bind(sql: &MySqlText, bound: &Bound, lo: Option<&Key>, hi: Option<
                 Slot::Lo(i) => (lo, i),
                 Slot::Hi(i) => (hi, i),
             };
-            let text = key.and_then(|k| k.0.get(i)).map(String::as_str).unwrap_or("");
+            let text = key
+                .and_then(|k| k.0.get(i))
+                .map(String::as_str)
+                .unwrap_or("");
             key_value(&sql.key[i].kind, text)
         })
         .collect()
@@ -49,7 +57,9 @@ pub(super) fn bind(sql: &MySqlText, bound: &Bound, lo: Option<&Key>, hi: Option<
 
 /// A row's key read back as text.
 fn key_of(row: &mysql_async::Row, n: usize) -> Key {
-    Key((0..n).map(|i| text_at(row, i).unwrap_or_default()).collect())
+    Key((0..n)
+        .map(|i| text_at(row, i).unwrap_or_default())
+        .collect())
 }
 
 impl MySql {
@@ -123,7 +133,11 @@ impl MySql {
         if bytes < 256 * 1024 * 1024 {
             let t = self.sql().t();
             let count = self
-                .rows(&format!("SELECT COUNT(*) FROM {t}"), vec![], "counting rows")
+                .rows(
+                    &format!("SELECT COUNT(*) FROM {t}"),
+                    vec![],
+                    "counting rows",
+                )
                 .await?
                 .first()
                 .map_or(0, |r| int_at(r, 0));

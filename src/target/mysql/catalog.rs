@@ -85,7 +85,9 @@ pub async fn preflight(my: &mut MySql, plan: &Plan) -> TargetResult<Preflight> {
         )));
     }
     if row_format.eq_ignore_ascii_case("Compressed")
-        || create_options.to_ascii_lowercase().contains("row_format=compressed")
+        || create_options
+            .to_ascii_lowercase()
+            .contains("row_format=compressed")
     {
         return Err(refuse(format!(
             "{db}.{name} has ROW_FORMAT=COMPRESSED, and InnoDB cannot add a column to a compressed \
@@ -180,7 +182,10 @@ pub async fn preflight(my: &mut MySql, plan: &Plan) -> TargetResult<Preflight> {
     };
     let mut key = Vec::new();
     for k in &key_names {
-        let col = columns.iter().find(|c| &c.name == k).expect("key column listed");
+        let col = columns
+            .iter()
+            .find(|c| &c.name == k)
+            .expect("key column listed");
         let kind = KeyKind::of(&col.data_type, &col.column_type).map_err(|why| {
             refuse(format!(
                 "{db}.{name}'s key {key_index} includes column {k}, and {why}. Give the table a \
@@ -219,7 +224,9 @@ pub async fn preflight(my: &mut MySql, plan: &Plan) -> TargetResult<Preflight> {
         )));
     }
     let created = raw.as_ref().map_or(0, |(_, c)| *c);
-    let exists = columns.iter().any(|c| c.name.eq_ignore_ascii_case(&plan.column.name));
+    let exists = columns
+        .iter()
+        .any(|c| c.name.eq_ignore_ascii_case(&plan.column.name));
     if exists && created == 0 {
         return Err(refuse(format!(
             "column {} already exists on {db}.{name} and was not created by this migration. Pick \
@@ -413,7 +420,12 @@ pub(super) async fn replica_hosts(my: &mut MySql, flavor: Flavor) -> Vec<String>
 /// replicated): the ADD with ALGORITHM=INSTANT, then the backfill expression over up to 1,000
 /// of the table's rows under strict mode (a value that would truncate fails here, not in
 /// batch 4,000), and the expression as the sync trigger evaluates it. Nothing is left behind.
-async fn probe(my: &mut MySql, plan: &Plan, sql: &MySqlText, column_exists: bool) -> TargetResult<()> {
+async fn probe(
+    my: &mut MySql,
+    plan: &Plan,
+    sql: &MySqlText,
+    column_exists: bool,
+) -> TargetResult<()> {
     let c = &plan.column;
     let file = plan.path.display().to_string();
     let probe = "pacer_probe";

@@ -81,7 +81,9 @@ impl MySql {
             }
             DdlStep::InstallSync => {
                 let names = sync_trigger_names(&column);
-                let present = self.present_triggers(&[&names.insert, &names.update]).await?;
+                let present = self
+                    .present_triggers(&[&names.insert, &names.update])
+                    .await?;
                 let has = |n: &str| present.iter().any(|p| p == n);
                 if has(&names.insert) && has(&names.update) {
                     return Ok(StepOutcome::AlreadyDone);
@@ -95,7 +97,10 @@ impl MySql {
                     })?;
                     self.watched_ddl(
                         &create,
-                        &format!("creating trigger {} on {table} (waiting for its metadata lock)", names.update),
+                        &format!(
+                            "creating trigger {} on {table} (waiting for its metadata lock)",
+                            names.update
+                        ),
                     )
                     .await?;
                 }
@@ -105,7 +110,10 @@ impl MySql {
                     })?;
                     self.watched_ddl(
                         &create,
-                        &format!("creating trigger {} on {table} (waiting for its metadata lock)", names.insert),
+                        &format!(
+                            "creating trigger {} on {table} (waiting for its metadata lock)",
+                            names.insert
+                        ),
                     )
                     .await?;
                 }
@@ -180,7 +188,9 @@ impl MySql {
                 for drop in sql.drop_sync_triggers() {
                     self.watched_ddl(
                         &drop,
-                        &format!("dropping a sync trigger on {table} (waiting for its metadata lock)"),
+                        &format!(
+                            "dropping a sync trigger on {table} (waiting for its metadata lock)"
+                        ),
                     )
                     .await?;
                 }

@@ -49,12 +49,9 @@ pub fn classify(e: &Error, context: &str) -> TargetError {
     let text = format!("{context}: {}", describe(e));
     match e {
         Error::Io(_) => TargetError::ConnectionLost(text),
-        Error::Driver(d) => match d {
-            DriverError::ConnectionClosed | DriverError::PoolDisconnected => {
-                TargetError::ConnectionLost(text)
-            }
-            _ => TargetError::Failed(text),
-        },
+        Error::Driver(DriverError::ConnectionClosed | DriverError::PoolDisconnected) => {
+            TargetError::ConnectionLost(text)
+        }
         Error::Server(s) => match s.code {
             LOCK_WAIT_TIMEOUT | DEADLOCK => TargetError::LockTimeout {
                 blockers: Vec::new(),
@@ -111,7 +108,10 @@ mod tests {
             TargetError::ConnectionLost(_)
         ));
         let e = classify(&server(1146), "reading");
-        assert!(matches!(&e, TargetError::Failed(m) if m == "reading: m (error 1146)"), "{e}");
+        assert!(
+            matches!(&e, TargetError::Failed(m) if m == "reading: m (error 1146)"),
+            "{e}"
+        );
         assert!(matches!(
             classify(&Error::Driver(DriverError::ConnectionClosed), "x"),
             TargetError::ConnectionLost(_)

@@ -128,7 +128,11 @@ fn program_name(prefix: &str, job: &str) -> String {
 impl MySql {
     /// Connects for a plan: one connection for changes, claimed later by `open_job`. Every
     /// statement sent on pacer's connections is written to `audit` first.
-    pub async fn connect(conn: MyTarget, plan: &Plan, audit: Audit) -> Result<MySql, MyConnectError> {
+    pub async fn connect(
+        conn: MyTarget,
+        plan: &Plan,
+        audit: Audit,
+    ) -> Result<MySql, MyConnectError> {
         let database = plan
             .table
             .schema

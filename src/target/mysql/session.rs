@@ -82,7 +82,9 @@ impl Session {
         if params.is_empty() {
             self.conn.query_drop(text).await?;
         } else {
-            self.conn.exec_drop(text, Params::Positional(params)).await?;
+            self.conn
+                .exec_drop(text, Params::Positional(params))
+                .await?;
         }
         Ok(self.conn.affected_rows())
     }
@@ -197,7 +199,10 @@ mod tests {
             Some("-26:03:04")
         );
         assert_eq!(value_text(&Value::NULL), None);
-        assert_eq!(value_json(&Value::Bytes(b"42".to_vec())), serde_json::json!("42"));
+        assert_eq!(
+            value_json(&Value::Bytes(b"42".to_vec())),
+            serde_json::json!("42")
+        );
     }
 
     #[test]

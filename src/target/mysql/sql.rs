@@ -373,7 +373,10 @@ impl MySqlText {
     fn key_select(&self) -> String {
         self.key
             .iter()
-            .map(|k| k.kind.select(&format!("{}.{}", self.t(), q(&k.column.name))))
+            .map(|k| {
+                k.kind
+                    .select(&format!("{}.{}", self.t(), q(&k.column.name)))
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -730,7 +733,11 @@ mod tests {
             Flavor::MariaDb,
             &[("id", "int", "int(11)")],
         );
-        assert!(s.add_column().contains("DEFAULT (1 + 1),"), "{}", s.add_column());
+        assert!(
+            s.add_column().contains("DEFAULT (1 + 1),"),
+            "{}",
+            s.add_column()
+        );
         for d in ["'new'", "-1.5", "NULL", "CURRENT_TIMESTAMP"] {
             assert!(literal_default(d), "{d}");
         }
@@ -744,7 +751,10 @@ mod tests {
         let s = text(
             "backfill = \"cents / 100\"\n",
             Flavor::MariaDb,
-            &[("tenant", "int", "int(11)"), ("no", "varchar", "varchar(20)")],
+            &[
+                ("tenant", "int", "int(11)"),
+                ("no", "varchar", "varchar(20)"),
+            ],
         );
         let (cond, slots) = s.range(true, true);
         assert_eq!(
@@ -796,8 +806,14 @@ mod tests {
             KeyKind::of("decimal", "decimal(10,2) unsigned").unwrap(),
             KeyKind::Decimal("decimal(10,2)".into())
         );
-        assert_eq!(KeyKind::of("varbinary", "varbinary(16)").unwrap(), KeyKind::Binary);
-        assert_eq!(KeyKind::of("datetime", "datetime(6)").unwrap(), KeyKind::Text);
+        assert_eq!(
+            KeyKind::of("varbinary", "varbinary(16)").unwrap(),
+            KeyKind::Binary
+        );
+        assert_eq!(
+            KeyKind::of("datetime", "datetime(6)").unwrap(),
+            KeyKind::Text
+        );
         let err = KeyKind::of("enum", "enum('a','b')").unwrap_err();
         assert!(err.contains("enum"), "{err}");
         let s = text(
@@ -862,14 +878,21 @@ mod tests {
 
     #[test]
     fn verify_counts_unfilled_rows_null_safely() {
-        let s = text("backfill = \"cents\"\n", Flavor::MariaDb, &[("id", "int", "int(11)")]);
+        let s = text(
+            "backfill = \"cents\"\n",
+            Flavor::MariaDb,
+            &[("id", "int", "int(11)")],
+        );
         let v = s.verify_range(true, false);
         assert_eq!(
             v.sql,
             "SELECT COUNT(*), COALESCE(SUM(`amount` IS NULL AND NOT ((cents) <=> `amount`)), 0), \
              COALESCE(SUM(`amount` IS NULL), 0) FROM `shop`.`Order Items` WHERE (`id` > ?)"
         );
-        assert!(s.advance_checkpoint().ends_with("WHERE job = ? AND last_key <=> ?"));
+        assert!(
+            s.advance_checkpoint()
+                .ends_with("WHERE job = ? AND last_key <=> ?")
+        );
     }
 
     #[test]

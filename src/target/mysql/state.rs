@@ -194,9 +194,12 @@ impl MySql {
         let hint = |e: TargetError, plan: &Plan, db: &str| state_table_hint(e, plan, db);
         if !self.state_table_exists().await? {
             let (plan, db) = (self.plan.clone(), self.database.clone());
-            self.simple(&sql.create_state_database(), "creating pacer's state database")
-                .await
-                .map_err(|e| hint(e, &plan, &db))?;
+            self.simple(
+                &sql.create_state_database(),
+                "creating pacer's state database",
+            )
+            .await
+            .map_err(|e| hint(e, &plan, &db))?;
             self.simple(&sql.create_state_table(), "creating pacer's state table")
                 .await
                 .map_err(|e| hint(e, &plan, &db))?;
