@@ -340,10 +340,7 @@ mod tests {
                 "{err:?}"
             );
             let msg = err.to_string();
-            assert!(
-                msg.contains("MySQL/MariaDB support is not built yet"),
-                "{msg}"
-            );
+            assert!(msg.contains("this is a MySQL/MariaDB target"), "{msg}");
             assert!(msg.contains("--target"), "{msg}");
         }
         let err = resolve("http://example.com", &[]).unwrap_err();

@@ -103,7 +103,7 @@ pub enum ConnectError {
 fn scheme_advice(scheme: &str) -> &'static str {
     match scheme {
         "mysql" | "mariadb" => {
-            "MySQL/MariaDB support is not built yet in this version of pacer; for now only PostgreSQL targets (postgres:// or postgresql://) work"
+            "this is a MySQL/MariaDB target: pacer's commands connect to it with the MySQL/MariaDB target, not the PostgreSQL resolver"
         }
         _ => {
             "pacer only understands PostgreSQL targets: use postgres://user@host:5432/dbname (or postgresql://, or a libpq key=value string)"
