@@ -132,6 +132,27 @@ fn each_bad_input_is_refused_with_exit_2_and_the_database_untouched() {
         "pause_on_autovacuum: MySQL/MariaDB has no autovacuum",
     );
 
+    // A user who may read and update the table but not alter it, nor keep pacer's state.
+    db.sql(
+        "",
+        "CREATE USER 'limited'@'%' IDENTIFIED BY 'lim1ted-pw'; \
+         GRANT SELECT, UPDATE ON `shop`.`orders` TO 'limited'@'%';",
+    );
+    let limited = db.url_as("limited", "lim1ted-pw", "shop");
+    let before = snapshot(&db, "shop", "orders");
+    let p = plan_file(&plan(GOOD_COLUMN));
+    let ran = run_pacer(&["run", "--headless"], &p.path, &limited);
+    assert_eq!(ran.code, 2, "{ran}");
+    for needle in [
+        "lacks privileges pacer needs",
+        "ALTER, CREATE, INSERT, TRIGGER on shop.orders",
+        "on pacer's state table pacer.migrations",
+    ] {
+        assert!(ran.stderr.contains(needle), "{needle}: {ran}");
+    }
+    assert!(!ran.stderr.contains("lim1ted-pw"), "{ran}");
+    assert_eq!(snapshot(&db, "shop", "orders"), before);
+
     // No usable key.
     db.sql(
         "shop",

@@ -156,7 +156,7 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
             .join(", "),
         t.key_source
     );
-    let _ = writeln!(out, "server   {}", server_words(&t.server_version));
+    let _ = writeln!(out, "server   {} {}", t.server_product, t.server_version);
     let _ = writeln!(out, "batches  {}", r.batches);
     let _ = writeln!(out, "throttle {}", r.throttle);
     let _ = writeln!(out, "gates    {}", describe_gates(&r.gates));
@@ -210,17 +210,4 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
         }
     }
     out
-}
-
-/// The server as `pacer plan` names it: MySQL-family servers say what they are in their
-/// version (`10.11.19-MariaDB-…`); PostgreSQL's version is a bare number.
-fn server_words(version: &str) -> String {
-    let lower = version.to_ascii_lowercase();
-    if lower.contains("mariadb") {
-        format!("MariaDB {version}")
-    } else if version.starts_with(|c: char| c.is_ascii_digit()) && version.starts_with("8.") {
-        format!("MySQL {version}")
-    } else {
-        format!("PostgreSQL {version}")
-    }
 }

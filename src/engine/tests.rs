@@ -435,6 +435,7 @@ impl Target for Fake {
                 table_bytes: 0,
                 index_bytes: 0,
                 server_version: "fake".into(),
+                server_product: "PostgreSQL".into(),
                 findings: Vec::new(),
             },
             job: db.job_state(),

@@ -115,7 +115,7 @@ fn writers_after_cleanup(plan: &Plan) -> Option<Finding> {
         .unwrap_or_default();
     let trap = format!(
         "not_null without a default: once cleanup drops the sync trigger, any writer that does \
-         not set `{column}` fails (null value violates the not-null constraint)"
+         not set `{column}` fails (the column is NOT NULL and the row gives it no value)"
     );
     let todo = if plan.gated(super::Phase::Cleanup) {
         format!(

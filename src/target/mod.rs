@@ -63,6 +63,8 @@ pub struct TableInfo {
     pub index_bytes: u64,
     /// Server version string.
     pub server_version: String,
+    /// The server product (`PostgreSQL`, `MariaDB`, `MySQL`).
+    pub server_product: String,
     /// Warnings and notes found by looking at the database.
     pub findings: Vec<Finding>,
 }

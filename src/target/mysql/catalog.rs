@@ -6,6 +6,7 @@ use mysql_async::Value;
 
 use super::blockers::MdlView;
 use super::errors::describe;
+use super::grants::Grants;
 use super::session::{int_at, text_at};
 use super::sql::{Flavor, KeyKind, KeyPart, MySqlText, q, sync_trigger_names};
 use super::{MIN_MARIADB, MIN_MYSQL, MySql};
@@ -95,6 +96,24 @@ pub async fn preflight(my: &mut MySql, plan: &Plan) -> TargetResult<Preflight> {
              the table with another row format first (a copy: plan it), or add the column with a \
              copying tool such as pt-online-schema-change."
         )));
+    }
+
+    // MySQL 8.0.29+ counts instant changes per table: at 64 the next one must rebuild it.
+    if server.flavor == Flavor::MySql && server.version >= (8, 0, 29) {
+        let versions = my
+            .rows(
+                "SELECT TOTAL_ROW_VERSIONS FROM information_schema.INNODB_TABLES WHERE NAME = ?",
+                vec![Value::from(format!("{db}/{name}"))],
+                "reading the table's row versions",
+            )
+            .await?
+            .first()
+            .map_or(0, |r| int_at(r, 0));
+        if versions >= 63 {
+            return Err(refuse(format!(
+                "{db}.{name} has had {versions} instant changes since it was last rebuilt; MySQL                  allows 64, after which an ADD COLUMN copies the table. Nothing was changed.                  Rebuild the table first (OPTIMIZE TABLE, or ALTER TABLE … FORCE, which run online                  but lag the replicas by their duration), then run pacer again."
+            )));
+        }
     }
 
     // Columns and indexes.
@@ -261,8 +280,10 @@ pub async fn preflight(my: &mut MySql, plan: &Plan) -> TargetResult<Preflight> {
     );
     my.sql = Some(sql.clone());
 
-    // Replication: how row changes reach the replicas, and who they are.
     let mut findings = Vec::new();
+    privileges(my, plan, &db, &name, &mut findings).await?;
+
+    // Replication: how row changes reach the replicas, and who they are.
     let binlog = my
         .rows(
             "SELECT @@GLOBAL.log_bin, @@GLOBAL.binlog_format",
@@ -350,10 +371,88 @@ pub async fn preflight(my: &mut MySql, plan: &Plan) -> TargetResult<Preflight> {
             table_bytes,
             index_bytes,
             server_version: server.text.clone(),
+            server_product: server.flavor.to_string(),
             findings,
         },
         job: raw.map(|(j, _)| j),
     })
+}
+
+/// ALTER TABLE needs ALTER, CREATE and INSERT on the table, the sync triggers TRIGGER, the
+/// batches SELECT and UPDATE, and pacer's state CREATE, SELECT, INSERT and UPDATE on its table
+/// (CREATE on its database, to create that). Checked up front from `SHOW GRANTS`, so a run never
+/// stops half-way for lack of a privilege; when a role is granted the lines cannot tell, and
+/// preflight says so instead.
+async fn privileges(
+    my: &mut MySql,
+    plan: &Plan,
+    db: &str,
+    name: &str,
+    findings: &mut Vec<Finding>,
+) -> TargetResult<()> {
+    let lines = match my
+        .rows("SHOW GRANTS", vec![], "reading the user's privileges")
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|r| text_at(r, 0))
+            .collect::<Vec<_>>(),
+        Err(e) => {
+            findings.push(Finding::warning(format!(
+                "pacer could not read the user's privileges ({e}); a missing one stops the run at                  the step that needs it (resumable)"
+            )));
+            return Ok(());
+        }
+    };
+    let grants = Grants::parse(&lines);
+    if grants.roles {
+        findings.push(Finding::info(
+            "the user has a role: pacer cannot tell its privileges from SHOW GRANTS, so a missing              one would stop the run at the step that needs it (resumable). Needed: SELECT, UPDATE,              ALTER, CREATE, INSERT and TRIGGER on the table; CREATE, SELECT, INSERT, UPDATE on              pacer's state table.",
+        ));
+        return Ok(());
+    }
+    let mut needed = vec!["SELECT", "UPDATE", "ALTER", "CREATE", "INSERT"];
+    if plan.column.backfill.is_some() {
+        needed.push("TRIGGER");
+    }
+    let on_table = grants.missing(&needed, db, name);
+    let (sdb, st) = my.state_names();
+    let on_state = grants.missing(&["CREATE", "SELECT", "INSERT", "UPDATE"], &sdb, &st);
+    if on_table.is_empty() && on_state.is_empty() {
+        return Ok(());
+    }
+    let user = my.conn.redacted();
+    let mut grants_needed = Vec::new();
+    if !on_table.is_empty() {
+        grants_needed.push(format!(
+            "GRANT {} ON {}.{} TO <the user>",
+            on_table.join(", "),
+            q(db),
+            q(name)
+        ));
+    }
+    if !on_state.is_empty() {
+        grants_needed.push(format!(
+            "GRANT {} ON {}.* TO <the user>",
+            on_state.join(", "),
+            q(&sdb)
+        ));
+    }
+    Err(refuse(format!(
+        "the user of {user} lacks privileges pacer needs, so the run would stop half-way: {}.          Nothing was changed. Grant them ({}), or set `state_table` in {} to a database the user          may create tables in.",
+        [
+            (!on_table.is_empty()).then(|| format!("{} on {db}.{name}", on_table.join(", "))),
+            (!on_state.is_empty())
+                .then(|| format!("{} on pacer's state table {sdb}.{st}", on_state.join(", "))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; "),
+        grants_needed.join("; "),
+        plan.path.display()
+    )))
 }
 
 /// How this server shows metadata locks.

@@ -15,6 +15,7 @@ mod catalog;
 pub mod connect;
 mod ddl;
 pub mod errors;
+mod grants;
 pub mod render;
 pub mod sampler;
 pub mod session;

@@ -208,6 +208,7 @@ pub async fn preflight(pg: &mut Postgres, plan: &Plan) -> TargetResult<Preflight
             table_bytes: table_bytes as u64,
             index_bytes: index_bytes as u64,
             server_version,
+            server_product: "PostgreSQL".into(),
             findings,
         },
         job,
