@@ -24,6 +24,8 @@ pub struct ReplicaReading {
     pub lag_s: Option<f64>,
     /// The figures behind `lag_s`, in words (empty when it is the reported lag alone).
     pub detail: String,
+    /// Whether `lag_s` is a forecast from the backlog (else a measurement, e.g. a heartbeat).
+    pub forecast: bool,
 }
 
 impl ReplicaReading {
@@ -33,6 +35,7 @@ impl ReplicaReading {
             name: name.into(),
             lag_s,
             detail: String::new(),
+            forecast: false,
         }
     }
 }
@@ -200,7 +203,10 @@ impl Throttle {
             {
                 let value = match (lag.is_finite(), worst.detail.is_empty()) {
                     (true, true) => format::secs(lag),
-                    (true, false) => format!("{} forecast ({})", format::secs(lag), worst.detail),
+                    (true, false) if worst.forecast => {
+                        format!("{} forecast ({})", format::secs(lag), worst.detail)
+                    }
+                    (true, false) => format!("{} ({})", format::secs(lag), worst.detail),
                     (false, _) => format!("growing ({})", worst.detail),
                 };
                 out.push(Reason {

@@ -34,6 +34,24 @@ struct PlanFile {
     throttle: ThrottleFile,
     #[serde(default)]
     gates: GatesFile,
+    #[serde(default)]
+    mysql: MysqlFile,
+}
+
+/// `[mysql]`: settings of the MySQL family only.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MysqlFile {
+    #[serde(default)]
+    replicas: Vec<String>,
+}
+
+/// The MySQL family's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MysqlSpec {
+    /// Replicas to watch, as `mysql://` URLs (credentials as for the target); empty: the ones
+    /// the primary lists (`SHOW SLAVE HOSTS`), reached with the primary's credentials.
+    pub replicas: Vec<String>,
 }
 
 /// `[gates]`: phases that wait for the operator before they start.
@@ -163,6 +181,8 @@ pub struct Plan {
     /// Phases that wait for the operator before they start, in run order. Part of the
     /// operator's workflow, not of the migration's definition: not in [`Plan::digest`].
     pub gates: Vec<Phase>,
+    /// `[mysql]` settings.
+    pub mysql: MysqlSpec,
 }
 
 /// The plan's `[throttle]` settings, all optional.
@@ -561,6 +581,9 @@ impl Plan {
         };
 
         let mut plan = Plan {
+            mysql: MysqlSpec {
+                replicas: file.mysql.replicas.clone(),
+            },
             path: path.to_path_buf(),
             table,
             state_table,

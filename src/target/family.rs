@@ -62,20 +62,18 @@ impl Family {
     /// The plan's keys this family cannot honour, each with why and what to do.
     pub fn unsupported(self, plan: &Plan) -> Vec<String> {
         let mut out = Vec::new();
+        if self == Family::Postgres && !plan.mysql.replicas.is_empty() {
+            out.push(
+                "[mysql] replicas: a PostgreSQL target finds its replicas itself \
+                 (pg_stat_replication); remove the section"
+                    .to_string(),
+            );
+        }
         if self == Family::MySql {
             if plan.throttle.pause_on_autovacuum {
                 out.push(format!(
                     "[throttle] pause_on_autovacuum: {self} has no autovacuum (InnoDB purges in \
                      the background, and its DDL does not wait for it); remove the key"
-                ));
-            }
-            if plan.throttle.max_replication_lag.is_some() {
-                out.push(format!(
-                    "[throttle] max_replication_lag: this version of pacer does not measure \
-                     replica lag on {self} yet (it needs a heartbeat: Seconds_Behind_Master alone \
-                     reads 0 while a replica applies a long transaction); remove the key and \
-                     watch the replicas yourself, or throttle with throttle_query or \
-                     throttle_file"
                 ));
             }
             if plan.throttle.max_wal_rate.is_some() {

@@ -16,6 +16,7 @@ pub mod connect;
 mod ddl;
 pub mod errors;
 mod grants;
+pub mod lag;
 pub mod render;
 pub mod sampler;
 pub mod session;
@@ -101,6 +102,18 @@ pub struct MySql {
     mdl_view: blockers::MdlView,
     /// Whether batches run under READ COMMITTED (not with binlog_format=STATEMENT).
     read_committed: bool,
+    /// The heartbeat writer, while the migration runs (aborted on drop).
+    heartbeat: Option<tokio::task::JoinHandle<()>>,
+    /// The replicas, read on connections of their own.
+    replicas: Option<lag::Replicas>,
+}
+
+impl Drop for MySql {
+    fn drop(&mut self) {
+        if let Some(h) = self.heartbeat.take() {
+            h.abort();
+        }
+    }
 }
 
 /// How the MySQL family does each DDL phase: NOT NULL as an online rebuild (`MODIFY … NOT NULL,
@@ -157,6 +170,8 @@ impl MySql {
             runner: state::runner_id(),
             mdl_view: blockers::MdlView::None,
             read_committed: true,
+            heartbeat: None,
+            replicas: None,
         })
     }
 
@@ -301,6 +316,69 @@ impl MySql {
         }
     }
 
+    /// Each replica's lag by the heartbeat, read on the observer connection (the primary) and a
+    /// connection per replica.
+    async fn read_replica_lags(&mut self) -> TargetResult<Vec<ReplicaReading>> {
+        if self.replicas.is_none() {
+            let (state_db, _) = self.state_names();
+            self.replicas = Some(lag::Replicas::new(
+                self.conn.clone(),
+                self.plan.mysql.replicas.clone(),
+                &self.job,
+                &state_db,
+                self.audit.clone(),
+                "replica",
+            ));
+        }
+        self.observer().await;
+        let (Some(observer), Some(replicas)) = (self.observer.as_mut(), self.replicas.as_mut())
+        else {
+            return Err(TargetError::ConnectionLost(
+                "no connection for reading the replicas' lag".into(),
+            ));
+        };
+        let readings = replicas.read(observer).await.map_err(TargetError::Failed)?;
+        Ok(readings
+            .into_iter()
+            .map(|r| ReplicaReading {
+                name: r.name,
+                lag_s: r.lag_s,
+                detail: format!(
+                    "heartbeat; Seconds_Behind_Master {}; {}",
+                    r.reported_s.map_or("NULL".to_string(), |s| format!("{s}")),
+                    r.state
+                ),
+                forecast: false,
+            })
+            .collect())
+    }
+
+    /// Starts the heartbeat writer (once the state database exists).
+    async fn start_heartbeat(&mut self) -> TargetResult<()> {
+        if self.heartbeat.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        let (state_db, _) = self.state_names();
+        let [create, insert] = lag::create_heartbeat(&state_db);
+        self.simple(&create, "creating pacer's heartbeat table")
+            .await?;
+        let job = self.job.clone();
+        self.execute(
+            &insert,
+            vec![Value::from(job.clone())],
+            "recording the heartbeat row",
+        )
+        .await?;
+        self.heartbeat = Some(lag::spawn_heartbeat(
+            self.conn.clone(),
+            None,
+            job,
+            state_db,
+            self.audit.clone(),
+        ));
+        Ok(())
+    }
+
     /// Drops the connections and connects again, re-applying session settings and the claim.
     async fn reconnect_sessions(&mut self) -> TargetResult<()> {
         let previous = self.connection_id;
@@ -331,6 +409,15 @@ impl Target for MySql {
     type Source = sampler::MySource;
 
     fn metric_source(&self, sample_interval: Duration, audit: Audit) -> sampler::MySource {
+        let (state_db, _) = self.state_names();
+        let replicas = lag::Replicas::new(
+            self.conn.clone(),
+            self.plan.mysql.replicas.clone(),
+            &self.job,
+            &state_db,
+            audit.clone(),
+            "sampler-replica",
+        );
         sampler::MySource::new(
             self.conn.clone(),
             &self.job,
@@ -338,6 +425,7 @@ impl Target for MySql {
             sample_interval,
             audit,
         )
+        .with_replicas(replicas)
     }
 
     fn describe(&self) -> String {
@@ -420,11 +508,7 @@ impl Target for MySql {
     }
 
     async fn replica_lags(&mut self) -> TargetResult<Vec<ReplicaReading>> {
-        // Refused up front (Family::unsupported) until the heartbeat lands: Seconds_Behind_Master
-        // alone reads 0 while a replica applies a long transaction.
-        Err(TargetError::Failed(
-            "max_replication_lag is not measured on MySQL/MariaDB yet".into(),
-        ))
+        self.read_replica_lags().await
     }
 
     async fn reconnect(&mut self) -> TargetResult<()> {

@@ -13,7 +13,7 @@ use mysql_async::Value;
 use super::connect::MyTarget;
 use super::session::{Session, float_at, int_at, text_at};
 use crate::audit::Audit;
-use crate::sampler::{DbSample, LockWait, LockWaits, MetricSource};
+use crate::sampler::{DbSample, LockWait, LockWaits, MetricSource, ReplicaLag};
 use crate::target::Blocker;
 
 /// Why a figure has no value on this family yet.
@@ -53,6 +53,7 @@ pub struct MySource {
     timeout: Duration,
     audit: Audit,
     session: Option<Session>,
+    replicas: Option<super::lag::Replicas>,
 }
 
 impl MySource {
@@ -72,7 +73,32 @@ impl MySource {
             timeout: (sample_interval / 2).clamp(Duration::from_millis(50), Duration::from_secs(2)),
             audit,
             session: None,
+            replicas: None,
         }
+    }
+
+    /// Also reads these replicas' lag by the heartbeat, each on a connection of its own.
+    pub fn with_replicas(mut self, replicas: super::lag::Replicas) -> MySource {
+        self.replicas = Some(replicas);
+        self
+    }
+
+    /// Each replica's lag (on the sampler's own connections).
+    async fn replica_lags(&mut self) -> Result<Vec<ReplicaLag>, String> {
+        let (Some(session), Some(replicas)) = (self.session.as_mut(), self.replicas.as_mut())
+        else {
+            return Err(NOT_SAMPLED.into());
+        };
+        let readings = replicas.read(session).await?;
+        Ok(readings
+            .into_iter()
+            .map(|r| ReplicaLag {
+                name: r.name,
+                state: r.state,
+                replay_lag_s: r.lag_s,
+                lag_bytes: None,
+            })
+            .collect())
     }
 
     async fn round(&mut self) -> Result<(LockWaits, u64), String> {
@@ -154,7 +180,12 @@ impl MetricSource for MySource {
         match result {
             Ok((lock_waits, table_bytes)) => DbSample {
                 lock_waits: Ok(lock_waits),
-                replicas: Err(NOT_SAMPLED.into()),
+                replicas: match tokio::time::timeout(self.timeout, self.replica_lags()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        Err("reading the replicas took longer than the sample's bound".into())
+                    }
+                },
                 redo_bytes: Err(NOT_SAMPLED.into()),
                 table: Err(NOT_SAMPLED.into()),
                 table_bytes: Ok(table_bytes),

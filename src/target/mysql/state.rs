@@ -205,6 +205,7 @@ impl MySql {
                 .map_err(|e| hint(e, &plan, &db))?;
         }
         self.claim(None).await?;
+        self.start_heartbeat().await?;
         let keys: Vec<String> = sql.key.iter().map(|k| k.column.name.clone()).collect();
         let insert = format!(
             "INSERT INTO {} (job, table_name, column_name, plan_digest, phase, phases_done, key_columns, \

@@ -181,6 +181,7 @@ impl LagForecast {
                 name: p.name.clone(),
                 lag_s: Some(f64::INFINITY),
                 detail: detail("replay stalled"),
+                forecast: true,
             };
         }
         // Until a whole rate window has passed, the replies so far give a first estimate.
@@ -195,6 +196,7 @@ impl LagForecast {
                     name: p.name.clone(),
                     lag_s: Some((behind as f64 + ahead) / r),
                     detail: detail(&format!("replaying {}", format::bytes_per_s(r))),
+                    forecast: true,
                 }
             }
             // No rate measured yet: the reported lag is all there is.
@@ -202,6 +204,7 @@ impl LagForecast {
                 name: p.name.clone(),
                 lag_s: Some(p.replay_lag_s.unwrap_or(0.0)),
                 detail: String::new(),
+                forecast: false,
             },
         }
     }

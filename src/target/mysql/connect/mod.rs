@@ -440,6 +440,24 @@ impl MyTarget {
         }
     }
 
+    /// Same credentials and TLS settings, another address (a replica the primary names).
+    pub fn with_address(&self, host: &str, port: u16) -> MyTarget {
+        let mut t = self.clone();
+        t.address = Address::Tcp {
+            host: host.into(),
+            port,
+        };
+        t
+    }
+
+    /// `host:port`, or the socket path: the server's name in figures.
+    pub fn address_name(&self) -> String {
+        match &self.address {
+            Address::Tcp { host, port } => format!("{host}:{port}"),
+            Address::Socket(p) => p.display().to_string(),
+        }
+    }
+
     fn opts(&self, program_name: &str, tls: bool) -> Result<OptsBuilder, MyConnectError> {
         let mut b = OptsBuilder::default()
             .user(Some(self.user.clone()))
