@@ -99,8 +99,11 @@ pub struct Reading {
     pub lag_s: Option<f64>,
     /// `Seconds_Behind_Master` as the replica reports it (shown, not trusted).
     pub reported_s: Option<f64>,
-    /// `applying`, `SQL thread stopped`, `IO thread stopped`, or why it cannot be read.
+    /// `applying`, `SQL thread stopped`, `IO thread stopped`, or why it cannot be read; with the
+    /// GTID backlog when there is one.
     pub state: String,
+    /// Whether `lag_s` is the forecast from the GTID backlog (larger than the heartbeat's).
+    pub forecast: bool,
 }
 
 /// The lag from the primary's latest heartbeat `(seq, now)` and the one a replica shows.
@@ -116,6 +119,79 @@ pub fn heartbeat_lag(
     Some((primary_now - ts).max(0.0))
 }
 
+/// Transactions in a GTID list (`0-1-1234,1-2-55`), per replication domain: the highest
+/// sequence number of each domain (MariaDB's format; MySQL's `uuid:1-1234` sets are not read).
+pub fn gtid_seqs(list: &str) -> std::collections::BTreeMap<u32, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for gtid in list.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+        let mut parts = gtid.split('-');
+        if let (Some(d), Some(_server), Some(seq)) = (parts.next(), parts.next(), parts.next())
+            && let (Ok(d), Ok(seq)) = (d.parse::<u32>(), seq.parse::<u64>())
+        {
+            let e = out.entry(d).or_insert(0);
+            *e = (*e).max(seq);
+        }
+    }
+    out
+}
+
+/// Transactions received (`received`) and not yet applied (`applied`), summed over domains.
+pub fn gtid_backlog(received: &str, applied: &str) -> u64 {
+    let r = gtid_seqs(received);
+    let a = gtid_seqs(applied);
+    r.iter()
+        .map(|(d, seq)| seq.saturating_sub(a.get(d).copied().unwrap_or(0)))
+        .sum()
+}
+
+/// A replica's apply rate (transactions/s), measured between reads at least 250 ms apart.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyRate {
+    anchor: Option<(f64, u64)>,
+    rate: Option<f64>,
+    /// When the applied count last moved while a backlog waited (seconds, primary clock).
+    last_progress: Option<f64>,
+}
+
+/// Time with a backlog and no transaction applied after which a replica counts as stalled.
+const STALL_S: f64 = 0.5;
+
+impl ApplyRate {
+    /// Takes a reading at `now` (seconds): `applied` transactions so far, `backlog` waiting.
+    /// Returns the forecast lag: backlog ÷ rate; infinite when applying has stalled with a
+    /// backlog; None while there is no rate yet or no backlog.
+    pub fn observe(&mut self, now: f64, applied: u64, backlog: u64) -> Option<f64> {
+        match self.anchor {
+            None => {
+                self.anchor = Some((now, applied));
+                self.last_progress = Some(now);
+            }
+            Some((t0, a0)) if now - t0 >= 0.25 => {
+                let r = applied.saturating_sub(a0) as f64 / (now - t0);
+                self.rate = Some(match self.rate {
+                    Some(old) => 0.5 * old + 0.5 * r,
+                    None => r,
+                });
+                if applied > a0 || backlog == 0 {
+                    self.last_progress = Some(now);
+                }
+                self.anchor = Some((now, applied));
+            }
+            _ => {}
+        }
+        if backlog == 0 {
+            return None;
+        }
+        if self.last_progress.is_some_and(|t| now - t >= STALL_S) {
+            return Some(f64::INFINITY);
+        }
+        match self.rate {
+            Some(r) if r > 0.0 => Some(backlog as f64 / r),
+            _ => None,
+        }
+    }
+}
+
 /// The replicas of one primary, each read on a connection of its own.
 pub struct Replicas {
     base: MyTarget,
@@ -126,6 +202,7 @@ pub struct Replicas {
     session_name: &'static str,
     list: Option<Vec<(String, MyTarget)>>,
     conns: Vec<Option<Session>>,
+    rates: Vec<ApplyRate>,
 }
 
 impl Replicas {
@@ -147,6 +224,7 @@ impl Replicas {
             session_name,
             list: None,
             conns: Vec::new(),
+            rates: Vec::new(),
         }
     }
 
@@ -184,6 +262,7 @@ impl Replicas {
             }
         }
         self.conns = list.iter().map(|_| None).collect();
+        self.rates = list.iter().map(|_| ApplyRate::default()).collect();
         self.list = Some(list);
         Ok(())
     }
@@ -232,6 +311,7 @@ impl Replicas {
             lag_s: None,
             reported_s: None,
             state: why,
+            forecast: false,
         };
         if self.conns[i].is_none() {
             let program = super::program_name("pacer-replica", &self.job);
@@ -258,10 +338,15 @@ impl Replicas {
                 .rows_repeating("SHOW SLAVE STATUS", vec![], READ_REPEATS)
                 .await
                 .unwrap_or_default();
-            Ok::<_, mysql_async::Error>((hb, status))
+            let applied = session
+                .rows_repeating("SELECT @@GLOBAL.gtid_slave_pos", vec![], READ_REPEATS)
+                .await
+                .ok()
+                .and_then(|r| r.first().and_then(|r| text_at(r, 0)));
+            Ok::<_, mysql_async::Error>((hb, status, applied))
         };
         match tokio::time::timeout(Duration::from_secs(1), result).await {
-            Ok(Ok((hb, status))) => {
+            Ok(Ok((hb, status, gtid_applied))) => {
                 let applied = hb
                     .first()
                     .map(|r| (int_at(r, 0), float_at(r, 1).unwrap_or(0.0)));
@@ -271,6 +356,17 @@ impl Replicas {
                         .iter()
                         .position(|c| c.name_str() == name)?;
                     text_at(row, idx)
+                };
+                let received = status.first().and_then(|r| field(r, "Gtid_IO_Pos"));
+                let forecast = match (&received, &gtid_applied) {
+                    (Some(rx), Some(ap)) => {
+                        let backlog = gtid_backlog(rx, ap);
+                        let applied_total: u64 = gtid_seqs(ap).values().sum();
+                        self.rates[i]
+                            .observe(primary_now, applied_total, backlog)
+                            .map(|f| (f, backlog))
+                    }
+                    _ => None,
                 };
                 let (state, reported) = match status.first() {
                     Some(r) => {
@@ -290,20 +386,37 @@ impl Replicas {
                     }
                     None => ("not a replica (no SHOW SLAVE STATUS)".into(), None),
                 };
+                let measured = if applied.is_none() {
+                    // The heartbeat row has not reached it yet.
+                    None
+                } else {
+                    heartbeat_lag(primary_seq, primary_now, applied)
+                };
+                let (lag_s, forecast_used) = match (measured, forecast) {
+                    (Some(m), Some((f, _))) if f > m => (Some(f), true),
+                    (m, _) => (m, false),
+                };
+                let mut state = if applied.is_none() {
+                    format!("{state}; pacer's heartbeat has not reached it yet")
+                } else {
+                    state
+                };
+                if let Some((f, backlog)) = forecast {
+                    state.push_str(&format!(
+                        "; {backlog} transactions received, not applied{}",
+                        if f.is_infinite() {
+                            ", applying stalled".to_string()
+                        } else {
+                            format!(" (~{} at its rate)", crate::format::secs(f))
+                        }
+                    ));
+                }
                 Reading {
                     name: name.to_string(),
-                    lag_s: if applied.is_none() {
-                        // The heartbeat row has not reached it yet: as far behind as the row is old.
-                        None
-                    } else {
-                        heartbeat_lag(primary_seq, primary_now, applied)
-                    },
+                    lag_s,
                     reported_s: reported,
-                    state: if applied.is_none() {
-                        format!("{state}; pacer's heartbeat has not reached it yet")
-                    } else {
-                        state
-                    },
+                    state,
+                    forecast: forecast_used,
                 }
             }
             Ok(Err(e)) => {
@@ -321,6 +434,32 @@ impl Replicas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gtid_backlog_is_received_less_applied_per_domain() {
+        assert_eq!(gtid_backlog("0-1-120,1-2-7", "0-1-100,1-2-7"), 20);
+        assert_eq!(gtid_backlog("0-1-120", ""), 120);
+        assert_eq!(gtid_backlog("", "0-1-5"), 0);
+        assert_eq!(gtid_seqs("0-1-5, 0-2-9").get(&0), Some(&9));
+    }
+
+    #[test]
+    fn the_forecast_is_backlog_over_rate_and_infinite_once_applying_stalls() {
+        let mut r = ApplyRate::default();
+        assert_eq!(r.observe(0.0, 1000, 0), None);
+        assert_eq!(r.observe(0.5, 1100, 50), Some(0.25), "200 tx/s, 50 waiting");
+        assert_eq!(
+            r.observe(0.6, 1100, 60),
+            Some(0.3),
+            "too soon for a new rate"
+        );
+        // Nothing applied for 0.5 s with a backlog: stalled.
+        r.observe(1.0, 1100, 80);
+        assert_eq!(r.observe(1.1, 1100, 90), Some(f64::INFINITY));
+        // Applying again: finite once more.
+        assert!(r.observe(1.5, 1300, 10).is_some_and(f64::is_finite));
+        assert_eq!(r.observe(2.0, 1310, 0), None, "no backlog, no forecast");
+    }
 
     #[test]
     fn a_replica_at_the_latest_heartbeat_is_not_behind_and_one_behind_is_as_old_as_its_row() {

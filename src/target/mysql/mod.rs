@@ -348,7 +348,7 @@ impl MySql {
                     r.reported_s.map_or("NULL".to_string(), |s| format!("{s}")),
                     r.state
                 ),
-                forecast: false,
+                forecast: r.forecast,
             })
             .collect())
     }
