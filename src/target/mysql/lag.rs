@@ -192,6 +192,69 @@ impl ApplyRate {
     }
 }
 
+/// One row of `SHOW … STATUS`, by column name.
+pub type Fields = std::collections::BTreeMap<String, String>;
+
+fn fields(row: &mysql_async::Row) -> Fields {
+    row.columns_ref()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((c.name_str().into_owned(), text_at(row, i)?)))
+        .collect()
+}
+
+/// A replica's state from its replication connections (MariaDB `SHOW ALL SLAVES STATUS`, one
+/// row per source; MySQL `SHOW REPLICA STATUS`, one per channel, `Replica_*`/`*_Source` names):
+/// the worst thread state (naming the connection when there are several), the largest
+/// `Seconds_Behind_Master`, and the received GTID position.
+pub fn replication_state(rows: &[Fields]) -> (String, Option<f64>, Option<String>) {
+    if rows.is_empty() {
+        return (
+            "not a replica (no replication connection)".into(),
+            None,
+            None,
+        );
+    }
+    let get = |r: &Fields, names: &[&str]| names.iter().find_map(|n| r.get(*n).cloned());
+    let mut states = Vec::new();
+    let mut reported: Option<f64> = None;
+    let mut received: Option<String> = None;
+    for r in rows {
+        let conn = get(r, &["Connection_name", "Channel_Name"]).unwrap_or_default();
+        let named = |what: &str| {
+            if rows.len() > 1 {
+                format!(
+                    "{what} ({})",
+                    if conn.is_empty() { "default" } else { &conn }
+                )
+            } else {
+                what.to_string()
+            }
+        };
+        let sql = get(r, &["Slave_SQL_Running", "Replica_SQL_Running"]).unwrap_or_default();
+        let io = get(r, &["Slave_IO_Running", "Replica_IO_Running"]).unwrap_or_default();
+        if sql != "Yes" {
+            states.push(named("SQL thread stopped"));
+        } else if io != "Yes" {
+            states.push(named("IO thread stopped"));
+        }
+        if let Some(v) = get(r, &["Seconds_Behind_Master", "Seconds_Behind_Source"])
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            reported = Some(reported.map_or(v, |o| o.max(v)));
+        }
+        if received.is_none() {
+            received = get(r, &["Gtid_IO_Pos"]).filter(|g| !g.is_empty());
+        }
+    }
+    let state = if states.is_empty() {
+        "applying".to_string()
+    } else {
+        states.join(", ")
+    };
+    (state, reported, received)
+}
+
 /// The replicas of one primary, each read on a connection of its own.
 pub struct Replicas {
     base: MyTarget,
@@ -334,10 +397,19 @@ impl Replicas {
             let hb = session
                 .rows_repeating(read, vec![Value::from(job)], READ_REPEATS)
                 .await?;
-            let status = session
-                .rows_repeating("SHOW SLAVE STATUS", vec![], READ_REPEATS)
+            // Every replication connection (MariaDB multi-source), else the one (MySQL:
+            // every channel).
+            let status = match session
+                .rows_repeating("SHOW ALL SLAVES STATUS", vec![], READ_REPEATS)
                 .await
-                .unwrap_or_default();
+            {
+                Ok(rows) => rows,
+                Err(_) => session
+                    .rows_repeating("SHOW REPLICA STATUS", vec![], READ_REPEATS)
+                    .await
+                    .unwrap_or_default(),
+            };
+            let status: Vec<Fields> = status.iter().map(fields).collect();
             let applied = session
                 .rows_repeating("SELECT @@GLOBAL.gtid_slave_pos", vec![], READ_REPEATS)
                 .await
@@ -350,14 +422,7 @@ impl Replicas {
                 let applied = hb
                     .first()
                     .map(|r| (int_at(r, 0), float_at(r, 1).unwrap_or(0.0)));
-                let field = |row: &mysql_async::Row, name: &str| {
-                    let idx = row
-                        .columns_ref()
-                        .iter()
-                        .position(|c| c.name_str() == name)?;
-                    text_at(row, idx)
-                };
-                let received = status.first().and_then(|r| field(r, "Gtid_IO_Pos"));
+                let (state, reported, received) = replication_state(&status);
                 let forecast = match (&received, &gtid_applied) {
                     (Some(rx), Some(ap)) => {
                         let backlog = gtid_backlog(rx, ap);
@@ -367,24 +432,6 @@ impl Replicas {
                             .map(|f| (f, backlog))
                     }
                     _ => None,
-                };
-                let (state, reported) = match status.first() {
-                    Some(r) => {
-                        let sql = field(r, "Slave_SQL_Running").unwrap_or_default();
-                        let io = field(r, "Slave_IO_Running").unwrap_or_default();
-                        let state = if sql != "Yes" {
-                            "SQL thread stopped".to_string()
-                        } else if io != "Yes" {
-                            "IO thread stopped".to_string()
-                        } else {
-                            "applying".to_string()
-                        };
-                        (
-                            state,
-                            field(r, "Seconds_Behind_Master").and_then(|v| v.parse().ok()),
-                        )
-                    }
-                    None => ("not a replica (no SHOW SLAVE STATUS)".into(), None),
                 };
                 let measured = if applied.is_none() {
                     // The heartbeat row has not reached it yet.
@@ -434,6 +481,48 @@ impl Replicas {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(pairs: &[(&str, &str)]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_worst_replication_connection_names_the_state() {
+        let one = row(&[
+            ("Slave_SQL_Running", "Yes"),
+            ("Slave_IO_Running", "Yes"),
+            ("Seconds_Behind_Master", "0"),
+            ("Gtid_IO_Pos", "0-1-9"),
+        ]);
+        assert_eq!(
+            replication_state(std::slice::from_ref(&one)),
+            ("applying".into(), Some(0.0), Some("0-1-9".into()))
+        );
+        let stopped = row(&[
+            ("Connection_name", "eu"),
+            ("Slave_SQL_Running", "No"),
+            ("Slave_IO_Running", "Yes"),
+        ]);
+        let (state, reported, _) = replication_state(&[one, stopped]);
+        assert_eq!(state, "SQL thread stopped (eu)");
+        assert_eq!(reported, Some(0.0));
+        let mysql = row(&[
+            ("Replica_SQL_Running", "Yes"),
+            ("Replica_IO_Running", "Connecting"),
+            ("Seconds_Behind_Source", "4"),
+        ]);
+        assert_eq!(
+            replication_state(&[mysql]),
+            ("IO thread stopped".into(), Some(4.0), None)
+        );
+        assert_eq!(
+            replication_state(&[]).0,
+            "not a replica (no replication connection)"
+        );
+    }
 
     #[test]
     fn the_gtid_backlog_is_received_less_applied_per_domain() {
