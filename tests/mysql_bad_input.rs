@@ -297,3 +297,34 @@ fn tls_required_and_verify_ca_connect_to_a_server_with_a_test_certificate() {
     // The server sees an encrypted connection from pacer.
     assert_eq!(db.sql("", "SELECT 1"), "1");
 }
+
+#[test]
+fn a_unix_socket_target_connects_over_the_socket() {
+    if skip() {
+        return;
+    }
+    let db = MariaDbServer::start();
+    db.create_database("shop");
+    db.sql("shop", TABLE);
+    let Some(socket) = db.socket().map(|s| s.display().to_string()) else {
+        eprintln!("skipped: the server has no socket (its path would be too long)");
+        return;
+    };
+    let p = plan_file(&plan(GOOD_COLUMN));
+    let url = format!("mysql://root@localhost/shop?socket={socket}");
+    let ran = run_pacer(&["plan"], &p.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout.contains(&format!("socket={socket}")), "{ran}");
+    // The same from MYSQL_UNIX_PORT, when the URL names no host.
+    let out = pacer()
+        .args(["plan"])
+        .arg(&p.path)
+        .args(["--target", "mysql://root@/shop"])
+        .env("MYSQL_UNIX_PORT", &socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let ran = Ran::from(out);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(ran.stdout.contains("socket from MYSQL_UNIX_PORT"), "{ran}");
+}

@@ -91,6 +91,11 @@ pub fn pacer() -> Command {
         "RUST_LOG",
         "PACER_AUDIT_LOG",
         "XDG_STATE_HOME",
+        "MYSQL_PWD",
+        "MYSQL_HOST",
+        "MYSQL_TCP_PORT",
+        "MYSQL_UNIX_PORT",
+        "PACER_MYSQL_DEFAULTS_FILE",
     ] {
         cmd.env_remove(var);
     }
@@ -103,7 +108,8 @@ pub fn pacer() -> Command {
 pub fn shell_env() -> String {
     format!(
         "env -u PACER_TARGET -u PACER_RUNNER_TARGET -u DATABASE_URL -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
-         -u PGDATABASE -u PACER_AUDIT_LOG -u XDG_STATE_HOME HOME={} PACER_SOCKET_DIR={}",
+         -u PGDATABASE -u PACER_AUDIT_LOG -u XDG_STATE_HOME -u MYSQL_PWD -u MYSQL_HOST -u MYSQL_TCP_PORT \
+         -u MYSQL_UNIX_PORT -u PACER_MYSQL_DEFAULTS_FILE HOME={} PACER_SOCKET_DIR={}",
         scratch_dir().display(),
         socket_dir().display()
     )
