@@ -536,7 +536,8 @@ async fn probe(
     let _ = main
         .simple(&format!("DROP TEMPORARY TABLE IF EXISTS {}", q(probe)))
         .await;
-    let result: TargetResult<()> = async {
+    // Ok(whether the trigger may read the row's values directly).
+    let result: TargetResult<bool> = async {
         main.simple(&format!("CREATE TEMPORARY TABLE {} LIKE {}", q(probe), sql.t()))
             .await
             .map_err(|e| {
@@ -635,14 +636,31 @@ async fn probe(
                     ))
                 })?;
             }
+            // The trigger's cheaper form, with the column names read from the row itself: kept
+            // only when it evaluates too (else the derived-table form, tried above, is used).
+            let index_of = |col: &str| sql.columns.iter().position(|c| c == col).unwrap_or(0);
+            let rewritten = sql.expr_with(&|col| format!("@pacer_probe_{}", index_of(col)));
+            let direct = match rewritten {
+                Some(e) => main.rows(&format!("SELECT ({e})"), vec![]).await.is_ok(),
+                None => false,
+            };
+            return Ok(direct);
         }
-        Ok(())
+        Ok(true)
     }
     .await;
     let _ = main
         .simple(&format!("DROP TEMPORARY TABLE IF EXISTS {}", q(probe)))
         .await;
-    result
+    if !result? {
+        tracing::info!(
+            "the sync trigger evaluates the backfill expression through a derived table"
+        );
+        if let Some(s) = my.sql.as_mut() {
+            s.use_derived_table();
+        }
+    }
+    Ok(())
 }
 
 /// Views, triggers and foreign keys: what matters around the table for a new column.
