@@ -394,14 +394,7 @@ async fn finish(cluster: Cluster) -> String {
                 primary.log.display()
             ),
         ),
-        Cluster::MariaDb(_) => (
-            "mariadbd",
-            format!(
-                "mariadbd --no-defaults --datadir={} --port={} --bind-address=127.0.0.1",
-                primary.data_dir.display(),
-                primary.port
-            ),
-        ),
+        Cluster::MariaDb(c) => ("mariadbd", c.restart_command()),
     };
     let stopped = tokio::task::spawn_blocking(move || cluster.stop())
         .await

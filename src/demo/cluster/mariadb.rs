@@ -33,6 +33,8 @@ pub struct Cluster {
     pub keep: bool,
     programs: Programs,
     metadata_lock_info: bool,
+    /// The OS user the servers run as (when pacer runs as root).
+    os_user: Option<&'static str>,
     cleanup: Cleanup,
 }
 
@@ -89,6 +91,7 @@ impl Cluster {
                 keep,
                 programs,
                 metadata_lock_info,
+                os_user: run_as.as_ref().map(|u| u.name),
                 cleanup,
             }),
             Err(e) => {
@@ -119,6 +122,18 @@ impl Cluster {
         self.cleanup.lock().servers.push(replica);
         followed.map_err(|e| format!("the demo replica does not follow the primary: {e}"))?;
         Ok(self.replica.insert(endpoint).clone())
+    }
+
+    /// The command that starts the primary again on its data directory (after `--keep`).
+    pub fn restart_command(&self) -> String {
+        let user = self
+            .os_user
+            .map_or_else(String::new, |name| format!(" --user={name}"));
+        format!(
+            "mariadbd --no-defaults{user} --datadir={} --port={} --bind-address=127.0.0.1",
+            self.primary.data_dir.display(),
+            self.primary.port
+        )
     }
 
     /// A handle that stops the servers and removes the directory; safe to run more than once.
