@@ -91,6 +91,13 @@ pub(crate) fn run_as() -> Result<Option<OsUser>, String> {
     }))
 }
 
+/// Whether the server's plugin directory has [`METADATA_LOCK_INFO`] (Debian's `mariadb-server`
+/// package ships it), so that [`Config::metadata_lock_info`] may load it.
+pub(crate) fn has_metadata_lock_info(binaries: &Binaries) -> bool {
+    plugin_dir(&binaries.server)
+        .is_some_and(|dir| dir.join(format!("{METADATA_LOCK_INFO}.so")).is_file())
+}
+
 /// How to run the MariaDB programs: these binaries, the server's as `run_as`, in `dir` (also
 /// their HOME), with none of the caller's `MYSQL*`/`MARIADB*` variables.
 #[derive(Debug, Clone)]

@@ -50,10 +50,7 @@ fn machine() -> Result<&'static Machine, &'static str> {
             let binaries = Lookup::from_env().find("a test server")?;
             super::check_version(&binaries.server)?;
             let run_as = super::run_as()?;
-            let metadata_lock_info = super::plugin_dir(&binaries.server).is_some_and(|dir| {
-                dir.join(format!("{}.so", super::METADATA_LOCK_INFO))
-                    .is_file()
-            });
+            let metadata_lock_info = super::has_metadata_lock_info(&binaries);
             Ok(Machine {
                 binaries,
                 run_as,
