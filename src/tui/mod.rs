@@ -425,6 +425,7 @@ mod fill_tests {
             redo_bytes: Ok(1000),
             table: Ok(TableStats::default()),
             table_bytes: Ok(8192),
+            active_sessions: Ok(2),
         }
     }
 
