@@ -128,10 +128,14 @@ pub struct FigureWords {
     /// Whether that figure is the server's, not the table's (MySQL/MariaDB: the history list
     /// length, which its purge works down): shown with the maintenance, not the table.
     pub dead_rows_server_wide: bool,
-    /// Sessions running a statement now (PostgreSQL: `active sessions`).
+    /// Sessions running a statement now, after their count (PostgreSQL: `active`; MySQL:
+    /// `running`, as in `Threads_running`).
     pub active: &'static str,
     /// What identifies a session, as `KILL` or `pg_terminate_backend` takes it (`pid`).
     pub session: &'static str,
+    /// Where a session comes from, as the server names it (`application`: its
+    /// application_name; MySQL/MariaDB: the client's host and port).
+    pub client: &'static str,
 }
 
 impl Family {
@@ -144,8 +148,9 @@ impl Family {
                 maintenance: "autovacuum",
                 dead_rows: "dead tuples",
                 dead_rows_server_wide: false,
-                active: "active sessions",
+                active: "active",
                 session: "pid",
+                client: "application",
             },
             Family::MySql => FigureWords {
                 redo: "binlog",
@@ -153,8 +158,9 @@ impl Family {
                 maintenance: "purge",
                 dead_rows: "history",
                 dead_rows_server_wide: true,
-                active: "threads running",
+                active: "running",
                 session: "connection",
+                client: "client",
             },
         }
     }
