@@ -126,11 +126,15 @@ fn max_threads_running_pauses_the_backfill_while_the_server_is_busy_and_releases
 
     // Five sessions sleeping in a statement: five threads running, over the limit of 3.
     std::thread::scope(|scope| {
+        let busy_from = Instant::now();
         let sleepers: Vec<_> = (0..5)
             .map(|_| scope.spawn(|| db.sql("shop", "SELECT SLEEP(4)")))
             .collect();
         let e = wait_event(&rx, "throttled", Duration::from_secs(5));
-        eprintln!("{e}");
+        eprintln!(
+            "throttled {:?} after the sleepers started: {e}",
+            busy_from.elapsed()
+        );
         let r = &e["reasons"][0];
         assert_eq!(r["signal"], "threads running", "{e}");
         assert_eq!(r["limit"], "3", "{e}");
@@ -143,7 +147,12 @@ fn max_threads_running_pauses_the_backfill_while_the_server_is_busy_and_releases
             s.join().unwrap();
         }
     });
+    let calm_from = Instant::now();
     wait_event(&rx, "unthrottled", Duration::from_secs(10));
+    eprintln!(
+        "released {:?} after the sleepers ended",
+        calm_from.elapsed()
+    );
     let ran = finish(child);
     assert_eq!(ran.code, 0, "{ran}");
     assert_eq!(wrong_amounts(&db), 0);
