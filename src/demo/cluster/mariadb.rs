@@ -49,6 +49,7 @@ fn config(server_id: u32, replica: bool, metadata_lock_info: bool) -> Config {
         report_host: replica.then(|| "127.0.0.1".to_string()),
         replica,
         metadata_lock_info,
+        server_args: Vec::new(),
     }
 }
 

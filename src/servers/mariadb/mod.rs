@@ -172,6 +172,8 @@ pub(crate) struct Config {
     pub(crate) replica: bool,
     /// `--plugin-load-add=metadata_lock_info` (when the server's plugin directory has it).
     pub(crate) metadata_lock_info: bool,
+    /// More options, last.
+    pub(crate) server_args: Vec<String>,
 }
 
 /// How hard [`Mariadbd::stop`] is: `Clean` asks with `SHUTDOWN` (and kills the server if it
@@ -336,6 +338,7 @@ impl Mariadbd {
             args.push("--relay-log=relay-bin".into());
             args.push("--read-only=1".into());
         }
+        args.extend(config.server_args.iter().map(OsString::from));
         args
     }
 
