@@ -7,12 +7,14 @@
 //! `backfill` (batches, checkpoints, verify), `blockers` (who holds a metadata lock),
 //! `catalog` (preflight), `sql` and `render` (SQL text), `connect` (URLs, option files, TLS),
 //! `session` (audited, tagged statements), `errors` (error codes → engine errors), `sampler`
-//! (the charts' figures), `lock_waits` (who waits for a lock on the table, and on whom).
+//! (the charts' figures), `lock_waits` (who waits for a lock on the table, and on whom), `counters` (the server's
+//! counters behind the sampler's figures).
 
 mod backfill;
 mod blockers;
 mod catalog;
 pub mod connect;
+mod counters;
 mod ddl;
 pub mod errors;
 mod grants;
