@@ -56,6 +56,7 @@ pub mod cli {
     /// `pacer demo` and its watchdog (`pacer demo-reaper`).
     pub mod demo {
         pub use crate::commands::demo::{DemoOptions, run};
+        pub use crate::demo::Engine;
         pub use crate::demo::cluster::reap;
     }
 }

@@ -41,7 +41,7 @@ enum Cmd {
     Ctl(CtlArgs),
     /// Open the full screen on a migration running elsewhere (another terminal, or headless).
     Attach(AttachArgs),
-    /// Show pacer at work on a throwaway PostgreSQL with a live workload; removes it all on quit.
+    /// Show pacer at work on a throwaway PostgreSQL (or MariaDB) with a live workload; removes it all on quit.
     Demo(DemoArgs),
     /// `pacer demo`'s watchdog: cleans up after a demo whose pacer died (internal).
     #[command(name = "demo-reaper", hide = true)]
@@ -171,10 +171,13 @@ struct RunArgs {
 
 #[derive(Debug, Args)]
 struct DemoArgs {
+    /// The database server to run the demo on (a throwaway one, started and removed by the demo).
+    #[arg(long, value_enum, default_value = "postgres", value_name = "ENGINE")]
+    engine: cli::demo::Engine,
     /// Rows to seed the demo table with.
     #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     rows: u64,
-    /// Also start a streaming replica (pacer watches its lag and throttles on it).
+    /// Also start a replica (on PostgreSQL, pacer watches its lag and throttles on it).
     #[arg(long)]
     replica: bool,
     /// Total transactions per second of the synthetic application (default from demo/workload.toml: 200).
@@ -314,6 +317,7 @@ fn main() -> ExitCode {
             Cmd::DemoReaper { .. } => Ok(cli::EXIT_DONE),
             Cmd::Demo(a) => {
                 let options = cli::demo::DemoOptions {
+                    engine: a.engine,
                     rows: a.rows,
                     replica: a.replica,
                     tps: a.tps,

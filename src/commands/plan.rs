@@ -106,6 +106,20 @@ fn describe_throttle(t: &crate::plan::ThrottleSpec) -> String {
     if let Some(w) = t.max_wal_rate {
         parts.push(format!("WAL > {}/s", bytes(w)));
     }
+    if let Some(w) = t.max_binlog_rate {
+        parts.push(format!("binlog > {}/s", bytes(w)));
+    }
+    if let Some(n) = t.max_threads_running {
+        parts.push(format!(
+            "more than {n} other sessions run a statement (threads running)"
+        ));
+    }
+    if let Some(n) = t.max_history_length {
+        parts.push(format!(
+            "InnoDB's history list is longer than {}",
+            thousands(n)
+        ));
+    }
     if let Some(q) = &t.throttle_query {
         parts.push(format!("`{q}` > 0"));
     }

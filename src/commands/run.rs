@@ -166,9 +166,16 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
     let source = target.metric_source(options.sample_interval, audit.clone());
     let (engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
     let job = handles.state.borrow().job.clone();
-    let metrics = SharedMetrics::new(Metrics::new(DEFAULT_WINDOW, options.sample_interval));
+    let family = Family::of_target(args.target.as_deref(), &|name| std::env::var(name).ok());
+    let metrics = SharedMetrics::new(
+        Metrics::new(DEFAULT_WINDOW, options.sample_interval).with_words(family.figure_words()),
+    );
     let sampler = sampler::spawn(source, options.sample_interval, metrics.clone());
-    let engine = engine.with_signals(signals_from(metrics.clone(), options.sample_interval));
+    let engine = engine.with_signals(signals_from(
+        metrics.clone(),
+        options.sample_interval,
+        family,
+    ));
 
     let dir = control::socket_dir();
     control::ensure_dir(&dir).map_err(Failure::failed)?;
@@ -185,8 +192,7 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         audit_log: audit.path().map(|p| p.display().to_string()),
         on_hangup: options.on_hangup.as_str().to_string(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        family: Family::of_target(args.target.as_deref(), &|name| std::env::var(name).ok())
-            .to_string(),
+        family: family.to_string(),
     };
     audit.note(
         "run_started",
@@ -700,7 +706,7 @@ fn fresh_latest<T: Default>(
 
 /// Health signals from the sampler's latest round. A sample older than three intervals
 /// counts as unread (so replication lag fails closed after its grace period).
-fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
+fn signals_from(metrics: SharedMetrics, interval: Duration, family: Family) -> SignalSource {
     Box::new(move || {
         fresh_latest(&metrics, interval, |l| Signals {
             // Replication lag is read by the engine itself, more often (engine::LAG_POLL).
@@ -714,6 +720,13 @@ fn signals_from(metrics: SharedMetrics, interval: Duration) -> SignalSource {
             }),
             maintenance: l.table.as_ref().map(|t| t.maintenance.is_some()),
             write_volume: l.redo_bytes_per_s,
+            active_sessions: l.active_sessions,
+            // MySQL/MariaDB sample InnoDB's history list length as the table's dead rows.
+            history_length: l
+                .table
+                .as_ref()
+                .filter(|_| family == Family::MySql)
+                .map(|t| t.dead_rows),
             query: None,
             file_exists: false,
         })

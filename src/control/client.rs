@@ -352,11 +352,15 @@ pub async fn attach(path: &Path, owner: bool) -> Result<Attached, CtlError> {
     for event in snapshot.events {
         let _ = events_tx.send(event);
     }
+    let words = crate::target::family::Family::from_name(&snapshot.info.family)
+        .unwrap_or(crate::target::family::Family::Postgres)
+        .figure_words();
     let metrics = snapshot.metrics.map(|h| {
         let mut m = Metrics::new(
             Duration::from_millis(h.window_ms),
             Duration::from_millis(h.interval_ms.max(1)),
-        );
+        )
+        .with_words(words);
         for input in &h.inputs {
             m.apply(input);
         }

@@ -35,6 +35,8 @@ pub struct DemoApp {
     /// The demo's directory, deleted when it quits (unless kept).
     root: PathBuf,
     keep: bool,
+    /// The demo's database server ("PostgreSQL", "MariaDB").
+    product: &'static str,
     /// Lines for the log at start (the servers' addresses).
     notes: Vec<String>,
     /// No one at a screen: gates are passed unattended, so no "press D" advice.
@@ -51,12 +53,20 @@ impl DemoApp {
             workload,
             root,
             keep,
+            product: "PostgreSQL",
             notes: Vec::new(),
             headless,
             said_gate: false,
             said_rolled_out: false,
             failures: FailureReport::default(),
         }
+    }
+
+    /// Names the demo's database server, for what quitting says it stops ("PostgreSQL" unless
+    /// told).
+    pub fn product(mut self, product: &'static str) -> DemoApp {
+        self.product = product;
+        self
     }
 
     /// Adds a line for the log at start.
@@ -196,20 +206,20 @@ impl Companion for DemoApp {
     }
 
     fn quit_questions(&self) -> Option<QuitQuestions> {
-        Some(quit_questions(&self.root, self.keep))
+        Some(quit_questions(self.product, &self.root, self.keep))
     }
 }
 
 /// What `y` does to the demo, while its migration runs and after.
-fn quit_questions(root: &std::path::Path, keep: bool) -> QuitQuestions {
+fn quit_questions(product: &str, root: &std::path::Path, keep: bool) -> QuitQuestions {
     let servers = if keep {
         format!(
-            "stops the demo's PostgreSQL servers and keeps their data in {} (--keep)",
+            "stops the demo's {product} servers and keeps their data in {} (--keep)",
             root.display()
         )
     } else {
         format!(
-            "stops the demo's PostgreSQL servers and deletes their data ({})",
+            "stops the demo's {product} servers and deletes their data ({})",
             root.display()
         )
     };
@@ -306,10 +316,17 @@ mod tests {
             "Quit the demo? The migration has ended; y stops the demo's PostgreSQL servers and \
              deletes their data (/tmp/pacer-demo-x)."
         );
-        let kept = quit_questions(std::path::Path::new("/tmp/d"), true);
+        let kept = quit_questions("PostgreSQL", std::path::Path::new("/tmp/d"), true);
         assert!(
             kept.finished.contains("keeps their data in /tmp/d"),
             "{kept:?}"
+        );
+        let mariadb = demo().product("MariaDB").quit_questions().unwrap();
+        assert!(
+            mariadb
+                .running
+                .contains("stops the demo's MariaDB servers and deletes their data"),
+            "{mariadb:?}"
         );
     }
 

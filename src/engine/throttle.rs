@@ -50,8 +50,14 @@ pub struct Signals {
     /// The database's own background maintenance working on the table (PostgreSQL: an
     /// autovacuum), which the target words in its reasons.
     pub maintenance: Option<bool>,
-    /// The volume of redo the server writes, bytes per second (PostgreSQL: WAL).
+    /// The volume of redo the server writes, bytes per second (PostgreSQL: WAL;
+    /// MySQL/MariaDB: the binary log).
     pub write_volume: Option<f64>,
+    /// Sessions running a statement, pacer's own not counted (PostgreSQL: active backends;
+    /// MySQL/MariaDB: `Threads_running`).
+    pub active_sessions: Option<u32>,
+    /// InnoDB's history list length (MySQL/MariaDB): undo logs the purge has not caught up on.
+    pub history_length: Option<u64>,
     /// The throttle query's value, or its error.
     pub query: Option<Result<f64, String>>,
     /// Whether the throttle file exists.
@@ -232,13 +238,31 @@ impl Throttle {
                 limit: String::new(),
             });
         }
-        if let (Some(limit), Some(rate)) = (c.max_wal_rate, s.write_volume)
+        if let (Some((limit, signal)), Some(rate)) = (c.write_volume_limit(), s.write_volume)
             && rate > limit as f64
         {
             out.push(Reason {
-                signal: "WAL rate".into(),
+                signal: signal.into(),
                 value: format::bytes_per_s(rate),
                 limit: format::bytes_per_s(limit as f64),
+            });
+        }
+        if let (Some(limit), Some(n)) = (c.max_threads_running, s.active_sessions)
+            && n > limit
+        {
+            out.push(Reason {
+                signal: "threads running".into(),
+                value: n.to_string(),
+                limit: limit.to_string(),
+            });
+        }
+        if let (Some(limit), Some(n)) = (c.max_history_length, s.history_length)
+            && n > limit
+        {
+            out.push(Reason {
+                signal: "history list length".into(),
+                value: format::thousands(n),
+                limit: format::thousands(limit),
             });
         }
         if c.throttle_query.is_some() {
@@ -302,6 +326,9 @@ mod tests {
             max_lock_waiters: Some(3),
             pause_on_autovacuum: true,
             max_wal_rate: Some(50_000_000),
+            max_binlog_rate: None,
+            max_threads_running: Some(25),
+            max_history_length: Some(1_000_000),
             throttle_query: Some("SELECT 0".into()),
             throttle_file: Some("/tmp/pacer-throttle".into()),
             lag_grace: Duration::from_secs(5),
@@ -315,6 +342,8 @@ mod tests {
             lock_waiters: Some(0),
             maintenance: Some(false),
             write_volume: Some(1e6),
+            active_sessions: Some(4),
+            history_length: Some(1_200),
             query: Some(Ok(0.0)),
             file_exists: false,
         }
@@ -364,6 +393,20 @@ mod tests {
                     ..clear()
                 },
                 "WAL rate 76.3 MiB/s > 47.7 MiB/s",
+            ),
+            (
+                Signals {
+                    active_sessions: Some(31),
+                    ..clear()
+                },
+                "threads running 31 > 25",
+            ),
+            (
+                Signals {
+                    history_length: Some(2_500_000),
+                    ..clear()
+                },
+                "history list length 2,500,000 > 1,000,000",
             ),
             (
                 Signals {
@@ -488,6 +531,8 @@ mod tests {
             lock_waiters: Some(100),
             maintenance: Some(true),
             write_volume: Some(1e12),
+            active_sessions: Some(10_000),
+            history_length: Some(u64::MAX),
             query: Some(Ok(5.0)),
             file_exists: true,
         };
@@ -495,5 +540,66 @@ mod tests {
         assert_eq!(t.evaluate(t0, &noisy), Verdict::Go);
         assert_eq!(t.evaluate(secs(t0, 60.0), &noisy), Verdict::Go);
         assert!(!ThrottleConfig::default().any());
+    }
+
+    #[test]
+    fn the_binlog_rate_bounds_the_write_volume_in_the_binlog_s_words() {
+        let mut t = Throttle::new(ThrottleConfig {
+            max_binlog_rate: Some(10 << 20),
+            ..ThrottleConfig::default()
+        });
+        let busy = Signals {
+            write_volume: Some(12.0 * 1024.0 * 1024.0),
+            ..clear()
+        };
+        let Verdict::Wait(r) = t.evaluate(Instant::now(), &busy) else {
+            panic!("not throttled")
+        };
+        assert_eq!(r[0].to_string(), "binlog rate 12.0 MiB/s > 10.0 MiB/s");
+    }
+
+    #[test]
+    fn threads_running_and_history_length_throttle_and_release_after_resume_after() {
+        let t0 = Instant::now();
+        let mut t = Throttle::new(ThrottleConfig {
+            max_threads_running: Some(8),
+            max_history_length: Some(100_000),
+            resume_after: Duration::from_secs(2),
+            ..ThrottleConfig::default()
+        });
+        let calm = Signals {
+            active_sessions: Some(8),
+            history_length: Some(100_000),
+            ..Signals::default()
+        };
+        assert_eq!(
+            t.evaluate(t0, &calm),
+            Verdict::Go,
+            "at the limit is not over it"
+        );
+        let busy = Signals {
+            active_sessions: Some(9),
+            ..calm.clone()
+        };
+        let Verdict::Wait(r) = t.evaluate(secs(t0, 1.0), &busy) else {
+            panic!("9 threads running > 8")
+        };
+        assert_eq!(r[0].short(), "threads running 9 > 8");
+        // Busy sessions gone, but the purge falls behind: still waiting, on the other signal.
+        let behind = Signals {
+            history_length: Some(150_000),
+            ..calm.clone()
+        };
+        let Verdict::Wait(r) = t.evaluate(secs(t0, 2.0), &behind) else {
+            panic!("history over its limit")
+        };
+        assert_eq!(r[0].to_string(), "history list length 150,000 > 100,000");
+        // Both clear: released only after resume_after of calm.
+        assert!(matches!(t.evaluate(secs(t0, 3.0), &calm), Verdict::Wait(_)));
+        assert!(matches!(t.evaluate(secs(t0, 4.9), &calm), Verdict::Wait(_)));
+        assert_eq!(t.evaluate(secs(t0, 5.0), &calm), Verdict::Go);
+        // An unread figure (a failed sample) neither throttles nor releases on its own.
+        let unread = Signals::default();
+        assert_eq!(t.evaluate(secs(t0, 6.0), &unread), Verdict::Go);
     }
 }

@@ -69,7 +69,10 @@ struct ThrottleFile {
     max_lock_waiters: Option<u32>,
     #[serde(default)]
     pause_on_autovacuum: bool,
-    max_wal_rate: Option<u64>,
+    max_wal_rate: Option<Spanned<u64>>,
+    max_binlog_rate: Option<Spanned<u64>>,
+    max_threads_running: Option<Spanned<u32>>,
+    max_history_length: Option<Spanned<u64>>,
     throttle_query: Option<Spanned<String>>,
     throttle_file: Option<String>,
     lag_grace: Option<Spanned<String>>,
@@ -194,8 +197,16 @@ pub struct ThrottleSpec {
     pub max_lock_waiters: Option<u32>,
     /// Wait while autovacuum works on the table.
     pub pause_on_autovacuum: bool,
-    /// WAL bytes per second allowed.
+    /// WAL bytes per second allowed (PostgreSQL).
     pub max_wal_rate: Option<u64>,
+    /// Binary-log bytes per second allowed (MySQL/MariaDB). The same signal as `max_wal_rate`:
+    /// the volume of changes the server writes, which its replicas must receive and apply.
+    pub max_binlog_rate: Option<u64>,
+    /// Sessions running a statement allowed, pacer's own not counted (PostgreSQL: active
+    /// backends; MySQL/MariaDB: `Threads_running`).
+    pub max_threads_running: Option<u32>,
+    /// InnoDB history list length allowed (MySQL/MariaDB): undo logs not purged yet.
+    pub max_history_length: Option<u64>,
     /// A query returning a number; > 0 throttles.
     pub throttle_query: Option<String>,
     /// While this file exists, wait.
@@ -207,12 +218,23 @@ pub struct ThrottleSpec {
 }
 
 impl ThrottleSpec {
+    /// The write-volume limit in bytes per second, with the signal's name in the words of the
+    /// key that set it (`WAL rate` for max_wal_rate, `binlog rate` for max_binlog_rate).
+    pub fn write_volume_limit(&self) -> Option<(u64, &'static str)> {
+        self.max_wal_rate
+            .map(|l| (l, "WAL rate"))
+            .or(self.max_binlog_rate.map(|l| (l, "binlog rate")))
+    }
+
     /// Whether any signal is configured.
     pub fn any(&self) -> bool {
         self.max_replication_lag.is_some()
             || self.max_lock_waiters.is_some()
             || self.pause_on_autovacuum
             || self.max_wal_rate.is_some()
+            || self.max_binlog_rate.is_some()
+            || self.max_threads_running.is_some()
+            || self.max_history_length.is_some()
             || self.throttle_query.is_some()
             || self.throttle_file.is_some()
     }
@@ -549,6 +571,36 @@ impl Plan {
                 Duration::from_secs(3600),
             )?),
         };
+        if let (Some(_), Some(binlog)) = (&t.max_wal_rate, &t.max_binlog_rate) {
+            return Err(fail(
+                binlog.span(),
+                "max_binlog_rate and max_wal_rate bound the same thing (the server's write volume) \
+                 in two families' words; keep the one of the target's family: max_wal_rate on \
+                 PostgreSQL, max_binlog_rate on MySQL/MariaDB"
+                    .into(),
+            ));
+        }
+        if let Some(n) = &t.max_threads_running
+            && !(1..=100_000).contains(n.get_ref())
+        {
+            return Err(fail(
+                n.span(),
+                format!(
+                    "max_threads_running = {} is out of range; use 1 to 100000",
+                    n.get_ref()
+                ),
+            ));
+        }
+        if let Some(n) = &t.max_history_length
+            && *n.get_ref() == 0
+        {
+            return Err(fail(
+                n.span(),
+                "max_history_length = 0 would never let a batch run (the history list is rarely \
+                 empty on a live server); use a length such as 1000000"
+                    .into(),
+            ));
+        }
         if let Some(q) = &t.throttle_query {
             dialect
                 .check_fragment("throttle_query", q.get_ref())
@@ -558,7 +610,10 @@ impl Plan {
             max_replication_lag,
             max_lock_waiters: t.max_lock_waiters,
             pause_on_autovacuum: t.pause_on_autovacuum,
-            max_wal_rate: t.max_wal_rate,
+            max_wal_rate: t.max_wal_rate.as_ref().map(|v| *v.get_ref()),
+            max_binlog_rate: t.max_binlog_rate.as_ref().map(|v| *v.get_ref()),
+            max_threads_running: t.max_threads_running.as_ref().map(|v| *v.get_ref()),
+            max_history_length: t.max_history_length.as_ref().map(|v| *v.get_ref()),
             throttle_query: t
                 .throttle_query
                 .as_ref()

@@ -404,3 +404,38 @@ fn gates_are_not_part_of_the_digest() {
         "adding a gate to a resumed run is allowed"
     );
 }
+
+#[test]
+fn the_load_throttles_are_read_and_bounded() {
+    let base = "table = \"orders\"\n[column]\nname = \"amount\"\ntype = \"int\"\n[throttle]\n";
+    let plan = parse(&format!(
+        "{base}max_threads_running = 25\nmax_history_length = 1000000\nmax_binlog_rate = 50000000\n"
+    ))
+    .unwrap();
+    assert_eq!(plan.throttle.max_threads_running, Some(25));
+    assert_eq!(plan.throttle.max_history_length, Some(1_000_000));
+    assert_eq!(plan.throttle.max_binlog_rate, Some(50_000_000));
+    assert_eq!(
+        plan.throttle.write_volume_limit(),
+        Some((50_000_000, "binlog rate"))
+    );
+    assert!(plan.throttle.any());
+    let pg = parse(&format!("{base}max_wal_rate = 1000\n")).unwrap();
+    assert_eq!(pg.throttle.write_volume_limit(), Some((1000, "WAL rate")));
+
+    let e = err(&format!("{base}max_threads_running = 0\n"));
+    assert!(
+        e.contains("max_threads_running = 0 is out of range; use 1 to 100000"),
+        "{e}"
+    );
+    let e = err(&format!("{base}max_history_length = 0\n"));
+    assert!(
+        e.contains("max_history_length = 0 would never let a batch run"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}max_wal_rate = 1000\nmax_binlog_rate = 1000\n"
+    ));
+    assert!(e.contains("bound the same thing"), "{e}");
+    assert!(e.contains("plan.toml:7:"), "points at max_binlog_rate: {e}");
+}

@@ -34,7 +34,7 @@ pub enum SeriesId {
     AppWritesPerS,
     /// WAL written by the server, bytes per second.
     RedoBytesPerS,
-    /// Dead tuples in the table.
+    /// Dead tuples in the table (MySQL/MariaDB: the server's history list length).
     DeadRows,
     /// Table size (heap and TOAST), bytes.
     TableBytes,
@@ -50,11 +50,13 @@ pub enum SeriesId {
     NetRxPerS,
     /// Host network sent, bytes per second.
     NetTxPerS,
+    /// Sessions running a statement, pacer's own not counted.
+    ActiveSessions,
 }
 
 impl SeriesId {
     /// Every series, in a stable order.
-    pub const ALL: [SeriesId; 16] = [
+    pub const ALL: [SeriesId; 17] = [
         SeriesId::PacerRowsPerS,
         SeriesId::BatchMs,
         SeriesId::LockWaiters,
@@ -71,6 +73,7 @@ impl SeriesId {
         SeriesId::OwnMemBytes,
         SeriesId::NetRxPerS,
         SeriesId::NetTxPerS,
+        SeriesId::ActiveSessions,
     ];
 
     fn index(self) -> usize {
@@ -117,6 +120,11 @@ pub struct Latest {
     /// Whether pacer's own rows could be taken out of `app_writes_per_s` exactly (PostgreSQL
     /// 15+); when false it counts every session's writes, pacer's included.
     pub app_writes_exact: bool,
+    /// Whether `app_writes_per_s` counts the writes to every table of the server, not to this
+    /// table alone (MySQL/MariaDB without per-table counters).
+    pub app_writes_server_wide: bool,
+    /// Sessions running a statement, pacer's own not counted.
+    pub active_sessions: Option<u32>,
     /// pacer's rows per second over the latest interval (None before its first batch).
     pub pacer_rows_per_s: Option<f64>,
     /// When pacer's latest batch finished.
@@ -152,8 +160,8 @@ pub struct Metrics {
     replicas: Vec<ReplicaSeries>,
     latest: Latest,
     wal: Counter,
-    /// The table's writes and pacer's rows at the previous sample (t, writes, pacer's).
-    last_writes: Option<(f64, u64, u64)>,
+    /// The table's writes and pacer's rows at the previous sample.
+    last_writes: Option<WriteCounts>,
     /// Rows pacer's batches have updated so far (from their BatchDone events).
     pacer_updated: u64,
     net_rx: Counter,
@@ -165,6 +173,19 @@ pub struct Metrics {
     recent_batches: Recent,
     failures: FailureLog,
     throttled: Vec<(f64, Option<f64>)>,
+    /// The redo figure's name in the sampling log (`WAL rate`, `binlog rate`).
+    redo_rate: &'static str,
+}
+
+/// The write counters at one sample, and how they were counted: a change of either means a
+/// new baseline, not a rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct WriteCounts {
+    /// (t, writes, pacer's rows).
+    at: (f64, u64, u64),
+    /// pacer's rows came from the source (`TableStats::pacer_writes`), not from its batches.
+    source_counted: bool,
+    server_wide: bool,
 }
 
 /// The application's writes per second between two samples of (t, the table's writes, pacer's
@@ -243,7 +264,14 @@ impl Metrics {
             recent_batches: Recent::with_capacity(RECENT_BATCHES),
             failures: FailureLog::default(),
             throttled: Vec::new(),
+            redo_rate: "WAL rate",
         }
+    }
+
+    /// Names the figures in the sampling log in the target family's words.
+    pub fn with_words(mut self, words: crate::target::family::FigureWords) -> Metrics {
+        self.redo_rate = words.redo_rate;
+        self
     }
 
     /// One figure's series.
@@ -354,7 +382,7 @@ impl Metrics {
         };
         self.push(SeriesId::RedoBytesPerS, t, wal_rate);
         self.latest.redo_bytes_per_s = wal_rate;
-        outcomes.push(("WAL rate", status(&sample.redo_bytes)));
+        outcomes.push((self.redo_rate, status(&sample.redo_bytes)));
 
         match &sample.table {
             Ok(stats) => {
@@ -362,15 +390,25 @@ impl Metrics {
                     .n_tup_ins
                     .saturating_add(stats.n_tup_upd)
                     .saturating_add(stats.n_tup_del);
-                let now = (t, writes, self.pacer_updated);
+                let now = WriteCounts {
+                    at: (t, writes, stats.pacer_writes.unwrap_or(self.pacer_updated)),
+                    source_counted: stats.pacer_writes.is_some(),
+                    server_wide: stats.server_wide,
+                };
+                let exact = stats.pacer_flushed || stats.pacer_writes.is_some();
                 let rate = self
                     .last_writes
                     .replace(now)
-                    .and_then(|before| app_writes_rate(before, now, stats.pacer_flushed));
+                    .filter(|before| {
+                        (before.source_counted, before.server_wide)
+                            == (now.source_counted, now.server_wide)
+                    })
+                    .and_then(|before| app_writes_rate(before.at, now.at, exact));
                 self.push(SeriesId::AppWritesPerS, t, rate);
                 self.push(SeriesId::DeadRows, t, Some(stats.dead_rows as f64));
                 self.latest.app_writes_per_s = rate;
-                self.latest.app_writes_exact = stats.pacer_flushed;
+                self.latest.app_writes_exact = exact;
+                self.latest.app_writes_server_wide = stats.server_wide;
                 self.latest.table = Some(stats.clone());
             }
             Err(_) => {
@@ -386,6 +424,11 @@ impl Metrics {
         self.push(SeriesId::TableBytes, t, bytes.map(|b| b as f64));
         self.latest.table_bytes = bytes;
         outcomes.push(("table size", status(&sample.table_bytes)));
+
+        let active = sample.active_sessions.as_ref().ok().copied();
+        self.push(SeriesId::ActiveSessions, t, active.map(f64::from));
+        self.latest.active_sessions = active;
+        outcomes.push(("active sessions", status(&sample.active_sessions)));
 
         self.failures.record(t, &outcomes, self.interval);
     }
@@ -513,6 +556,7 @@ mod tests {
             redo_bytes: Ok(0),
             table: Ok(TableStats::default()),
             table_bytes: Ok(8192),
+            active_sessions: Ok(3),
         }
     }
 
@@ -610,6 +654,55 @@ mod tests {
     }
 
     #[test]
+    fn server_wide_writes_leave_out_the_writes_the_source_counted_as_pacer_s() {
+        let stats = |upd, pacer| {
+            Ok(TableStats {
+                n_tup_upd: upd,
+                server_wide: true,
+                pacer_flushed: true,
+                pacer_writes: Some(pacer),
+                ..TableStats::default()
+            })
+        };
+        let mut m = metrics();
+        let mut s = ok_sample();
+        s.table = stats(10_000, 2_000);
+        m.record_db(0.0, &s);
+        // The source's count wins over the batch events (which miss checkpoints, heartbeats).
+        m.record_batch(0.5, 1_000, 20.0, 1_000);
+        s.table = stats(11_250, 3_005);
+        m.record_db(1.0, &s);
+        assert_eq!(m.latest().app_writes_per_s, Some(245.0));
+        assert!(m.latest().app_writes_exact && m.latest().app_writes_server_wide);
+
+        // A source that stops counting pacer's writes itself starts a new baseline: no rate
+        // from two counts of different kinds.
+        s.table = Ok(TableStats {
+            n_tup_upd: 12_000,
+            server_wide: true,
+            pacer_flushed: true,
+            ..TableStats::default()
+        });
+        m.record_db(2.0, &s);
+        assert_eq!(m.latest().app_writes_per_s, None);
+    }
+
+    #[test]
+    fn active_sessions_are_charted_and_a_failed_count_is_a_gap() {
+        let mut m = metrics();
+        m.record_db(0.0, &ok_sample());
+        assert_eq!(m.latest().active_sessions, Some(3));
+        let mut s = ok_sample();
+        s.active_sessions = Err("no privilege".into());
+        m.record_db(1.0, &s);
+        assert_eq!(m.latest().active_sessions, None);
+        assert_eq!(
+            m.series(SeriesId::ActiveSessions).points_since(0.0),
+            vec![vec![(0.0, 3.0)]]
+        );
+    }
+
+    #[test]
     fn a_batch_that_commits_between_query_and_record_never_makes_the_rate_negative() {
         assert_eq!(
             app_writes_rate((0.0, 1_000, 0), (1.0, 1_000, 300), true),
@@ -664,8 +757,15 @@ mod tests {
         let logs = m.take_errors();
         assert_eq!(logs.len(), 1, "{logs:?}");
         assert!(logs[0].text.starts_with(
-            "sampling lock waits, replication lag, WAL rate, table statistics, table size failed"
+            "sampling lock waits, replication lag, WAL rate, table statistics, table size, \
+             active sessions failed"
         ));
+        let mut mysql = metrics().with_words(crate::target::family::Family::MySql.figure_words());
+        mysql.record_db(0.0, &DbSample::failed("connection lost"));
+        assert!(
+            mysql.take_errors()[0].text.contains("binlog rate"),
+            "in the family's words"
+        );
         m.record_db(1.0, &DbSample::failed("connection lost"));
         assert!(m.take_errors().is_empty());
         m.record_db(2.0, &DbSample::failed("could not reach PostgreSQL"));

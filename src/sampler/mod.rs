@@ -46,6 +46,15 @@ pub struct DbSample {
     pub table: Result<TableStats, String>,
     /// The table's size (heap and TOAST), bytes.
     pub table_bytes: Result<u64, String>,
+    /// Sessions running a statement now, pacer's own not counted (PostgreSQL: active backends;
+    /// MySQL/MariaDB: `Threads_running`).
+    #[serde(default = "not_recorded")]
+    pub active_sessions: Result<u32, String>,
+}
+
+/// A figure a recorded sample from an older pacer does not have.
+fn not_recorded<T>() -> Result<T, String> {
+    Err("not recorded by this runner's version of pacer".into())
 }
 
 impl DbSample {
@@ -57,6 +66,7 @@ impl DbSample {
             redo_bytes: Err(message.to_string()),
             table: Err(message.to_string()),
             table_bytes: Err(message.to_string()),
+            active_sessions: Err(message.to_string()),
         }
     }
 }
@@ -157,7 +167,17 @@ pub struct TableStats {
     /// statistics land in chunks of about a second, and pacer's cannot be told apart.
     #[serde(default)]
     pub pacer_flushed: bool,
-    /// Dead tuples now.
+    /// The write counters count every table of the server, not this table alone (MySQL/MariaDB
+    /// without per-table counters: `Handler_write`, `Handler_update`, `Handler_delete`).
+    #[serde(default)]
+    pub server_wide: bool,
+    /// pacer's own row writes inside the write counters, counted by the source (MySQL/MariaDB:
+    /// its batches' rows, checkpoints and heartbeats, from its state and heartbeat tables): a
+    /// counter. None: the metrics take pacer's rows from its batches (see `pacer_flushed`).
+    #[serde(default)]
+    pub pacer_writes: Option<u64>,
+    /// Dead tuples now (MySQL/MariaDB: InnoDB's history list length, server-wide: undo logs
+    /// of committed transactions not purged yet).
     pub dead_rows: u64,
     /// Live tuples now (estimate).
     pub live_tuples: u64,

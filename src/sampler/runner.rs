@@ -178,6 +178,7 @@ mod tests {
                 redo_bytes: Ok(u64::from(n) * 1000),
                 table: Ok(TableStats::default()),
                 table_bytes: Ok(8192),
+                active_sessions: Ok(2),
             }
         }
     }

@@ -78,8 +78,26 @@ impl Family {
             }
             if plan.throttle.max_wal_rate.is_some() {
                 out.push(format!(
-                    "[throttle] max_wal_rate: {self} writes no WAL (it has a binary log and a \
-                     redo log); remove the key"
+                    "[throttle] max_wal_rate: {self} writes no WAL; its replicas apply the binary \
+                     log: write max_binlog_rate instead (binlog bytes per second)"
+                ));
+            }
+        }
+        if self == Family::Postgres {
+            if plan.throttle.max_binlog_rate.is_some() {
+                out.push(format!(
+                    "[throttle] max_binlog_rate: {self} has no binary log; its replicas apply the \
+                     WAL: write max_wal_rate instead (WAL bytes per second)"
+                ));
+            }
+            if plan.throttle.max_history_length.is_some() {
+                out.push(format!(
+                    "[throttle] max_history_length: {self} has no undo history list (that is \
+                     InnoDB's). Its analogue is dead tuples that vacuum cannot remove while the \
+                     xmin horizon is held back (an old transaction, a replication slot, a \
+                     standby's hot_standby_feedback), which pacer does not throttle on; remove \
+                     the key, or bound it with throttle_query (e.g. SELECT n_dead_tup > 1000000 \
+                     FROM pg_stat_user_tables WHERE relid = 'orders'::regclass)"
                 ));
             }
         }
@@ -101,10 +119,23 @@ impl fmt::Display for Family {
 pub struct FigureWords {
     /// The redo stream the server writes (PostgreSQL: `WAL`).
     pub redo: &'static str,
+    /// Its rate, as a figure's name (`WAL rate`).
+    pub redo_rate: &'static str,
     /// The server's own background maintenance of a table (PostgreSQL: `autovacuum`).
     pub maintenance: &'static str,
     /// Rows deleted or updated away and not yet reclaimed (PostgreSQL: `dead tuples`).
     pub dead_rows: &'static str,
+    /// Whether that figure is the server's, not the table's (MySQL/MariaDB: the history list
+    /// length, which its purge works down): shown with the maintenance, not the table.
+    pub dead_rows_server_wide: bool,
+    /// Sessions running a statement now, after their count (PostgreSQL: `active`; MySQL:
+    /// `running`, as in `Threads_running`).
+    pub active: &'static str,
+    /// What identifies a session, as `KILL` or `pg_terminate_backend` takes it (`pid`).
+    pub session: &'static str,
+    /// Where a session comes from, as the server names it (`application`: its
+    /// application_name; MySQL/MariaDB: the client's host and port).
+    pub client: &'static str,
 }
 
 impl Family {
@@ -113,13 +144,23 @@ impl Family {
         match self {
             Family::Postgres => FigureWords {
                 redo: "WAL",
+                redo_rate: "WAL rate",
                 maintenance: "autovacuum",
                 dead_rows: "dead tuples",
+                dead_rows_server_wide: false,
+                active: "active",
+                session: "pid",
+                client: "application",
             },
             Family::MySql => FigureWords {
                 redo: "binlog",
+                redo_rate: "binlog rate",
                 maintenance: "purge",
                 dead_rows: "history",
+                dead_rows_server_wide: true,
+                active: "running",
+                session: "connection",
+                client: "client",
             },
         }
     }
@@ -205,5 +246,22 @@ mod tests {
         assert_eq!(refused.len(), 2, "{refused:?}");
         assert!(refused[0].contains("pause_on_autovacuum: MySQL/MariaDB has no autovacuum"));
         assert!(refused[1].contains("max_wal_rate: MySQL/MariaDB writes no WAL"));
+        assert!(refused[1].contains("write max_binlog_rate instead"));
+    }
+
+    #[test]
+    fn the_binlog_rate_and_the_history_length_are_the_mysql_family_s_and_threads_running_both() {
+        let text = "table = \"orders\"\n[column]\nname = \"amount\"\ntype = \"int\"\n\
+                    [throttle]\nmax_binlog_rate = 50000000\nmax_history_length = 1000000\n\
+                    max_threads_running = 25\n";
+        let plan = Plan::parse(Path::new("p.toml"), text).expect("the plan parses");
+        assert!(Family::MySql.unsupported(&plan).is_empty());
+        let refused = Family::Postgres.unsupported(&plan);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[0].contains("max_binlog_rate: PostgreSQL has no binary log"));
+        assert!(refused[0].contains("write max_wal_rate instead"));
+        assert!(refused[1].contains("max_history_length: PostgreSQL has no undo history list"));
+        assert!(refused[1].contains("xmin horizon"), "{}", refused[1]);
+        assert!(refused[1].contains("throttle_query"), "{}", refused[1]);
     }
 }

@@ -59,7 +59,7 @@ pub fn draw(frame: &mut Frame, view: &ViewModel, theme: &Theme) {
 /// The state in one word, as the header shows it (`PAUSED`, `WAITING FOR LOCK` …).
 #[cfg(test)]
 pub fn state_word(status: &StatusView) -> &'static str {
-    header::status_words(status, &[]).0
+    header::status_words(status, &[], &Default::default()).0
 }
 
 /// Whether the blockers table has something to show, or must say that nothing is known.

@@ -13,8 +13,8 @@ use crate::target::postgres::sql::PgSql;
 use crate::target::{Blocker, KeyColumn};
 use crate::tui::model::step_views;
 use crate::tui::view::{
-    ChartView, DbView, HostView, KeyHelp, Level, LogLine, Pace, PhaseRow, PhaseStatus, Popup,
-    ProgressView, ReplicaView, SeriesView, StatusView, ViewModel,
+    ChartView, DbView, HostView, KeyHelp, Level, Limits, LogLine, Pace, PhaseRow, PhaseStatus,
+    Popup, ProgressView, ReplicaView, SeriesView, StatusView, ViewModel,
 };
 
 const WINDOW: u64 = 900;
@@ -56,14 +56,19 @@ pub fn running() -> ViewModel {
                 replica("replica-a", Some(0.4), 2 * MIB),
                 replica("replica-b", Some(0.3), 1_400_000),
             ]),
-            lag_limit_s: Some(10.0),
+            limits: Limits {
+                lag_s: Some(10.0),
+                ..Limits::default()
+            },
             words: Default::default(),
             maintenance: None,
             table_bytes: Some(38 * GIB + 210 * MIB),
             dead_rows: Some(1_204_332),
             redo_bytes_per_s: Some(8.4 * MIB as f64),
+            active_sessions: Some(4),
             app_writes_per_s: Some(312.0),
             app_writes_exact: true,
+            app_writes_server_wide: false,
         },
         host: HostView {
             cpu_pct: Some(23.5),
@@ -434,11 +439,11 @@ pub fn all() -> Vec<(&'static str, ViewModel)> {
 }
 
 /// The real keymap, so the help and the key bar are drawn with the texts the screen shows.
-fn keys() -> Vec<KeyHelp> {
+pub(super) fn keys() -> Vec<KeyHelp> {
     crate::tui::keymap::help()
 }
 
-fn replica(name: &str, lag_s: Option<f64>, lag_bytes: u64) -> ReplicaView {
+pub(super) fn replica(name: &str, lag_s: Option<f64>, lag_bytes: u64) -> ReplicaView {
     ReplicaView {
         name: name.into(),
         lag_s,
@@ -446,11 +451,11 @@ fn replica(name: &str, lag_s: Option<f64>, lag_bytes: u64) -> ReplicaView {
     }
 }
 
-fn info(time: &str, text: &str) -> LogLine {
+pub(super) fn info(time: &str, text: &str) -> LogLine {
     line(time, Level::Info, text)
 }
 
-fn warn(time: &str, text: &str) -> LogLine {
+pub(super) fn warn(time: &str, text: &str) -> LogLine {
     line(time, Level::Warn, text)
 }
 
@@ -520,7 +525,7 @@ index = true
 /// The plan's phases as `pacer plan` renders them for PostgreSQL (the real renderer, so the
 /// screen shows the statements pacer runs), with `current` in `status`: earlier ones done,
 /// later ones pending.
-fn phases(current: Phase, status: PhaseStatus) -> Vec<PhaseRow> {
+pub(super) fn phases(current: Phase, status: PhaseStatus) -> Vec<PhaseRow> {
     let plan = Plan::parse(Path::new("orders.toml"), PLAN).expect("the fixture plan parses");
     let key = vec![KeyColumn {
         name: "id".into(),
@@ -544,7 +549,7 @@ fn phases(current: Phase, status: PhaseStatus) -> Vec<PhaseRow> {
 
 /// How the last 15 minutes went.
 #[derive(Clone, Copy, PartialEq)]
-enum Shape {
+pub(super) enum Shape {
     Healthy,
     Paused,
     Throttled,
@@ -609,7 +614,7 @@ fn series(name: &str, slot: usize, shape: Shape, value: impl Fn(u64) -> Option<f
     }
 }
 
-fn charts(shape: Shape) -> Vec<ChartView> {
+pub(super) fn charts(shape: Shape) -> Vec<ChartView> {
     let throughput = move |i: u64| -> f64 {
         let a = ago(i);
         let healthy = 8_600.0 + 500.0 * wave(i, 240) + 400.0 * noise(i, 1);

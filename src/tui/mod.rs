@@ -14,6 +14,8 @@ pub mod view;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
+mod mysql_fixtures;
+#[cfg(test)]
 mod tests;
 
 use tokio::sync::mpsc;
@@ -121,11 +123,7 @@ pub async fn run(
         setup.plan.column.name.clone(),
     );
     model.words = setup.words;
-    model.lag_limit_s = setup
-        .plan
-        .throttle
-        .max_replication_lag
-        .map(|d| d.as_secs_f64());
+    model.limits = view::Limits::of(&setup.plan.throttle);
     for note in setup.notes {
         model.log(terminal::wall_clock(), Level::Info, note);
     }
@@ -267,9 +265,13 @@ fn shift(segments: Vec<Vec<(f64, f64)>>, now: f64) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// The legend of the application's writes: exact, or every session's where pacer's own rows
-/// cannot be told apart.
-pub fn app_writes_name(exact: bool) -> &'static str {
-    if exact { "app writes" } else { "all writes" }
+/// cannot be told apart, or the whole server's where the server counts no table's own.
+pub fn app_writes_name(exact: bool, server_wide: bool) -> &'static str {
+    match (server_wide, exact) {
+        (true, _) => "server writes",
+        (false, true) => "app writes",
+        (false, false) => "all writes",
+    }
 }
 
 /// Builds the sampled parts of the view (pure over the metrics, for tests).
@@ -284,7 +286,10 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             series_view(
                 m,
                 SeriesId::AppWritesPerS,
-                app_writes_name(latest.app_writes_exact || latest.app_writes_per_s.is_none()),
+                app_writes_name(
+                    latest.app_writes_exact || latest.app_writes_per_s.is_none(),
+                    latest.app_writes_server_wide && latest.app_writes_per_s.is_some(),
+                ),
                 now,
                 window,
                 1,
@@ -330,7 +335,7 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
         unit: "s".into(),
         series: lag_series,
         note: lag_note,
-        limit: view.db.lag_limit_s,
+        limit: view.db.limits.lag_s,
     };
     let batches = ChartView {
         title: "batch duration".into(),
@@ -368,13 +373,15 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
             .as_ref()
             .and_then(|t| t.maintenance.as_ref())
             .map(|v| v.to_string()),
-        lag_limit_s: view.db.lag_limit_s,
+        limits: view.db.limits,
         words: view.db.words,
         table_bytes: latest.table_bytes,
         dead_rows: latest.table.as_ref().map(|t| t.dead_rows),
         redo_bytes_per_s: latest.redo_bytes_per_s,
+        active_sessions: latest.active_sessions,
         app_writes_per_s: latest.app_writes_per_s,
         app_writes_exact: latest.app_writes_exact,
+        app_writes_server_wide: latest.app_writes_server_wide,
     };
     view.host = latest.host.clone();
     // Between attempts the engine names the blockers of its DDL; while an attempt waits, the
@@ -425,6 +432,7 @@ mod fill_tests {
             redo_bytes: Ok(1000),
             table: Ok(TableStats::default()),
             table_bytes: Ok(8192),
+            active_sessions: Ok(2),
         }
     }
 
@@ -486,6 +494,33 @@ mod fill_tests {
         let mut v = view();
         fill_from(&m, &mut v, chart_clock(now, m.latest().t, false), 60);
         assert!(v.charts[1].series[0].segments.concat().is_empty());
+    }
+
+    #[test]
+    fn server_wide_writes_and_running_sessions_reach_the_view_with_their_limits() {
+        let mut m = Metrics::new(DEFAULT_WINDOW, Duration::from_secs(1));
+        let mut s = sample(false);
+        let stats = |upd| {
+            Ok(TableStats {
+                n_tup_upd: upd,
+                server_wide: true,
+                pacer_flushed: true,
+                pacer_writes: Some(0),
+                ..TableStats::default()
+            })
+        };
+        s.table = stats(100);
+        m.record_db(1.0, &s);
+        s.table = stats(400);
+        m.record_db(2.0, &s);
+        let mut v = view();
+        v.db.limits.active = Some(1);
+        fill_from(&m, &mut v, 2.0, 60);
+        assert_eq!(v.charts[0].series[1].name, "server writes");
+        assert_eq!(v.db.app_writes_per_s, Some(300.0));
+        assert!(v.db.app_writes_server_wide);
+        assert_eq!(v.db.active_sessions, Some(2));
+        assert_eq!(v.db.limits.active, Some(1), "the plan's limits stay");
     }
 
     #[test]

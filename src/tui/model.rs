@@ -35,8 +35,8 @@ pub struct Model {
     batch_size_source: String,
     /// The batch size was last cut by a batch that timed out.
     batch_size_cut: bool,
-    /// The plan's `max_replication_lag`, seconds.
-    pub lag_limit_s: Option<f64>,
+    /// The plan's throttle limits.
+    pub limits: crate::tui::view::Limits,
     /// What the target's family calls the database figures.
     pub words: crate::target::family::FigureWords,
     operator_holds_batch_size: bool,
@@ -55,7 +55,7 @@ impl Model {
             batch_ms: VecDeque::new(),
             batch_size_source: "plan".into(),
             batch_size_cut: false,
-            lag_limit_s: None,
+            limits: Default::default(),
             words: Default::default(),
             operator_holds_batch_size: false,
         }
@@ -254,7 +254,7 @@ impl Model {
             window_secs: app.window_secs(),
             blockers: state.blockers.clone(),
             db: DbView {
-                lag_limit_s: self.lag_limit_s,
+                limits: self.limits,
                 words: self.words,
                 ..DbView::default()
             },

@@ -8,6 +8,7 @@ use ratatui::style::Color;
 
 use super::draw::draw;
 use super::fixtures;
+use super::mysql_fixtures;
 use super::theme::Theme;
 use super::view::{StatusView, ViewModel};
 
@@ -138,6 +139,19 @@ fn leave_popup_screen() {
 #[test]
 fn runner_gone_screen() {
     snapshot("runner_gone", &fixtures::runner_gone());
+}
+
+#[test]
+fn mysql_throttled_screen() {
+    snapshot("mysql_throttled", &mysql_fixtures::throttled());
+}
+
+#[test]
+fn mysql_waiting_for_lock_screen() {
+    snapshot(
+        "mysql_waiting_for_lock",
+        &mysql_fixtures::waiting_for_lock(),
+    );
 }
 
 /// The text inside the popup box whose top border holds `title`, its rows joined by spaces.
@@ -509,5 +523,50 @@ fn the_database_figures_are_named_in_the_target_family_s_words() {
     assert!(
         !text.contains("WAL") && !text.contains("autovacuum"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_mysql_screen_says_threads_running_history_binlog_and_connection_against_the_limits() {
+    let wide = text_of(
+        render(&mysql_fixtures::throttled(), &Theme::mono(), 160, 48)
+            .backend()
+            .buffer(),
+    );
+    for needle in [
+        "31 running (max 25)",
+        "purge        history 1,234,567 (max 1,000,000)",
+        "binlog 8.4 MiB/s (max 50.0 MiB/s)",
+        "server-wide 280 rows/s",
+        "server writes",
+    ] {
+        assert!(wide.contains(needle), "{needle}:\n{wide}");
+    }
+    for pg_word in ["WAL", "autovacuum", "dead tuples", "active"] {
+        assert!(!wide.contains(pg_word), "{pg_word}:\n{wide}");
+    }
+    let narrow = text_of(
+        render(&mysql_fixtures::throttled(), &Theme::mono(), 80, 24)
+            .backend()
+            .buffer(),
+    );
+    assert!(narrow.contains("binlog 8.4 MiB/s"), "{narrow}");
+    assert!(narrow.contains("running 31"), "throttled on: {narrow}");
+
+    let lock = text_of(
+        render(&mysql_fixtures::waiting_for_lock(), &Theme::mono(), 160, 48)
+            .backend()
+            .buffer(),
+    );
+    assert!(lock.contains("blocked by connection 4711"), "{lock}");
+    assert!(
+        lock.contains("connection client"),
+        "the blockers' header: {lock}"
+    );
+    assert!(
+        !lock
+            .lines()
+            .any(|l| l.contains("pid") && l.contains("user")),
+        "no pid column: {lock}"
     );
 }

@@ -190,8 +190,8 @@ pub struct DbView {
     pub longest_wait_s: Option<f64>,
     /// Replicas and their lag (None: unknown; Some(empty): no replicas).
     pub replicas: Option<Vec<ReplicaView>>,
-    /// The plan's `max_replication_lag`, seconds: a lag over it is drawn as a warning.
-    pub lag_limit_s: Option<f64>,
+    /// The plan's throttle limits: a figure over its limit is drawn as a warning.
+    pub limits: Limits,
     /// What the target's family calls these figures (WAL, autovacuum, dead tuples on
     /// PostgreSQL).
     pub words: crate::target::family::FigureWords,
@@ -199,15 +199,45 @@ pub struct DbView {
     pub maintenance: Option<String>,
     /// Table size in bytes.
     pub table_bytes: Option<u64>,
-    /// Dead tuples in the table.
+    /// Dead tuples in the table (MySQL/MariaDB: the server's history list length).
     pub dead_rows: Option<u64>,
-    /// WAL written by the server, bytes per second.
+    /// WAL (MySQL/MariaDB: binlog) written by the server, bytes per second.
     pub redo_bytes_per_s: Option<f64>,
+    /// Sessions running a statement, pacer's own not counted.
+    pub active_sessions: Option<u32>,
     /// The application's writes to the table per second (pacer's own rows left out).
     pub app_writes_per_s: Option<f64>,
     /// False where pacer's rows cannot be left out (before PostgreSQL 15): the figure is every
     /// session's writes, and says so.
     pub app_writes_exact: bool,
+    /// The application's writes are the whole server's (MySQL/MariaDB without per-table
+    /// counters), and say so.
+    pub app_writes_server_wide: bool,
+}
+
+/// The plan's throttle limits on the figures the screen shows (None: not set).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    /// `max_replication_lag`, seconds.
+    pub lag_s: Option<f64>,
+    /// `max_threads_running`.
+    pub active: Option<u32>,
+    /// `max_history_length`.
+    pub history: Option<u64>,
+    /// `max_wal_rate` or `max_binlog_rate`, bytes per second.
+    pub redo_bytes_per_s: Option<f64>,
+}
+
+impl Limits {
+    /// The limits a plan's `[throttle]` section sets.
+    pub fn of(t: &crate::plan::ThrottleSpec) -> Limits {
+        Limits {
+            lag_s: t.max_replication_lag.map(|d| d.as_secs_f64()),
+            active: t.max_threads_running,
+            history: t.max_history_length,
+            redo_bytes_per_s: t.write_volume_limit().map(|(l, _)| l as f64),
+        }
+    }
 }
 
 /// One replica's lag.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use pacer::servers::postgres::PgServer;
 
+pub mod demo;
 pub mod tmux;
 
 /// Prefix of every test binary's scratch directory in the temp dir.

@@ -1,8 +1,7 @@
 //! Seeding on PostgreSQL: `CREATE DATABASE shop`, then `orders` with N rows from the bundled
 //! `demo/orders-table.sql` (the same file `psql -f demo/seed.sql` runs on staging).
 
-use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
@@ -40,11 +39,6 @@ pub async fn create_database(admin_url: &str) -> Result<(), String> {
 /// does and how long it took. Returns the time taken.
 pub async fn seed_orders(url: &str, rows: u64) -> Result<Duration, String> {
     let client = connect(url, "pacer-demo-seed").await?;
-    let started = Instant::now();
-    let label = format!(
-        "pacer demo: seeding {} rows into {DEMO_DATABASE}.public.orders",
-        crate::format::thousands(rows)
-    );
     let work = async {
         client
             .batch_execute(&format!(
@@ -53,33 +47,5 @@ pub async fn seed_orders(url: &str, rows: u64) -> Result<Duration, String> {
             .await?;
         client.batch_execute(ORDERS_TABLE_SQL).await
     };
-    tokio::pin!(work);
-    // On a terminal the line counts the seconds; elsewhere it is written once.
-    let terminal = std::io::stderr().is_terminal();
-    let mut err = std::io::stderr();
-    if !terminal {
-        let _ = writeln!(err, "{label}…");
-    }
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let result = loop {
-        tokio::select! {
-            r = &mut work => break r,
-            _ = tick.tick(), if terminal => {
-                let _ = write!(err, "\r{label}… {:.0} s", started.elapsed().as_secs_f64());
-                let _ = err.flush();
-            }
-        }
-    };
-    let took = started.elapsed();
-    let end = if terminal { "\r" } else { "" };
-    match result {
-        Ok(()) => {
-            let _ = writeln!(err, "{end}{label}: done in {:.1} s", took.as_secs_f64());
-            Ok(took)
-        }
-        Err(e) => {
-            let _ = writeln!(err);
-            Err(format!("seeding the demo table failed: {e}"))
-        }
-    }
+    super::seeding(rows, &format!("{DEMO_DATABASE}.public.orders"), work).await
 }

@@ -1,5 +1,7 @@
 //! The demo's synthetic application: point reads, updates and inserts on `orders` from several
-//! sessions at a total rate that can change while it runs. The mix is `demo/workload.toml`.
+//! sessions at a total rate that can change while it runs. The mix is `demo/workload.toml` on
+//! PostgreSQL and its twin `demo/workload-mysql.toml` on MariaDB; the sessions are
+//! [`session`]'s, their drivers [`postgres`]'s and [`mysql`]'s.
 //!
 //! Failed statements (a lock timeout behind pacer's DDL, a lost connection) are counted, never
 //! fatal: the application keeps going, like a real one would.
@@ -17,17 +19,21 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// The bundled mix.
+use super::Engine;
+
+/// The bundled mix, for PostgreSQL.
 pub const WORKLOAD_TOML: &str = include_str!("../../../demo/workload.toml");
+/// The same mix for MySQL/MariaDB.
+pub const WORKLOAD_MYSQL_TOML: &str = include_str!("../../../demo/workload-mysql.toml");
 /// Application name of the workload's sessions (not `pacer…`: pacer counts sessions waiting on
 /// its locks, and leaves out its own, which it recognises by that prefix).
 pub const APPLICATION_NAME: &str = "shop-app";
 /// Most sessions a workload may open.
 pub const MAX_CONNECTIONS: u32 = 32;
 
-mod postgres;
-
-pub use postgres::start;
+pub mod mysql;
+pub mod postgres;
+mod session;
 
 /// The workload as written in `demo/workload.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -50,7 +56,8 @@ pub struct StatementSpec {
     pub name: String,
     /// Relative frequency.
     pub weight: u32,
-    /// The SQL, with `$1`, `$2`… for the parameters.
+    /// The SQL, with `$1`, `$2`… for the parameters (on MySQL too: its driver sends them as
+    /// `?`, a parameter used twice twice).
     pub sql: String,
     /// The SQL once the new application version is deployed (same parameters); `sql` if none.
     #[serde(default)]
@@ -73,9 +80,22 @@ pub enum Param {
 }
 
 impl WorkloadSpec {
-    /// The bundled workload.
+    /// The bundled workload, for PostgreSQL.
+    #[cfg(test)]
     pub fn bundled() -> WorkloadSpec {
-        WorkloadSpec::parse(WORKLOAD_TOML).expect("demo/workload.toml is valid")
+        WorkloadSpec::bundled_for(Engine::Postgres)
+    }
+
+    /// The bundled workload in `engine`'s SQL.
+    pub fn bundled_for(engine: Engine) -> WorkloadSpec {
+        match engine {
+            Engine::Postgres => {
+                WorkloadSpec::parse(WORKLOAD_TOML).expect("demo/workload.toml is valid")
+            }
+            Engine::MariaDb => {
+                WorkloadSpec::parse(WORKLOAD_MYSQL_TOML).expect("demo/workload-mysql.toml is valid")
+            }
+        }
     }
 
     /// Parses and checks a workload.
@@ -369,6 +389,41 @@ mod tests {
             WorkloadSpec::parse(bad)
                 .unwrap_err()
                 .contains("its deployed_sql uses other placeholders")
+        );
+    }
+
+    #[test]
+    fn the_mysql_twin_is_the_same_mix_with_the_same_deploy() {
+        let pg = WorkloadSpec::bundled_for(Engine::Postgres);
+        let my = WorkloadSpec::bundled_for(Engine::MariaDb);
+        assert_eq!((my.connections, my.tps), (pg.connections, pg.tps));
+        let shape = |spec: &WorkloadSpec| -> Vec<(String, u32, Vec<Param>, bool)> {
+            spec.statements
+                .iter()
+                .map(|s| {
+                    let name = s.name.clone();
+                    (name, s.weight, s.params.clone(), s.deployed_sql.is_some())
+                })
+                .collect()
+        };
+        assert_eq!(shape(&my), shape(&pg));
+        for s in &my.statements {
+            assert!(
+                !s.sql.contains("public.") && !s.sql.contains("RETURNING"),
+                "{}",
+                s.sql
+            );
+            assert!(!s.sql(false).contains("amount,") && !s.sql(false).contains("amount ="));
+        }
+        let place = my
+            .statements
+            .iter()
+            .find(|s| s.name == "place order")
+            .unwrap();
+        assert!(
+            place
+                .sql(true)
+                .contains("amount, note) VALUES ($1, $2, $2 / 100.0")
         );
     }
 

@@ -1,265 +1,74 @@
-//! The demo's workload on PostgreSQL: its sessions, their prepared statements and the
-//! driver's errors. What the workload is (the mix, the rate, the counters, the deploy) is the
-//! parent module's; this is how it talks to the server.
+//! The demo's workload on PostgreSQL: its sessions' connections, their prepared statements and
+//! the driver's errors. What the workload is (the mix, the rate, the counters, the deploy) is the
+//! parent module's, and how its sessions run [`super::session`]'s; this is how they talk to the
+//! server.
 
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use tokio::sync::watch;
 use tokio_postgres::Client;
 use tokio_postgres::types::ToSql;
 
-use super::*;
-use crate::demo::seed::connect;
+use super::session::{self, Connection};
+use super::{APPLICATION_NAME, WorkloadHandle, WorkloadSpec};
+use crate::demo::seed::postgres::connect;
 
 /// Opens the sessions on the database of `url` and starts sending `spec`'s mix at `tps`.
 pub async fn start(url: &str, spec: WorkloadSpec, tps: u32) -> Result<WorkloadHandle, String> {
-    let spec = Arc::new(spec);
-    let first = connect(url, APPLICATION_NAME).await?;
-    let max_id: i64 = first
-        .query_one("SELECT coalesce(max(id), 0) FROM public.orders", &[])
-        .await
-        .map_err(|e| format!("workload: cannot read the orders table: {e}"))?
-        .get(0);
-    let max_id = Arc::new(AtomicI64::new(max_id));
-    let (tps_tx, _) = watch::channel(tps);
-    let (deployed_tx, _) = watch::channel(false);
-    let (stop_tx, _) = watch::channel(false);
-    let counters = Arc::new(Mutex::new(Counters::default()));
-    let rolled_out = Arc::new(AtomicU32::new(0));
-    let mut tasks = Vec::new();
-    let mut first = Some(first);
-    for n in 0..spec.connections {
-        let session = Session {
-            url: url.to_string(),
-            spec: spec.clone(),
-            max_id: max_id.clone(),
-            counters: counters.clone(),
-            tps: tps_tx.subscribe(),
-            deployed: deployed_tx.subscribe(),
-            rolled_out: rolled_out.clone(),
-            stop: stop_tx.subscribe(),
-            rng: Rng::new(u64::from(n)),
-        };
-        let client = first.take();
-        tasks.push(tokio::spawn(session.run(client)));
-    }
-    // Closes the latency window every second.
-    let window = counters.clone();
-    let mut stop = stop_tx.subscribe();
-    tasks.push(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.tick().await;
-        let mut last = Instant::now();
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.changed() => return,
-            }
-            let now = Instant::now();
-            window
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .rotate(now - last);
-            last = now;
-        }
-    }));
-    Ok(WorkloadHandle {
-        control: WorkloadControl {
-            tps: tps_tx,
-            deployed: deployed_tx,
-            rolled_out,
-            sessions: spec.connections,
-            counters,
-        },
-        stop: stop_tx,
-        tasks,
-    })
+    session::start::<Client>(url, spec, tps).await
 }
 
-/// One session of the application.
-struct Session {
-    url: String,
-    spec: Arc<WorkloadSpec>,
-    max_id: Arc<AtomicI64>,
-    counters: Arc<Mutex<Counters>>,
-    tps: watch::Receiver<u32>,
-    deployed: watch::Receiver<bool>,
-    /// Counts this session once it sends the new version's statements.
-    rolled_out: Arc<AtomicU32>,
-    stop: watch::Receiver<bool>,
-    rng: Rng,
-}
+impl Connection for Client {
+    type Statements = Vec<tokio_postgres::Statement>;
 
-impl Session {
-    async fn run(mut self, mut client: Option<Client>) {
-        let mut statements = Vec::new();
-        // The version `statements` were prepared for.
-        let mut prepared_deployed = false;
-        let mut counted = false;
-        let mut next = Instant::now();
-        loop {
-            if prepared_deployed && !statements.is_empty() && !counted {
-                self.rolled_out.fetch_add(1, Ordering::SeqCst);
-                counted = true;
-            }
-            if *self.stop.borrow() {
-                return;
-            }
-            let deployed = *self.deployed.borrow();
-            if deployed != prepared_deployed {
-                // The new version: its statements from now on.
-                statements.clear();
-            }
-            // (Re)connect and prepare; a failure counts and is retried a second later.
-            if client.as_ref().is_none_or(Client::is_closed) {
-                match self.open(deployed).await {
-                    Ok((c, s)) => {
-                        client = Some(c);
-                        statements = s;
-                        prepared_deployed = deployed;
-                    }
-                    Err(e) => {
-                        self.failed(e);
-                        client = None;
-                        if self.sleep(Duration::from_secs(1)).await {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-            } else if statements.is_empty() {
-                match prepare(client.as_ref().expect("connected"), &self.spec, deployed).await {
-                    Ok(s) => {
-                        statements = s;
-                        prepared_deployed = deployed;
-                    }
-                    Err(e) => {
-                        self.failed(e);
-                        if self.sleep(Duration::from_secs(1)).await {
-                            return;
-                        }
-                        continue;
-                    }
-                }
-            }
-            let tps = *self.tps.borrow_and_update();
-            if tps == 0 {
-                tokio::select! {
-                    _ = self.tps.changed() => {}
-                    // A deploy reaches an idle session too, so the rollout completes.
-                    _ = self.deployed.changed() => {}
-                    _ = self.stop.changed() => return,
-                }
-                next = Instant::now();
-                continue;
-            }
-            let period = Duration::from_secs_f64(f64::from(self.spec.connections) / f64::from(tps));
-            next += period;
-            let now = Instant::now();
-            if next + Duration::from_secs(1) < now {
-                // Far behind (a stall): do not make up for it in a burst.
-                next = now;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep_until(next.into()) => {}
-                _ = self.tps.changed() => {
-                    next = Instant::now();
-                    continue;
-                }
-                _ = self.deployed.changed() => continue,
-                _ = self.stop.changed() => return,
-            }
-            if *self.deployed.borrow() != prepared_deployed {
-                // Deployed while this session waited: no statement of the old version after
-                // the deploy; the new ones are prepared at the top of the loop.
-                continue;
-            }
-            let client = client.as_ref().expect("connected");
-            let i = self.spec.pick(self.rng.below(self.spec.total_weight()));
-            let spec = self.spec.clone();
-            let values: Vec<i64> = spec.statements[i]
-                .params
-                .iter()
-                .map(|p| self.value(*p))
-                .collect();
-            let params: Vec<&(dyn ToSql + Sync)> =
-                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-            let started = Instant::now();
-            match client.query(&statements[i], &params).await {
-                Ok(rows) => {
-                    if let Some(id) = rows.first().and_then(new_id) {
-                        self.max_id.fetch_max(id, Ordering::Relaxed);
-                    }
-                    let us = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                    let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-                    c.stats.done += 1;
-                    c.window.push(us);
-                }
-                Err(e) => self.failed(format!("{}: {}", self.spec.statements[i].name, text(&e))),
-            }
-        }
+    async fn connect(url: &str) -> Result<Client, String> {
+        connect(url, APPLICATION_NAME).await
     }
 
-    async fn open(
-        &self,
+    fn is_closed(&self) -> bool {
+        Client::is_closed(self)
+    }
+
+    async fn max_id(&mut self) -> Result<i64, String> {
+        Ok(self
+            .query_one("SELECT coalesce(max(id), 0) FROM public.orders", &[])
+            .await
+            .map_err(|e| format!("workload: cannot read the orders table: {e}"))?
+            .get(0))
+    }
+
+    /// Session settings (an application does not queue forever behind a lock) and the
+    /// statements of the version running.
+    async fn prepare(
+        &mut self,
+        spec: &WorkloadSpec,
         deployed: bool,
-    ) -> Result<(Client, Vec<tokio_postgres::Statement>), String> {
-        let client = connect(&self.url, APPLICATION_NAME).await?;
-        let statements = prepare(&client, &self.spec, deployed).await?;
-        Ok((client, statements))
-    }
-
-    fn value(&mut self, p: Param) -> i64 {
-        match p {
-            Param::Id => {
-                1 + self
-                    .rng
-                    .below_u64(self.max_id.load(Ordering::Relaxed).max(1) as u64)
-                    as i64
-            }
-            Param::Customer => i64::from(self.rng.below(50_000)),
-            Param::Cents => 100 + i64::from(self.rng.below(99_900)),
+    ) -> Result<Vec<tokio_postgres::Statement>, String> {
+        self.batch_execute("SET lock_timeout = '2s'; SET statement_timeout = '10s'")
+            .await
+            .map_err(|e| format!("workload: {}", text(&e)))?;
+        let mut out = Vec::new();
+        for s in &spec.statements {
+            out.push(
+                Client::prepare(self, s.sql(deployed))
+                    .await
+                    .map_err(|e| format!("workload: statement {:?}: {}", s.name, text(&e)))?,
+            );
         }
+        Ok(out)
     }
 
-    fn failed(&self, message: String) {
-        let mut c = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        c.stats.errors += 1;
-        c.stats.last_error = Some(message);
+    async fn execute(
+        &mut self,
+        statements: &Vec<tokio_postgres::Statement>,
+        i: usize,
+        values: &[i64],
+    ) -> Result<Option<i64>, String> {
+        let params: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let rows = self
+            .query(&statements[i], &params)
+            .await
+            .map_err(|e| text(&e))?;
+        Ok(rows.first().and_then(new_id))
     }
-
-    /// Sleeps; true when the workload was stopped meanwhile.
-    async fn sleep(&mut self, d: Duration) -> bool {
-        tokio::select! {
-            _ = tokio::time::sleep(d) => false,
-            _ = self.stop.changed() => true,
-        }
-    }
-}
-
-/// Session settings (an application does not queue forever behind a lock) and the statements
-/// of the version running.
-async fn prepare(
-    client: &Client,
-    spec: &WorkloadSpec,
-    deployed: bool,
-) -> Result<Vec<tokio_postgres::Statement>, String> {
-    client
-        .batch_execute("SET lock_timeout = '2s'; SET statement_timeout = '10s'")
-        .await
-        .map_err(|e| format!("workload: {}", text(&e)))?;
-    let mut out = Vec::new();
-    for s in &spec.statements {
-        out.push(
-            client
-                .prepare(s.sql(deployed))
-                .await
-                .map_err(|e| format!("workload: statement {:?}: {}", s.name, text(&e)))?,
-        );
-    }
-    Ok(out)
 }
 
 /// The id an `INSERT … RETURNING id` returned.
@@ -277,6 +86,8 @@ fn text(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::servers::postgres::PgServer;
 
@@ -290,11 +101,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn follows_the_rate_it_is_given_and_counts_failures_without_stopping() {
         use crate::demo::seed;
+        use crate::demo::seed::postgres as pg_seed;
         let pg = server().await;
         let root = pg.dir().to_path_buf();
-        seed::create_database(&pg.url("postgres")).await.unwrap();
+        pg_seed::create_database(&pg.url("postgres")).await.unwrap();
         let url = pg.url(seed::DEMO_DATABASE);
-        seed::seed_orders(&url, 5000).await.unwrap();
+        pg_seed::seed_orders(&url, 5000).await.unwrap();
 
         let workload = start(&url, WorkloadSpec::bundled(), 200).await.unwrap();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -322,7 +134,7 @@ mod tests {
 
         // A table lock longer than the workload's lock_timeout: failures are counted, and the
         // workload goes on afterwards.
-        let locker = seed::connect(&url, "test-locker").await.unwrap();
+        let locker = pg_seed::connect(&url, "test-locker").await.unwrap();
         locker
             .batch_execute("BEGIN; LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE")
             .await
@@ -355,11 +167,12 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn after_the_deploy_every_insert_and_amount_update_writes_amount() {
         use crate::demo::seed;
+        use crate::demo::seed::postgres as pg_seed;
         let pg = server().await;
         let url = pg.url(seed::DEMO_DATABASE);
-        seed::create_database(&pg.url("postgres")).await.unwrap();
-        seed::seed_orders(&url, 2000).await.unwrap();
-        let check = seed::connect(&url, "test-check").await.unwrap();
+        pg_seed::create_database(&pg.url("postgres")).await.unwrap();
+        pg_seed::seed_orders(&url, 2000).await.unwrap();
+        let check = pg_seed::connect(&url, "test-check").await.unwrap();
         check
             .batch_execute("ALTER TABLE public.orders ADD COLUMN amount numeric(14,2)")
             .await

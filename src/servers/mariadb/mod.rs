@@ -91,6 +91,13 @@ pub(crate) fn run_as() -> Result<Option<OsUser>, String> {
     }))
 }
 
+/// Whether the server's plugin directory has [`METADATA_LOCK_INFO`] (Debian's `mariadb-server`
+/// package ships it), so that [`Config::metadata_lock_info`] may load it.
+pub(crate) fn has_metadata_lock_info(binaries: &Binaries) -> bool {
+    plugin_dir(&binaries.server)
+        .is_some_and(|dir| dir.join(format!("{METADATA_LOCK_INFO}.so")).is_file())
+}
+
 /// How to run the MariaDB programs: these binaries, the server's as `run_as`, in `dir` (also
 /// their HOME), with none of the caller's `MYSQL*`/`MARIADB*` variables.
 #[derive(Debug, Clone)]
@@ -165,6 +172,8 @@ pub(crate) struct Config {
     pub(crate) replica: bool,
     /// `--plugin-load-add=metadata_lock_info` (when the server's plugin directory has it).
     pub(crate) metadata_lock_info: bool,
+    /// More options, last.
+    pub(crate) server_args: Vec<String>,
 }
 
 /// How hard [`Mariadbd::stop`] is: `Clean` asks with `SHUTDOWN` (and kills the server if it
@@ -329,6 +338,7 @@ impl Mariadbd {
             args.push("--relay-log=relay-bin".into());
             args.push("--read-only=1".into());
         }
+        args.extend(config.server_args.iter().map(OsString::from));
         args
     }
 

@@ -50,10 +50,7 @@ fn machine() -> Result<&'static Machine, &'static str> {
             let binaries = Lookup::from_env().find("a test server")?;
             super::check_version(&binaries.server)?;
             let run_as = super::run_as()?;
-            let metadata_lock_info = super::plugin_dir(&binaries.server).is_some_and(|dir| {
-                dir.join(format!("{}.so", super::METADATA_LOCK_INFO))
-                    .is_file()
-            });
+            let metadata_lock_info = super::has_metadata_lock_info(&binaries);
             Ok(Machine {
                 binaries,
                 run_as,
@@ -89,6 +86,9 @@ pub struct Options {
     pub server_id: u32,
     /// `--report-host` (with `--report-port`): how the server names itself to its primary.
     pub report_host: Option<String>,
+    /// More server options, after pacer's own (a later one wins: `--skip-log-bin`,
+    /// `--userstat=ON`).
+    pub server_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -98,6 +98,7 @@ impl Default for Options {
             performance_schema: false,
             server_id: 1,
             report_host: None,
+            server_args: Vec::new(),
         }
     }
 }
@@ -152,6 +153,7 @@ impl MariaDbServer {
             report_host: options.report_host.clone(),
             replica,
             metadata_lock_info: machine.metadata_lock_info,
+            server_args: options.server_args.clone(),
         };
         let mut server = Mariadbd::install(
             &programs,

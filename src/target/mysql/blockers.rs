@@ -100,18 +100,64 @@ pub(super) async fn lock_holders(
     main_id: u32,
     repeating: bool,
 ) -> Result<Vec<Blocker>, mysql_async::Error> {
+    let repeats = repeating.then_some(WATCH_REPEATS);
+    lock_holders_repeating(observer, view, table, main_id, repeats).await
+}
+
+/// [`lock_holders`], audited as running as often as `repeats` says (once per session), or at
+/// every call when None.
+pub(super) async fn lock_holders_repeating(
+    observer: &mut Session,
+    view: MdlView,
+    table: &(String, String),
+    main_id: u32,
+    repeats: Option<&'static str>,
+) -> Result<Vec<Blocker>, mysql_async::Error> {
     let params = vec![
         Value::from(table.0.clone()),
         Value::from(table.1.clone()),
         Value::from(main_id),
     ];
     let sql = holders_sql(view);
-    let rows = if repeating {
-        observer.rows_repeating(&sql, params, WATCH_REPEATS).await?
-    } else {
-        observer.rows(&sql, params).await?
+    let rows = match repeats {
+        Some(repeats) => observer.rows_repeating(&sql, params, repeats).await?,
+        None => observer.rows(&sql, params).await?,
     };
     Ok(rows.iter().map(|r| blocker_from_row(r, view)).collect())
+}
+
+/// How the server `session` is connected to shows metadata locks: the plugin when it is
+/// active, else `performance_schema` when it is on and instruments metadata locks. A failed
+/// look finds neither.
+pub(super) async fn mdl_view_of(session: &mut Session) -> MdlView {
+    let plugin = session
+        .rows(
+            "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' \
+             AND PLUGIN_STATUS = 'ACTIVE'",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.first().map(|r| int_at(r, 0) > 0))
+        .unwrap_or(false);
+    if plugin {
+        return MdlView::Plugin;
+    }
+    let ps = session
+        .rows(
+            "SELECT ENABLED FROM performance_schema.setup_instruments WHERE NAME = 'wait/lock/metadata/sql/mdl' \
+             AND @@GLOBAL.performance_schema = 1",
+            vec![],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.first().and_then(|r| text_at(r, 0)))
+        .is_some_and(|e| e.eq_ignore_ascii_case("YES"));
+    if ps {
+        MdlView::PerformanceSchema
+    } else {
+        MdlView::None
+    }
 }
 
 impl MySql {

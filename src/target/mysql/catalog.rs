@@ -455,37 +455,11 @@ async fn privileges(
     )))
 }
 
-/// How this server shows metadata locks.
+/// How this server shows metadata locks (on the main connection; none when it is lost).
 async fn mdl_view(my: &mut MySql) -> MdlView {
-    let plugin = my
-        .rows(
-            "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' \
-             AND PLUGIN_STATUS = 'ACTIVE'",
-            vec![],
-            "looking for the metadata_lock_info plugin",
-        )
-        .await
-        .ok()
-        .and_then(|r| r.first().map(|r| int_at(r, 0) > 0))
-        .unwrap_or(false);
-    if plugin {
-        return MdlView::Plugin;
-    }
-    let ps = my
-        .rows(
-            "SELECT ENABLED FROM performance_schema.setup_instruments WHERE NAME = 'wait/lock/metadata/sql/mdl' \
-             AND @@GLOBAL.performance_schema = 1",
-            vec![],
-            "looking at performance_schema",
-        )
-        .await
-        .ok()
-        .and_then(|r| r.first().and_then(|r| text_at(r, 0)))
-        .is_some_and(|e| e.eq_ignore_ascii_case("YES"));
-    if ps {
-        MdlView::PerformanceSchema
-    } else {
-        MdlView::None
+    match my.main() {
+        Ok(session) => super::blockers::mdl_view_of(session).await,
+        Err(_) => MdlView::None,
     }
 }
 

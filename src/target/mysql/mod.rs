@@ -7,18 +7,23 @@
 //! `backfill` (batches, checkpoints, verify), `blockers` (who holds a metadata lock),
 //! `catalog` (preflight), `sql` and `render` (SQL text), `connect` (URLs, option files, TLS),
 //! `session` (audited, tagged statements), `errors` (error codes → engine errors), `sampler`
-//! (the charts' figures).
+//! (the charts' figures), `lock_waits` (who waits for a lock on the table, and on whom), `counters` (the server's
+//! counters behind the sampler's figures).
 
 mod backfill;
 mod blockers;
 mod catalog;
 pub mod connect;
+mod counters;
 mod ddl;
 pub mod errors;
 mod grants;
 pub mod lag;
+mod lock_waits;
 pub mod render;
 pub mod sampler;
+#[cfg(test)]
+mod sampler_tests;
 pub mod session;
 pub mod sql;
 mod state;
@@ -409,7 +414,7 @@ impl Target for MySql {
     type Source = sampler::MySource;
 
     fn metric_source(&self, sample_interval: Duration, audit: Audit) -> sampler::MySource {
-        let (state_db, _) = self.state_names();
+        let (state_db, state_table) = self.state_names();
         let replicas = lag::Replicas::new(
             self.conn.clone(),
             self.plan.mysql.replicas.clone(),
@@ -426,6 +431,7 @@ impl Target for MySql {
             audit,
         )
         .with_replicas(replicas)
+        .with_state((state_db, state_table))
     }
 
     fn describe(&self) -> String {

@@ -91,6 +91,14 @@ WHERE s.relid = to_regclass($1::text)";
 /// fails fast on `lock_timeout` (a gap) instead of joining the lock queue. NULL: no such table.
 const TABLE_SIZE_SQL: &str = "SELECT pg_table_size(to_regclass($1::text))";
 
+/// Client sessions running a statement now (`state = 'active'`, waiting on a lock included),
+/// pacer's own (application name `pacer…`) and this one left out; background workers,
+/// parallel workers and WAL senders are not client backends and do not count.
+const ACTIVE_SQL: &str = "\
+SELECT count(*)::int FROM pg_stat_activity \
+WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid() \
+  AND coalesce(application_name, '') NOT LIKE 'pacer%'";
+
 /// The statement timeout that suits a sample interval: half of it, at most 500 ms, at least
 /// 20 ms.
 pub fn statement_timeout_for(interval: Duration) -> Duration {
@@ -108,6 +116,7 @@ struct Statements {
     wal: Prepared,
     table: Prepared,
     table_size: Prepared,
+    active: Prepared,
     /// PostgreSQL 15 or later: pacer's batches flush their statistics at commit (see
     /// [`TableStats::pacer_flushed`]).
     flushes_per_batch: bool,
@@ -179,12 +188,13 @@ impl PgSource {
             .map_err(|e| classify(&e, &context).to_string())?
             .get(0);
         let lock_waits = lock_waits_sql(version);
-        let (lock_waits, replicas, wal, table, table_size) = tokio::join!(
+        let (lock_waits, replicas, wal, table, table_size, active) = tokio::join!(
             client.prepare(&lock_waits),
             client.prepare(REPLICAS_SQL),
             client.prepare(WAL_SQL),
             client.prepare(TABLE_SQL),
             client.prepare(TABLE_SIZE_SQL),
+            client.prepare(ACTIVE_SQL),
         );
         let err = |e: tokio_postgres::Error| classify(&e, &context).to_string();
         let statements = Statements {
@@ -193,6 +203,7 @@ impl PgSource {
             wal: wal.map_err(err)?,
             table: table.map_err(err)?,
             table_size: table_size.map_err(err)?,
+            active: active.map_err(err)?,
             flushes_per_batch: version >= super::FORCE_FLUSH_VERSION,
         };
         Ok((client, statements))
@@ -202,12 +213,13 @@ impl PgSource {
         let table = self.table.as_str();
         let params: [&(dyn ToSql + Sync); 1] = [&table];
         let client = session.repeating(EVERY_ROUND);
-        let (lock_waits, replicas, wal, stats, size) = tokio::join!(
+        let (lock_waits, replicas, wal, stats, size, active) = tokio::join!(
             client.query(&st.lock_waits, &[]),
             client.query(&st.replicas, &[]),
             client.query_one(&st.wal, &[]),
             client.query_opt(&st.table, &params),
             client.query_one(&st.table_size, &params),
+            client.query_one(&st.active, &[]),
         );
         let mut lost = false;
         let mut fail = |e: tokio_postgres::Error, context: &str| {
@@ -245,6 +257,9 @@ impl PgSource {
                     Some(bytes) => non_negative(bytes, "table size"),
                     None => Err(missing_table(table)),
                 }),
+            active_sessions: active
+                .map_err(|e| fail(e, "counting active sessions in pg_stat_activity"))
+                .map(|row| u32::try_from(row.get::<_, i32>(0)).unwrap_or(0)),
         };
         (sample, lost)
     }
@@ -494,6 +509,8 @@ fn table_stats_from_row(r: &Row, pacer_flushed: bool) -> TableStats {
         n_tup_ins: count(r, 2),
         n_tup_del: count(r, 10),
         pacer_flushed,
+        server_wide: false,
+        pacer_writes: None,
         dead_rows: count(r, 3),
         live_tuples: count(r, 4),
         maintenance,

@@ -412,3 +412,40 @@ async fn one_sampling_round_is_cheap() {
     assert!(avg(&db_ms) < 100.0, "{db_ms:?}");
     assert!(avg(&host_ms) < 50.0, "{host_ms:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_sessions_count_the_application_s_running_statements_not_pacer_s() {
+    let (_pg, url) = server_with_table();
+    let mut src = source(&url, TABLE, Duration::from_secs(1));
+    let idle = src.sample().await;
+    assert_eq!(
+        idle.active_sessions,
+        Ok(0),
+        "the sampler does not count itself"
+    );
+    let conn = target(&url);
+    let mut sleepers = Vec::new();
+    for name in ["app-1", "app-2", "pacer:public.t.c"] {
+        let c = conn.connect(name).await.unwrap();
+        sleepers.push(tokio::spawn(async move {
+            c.batch_execute("SELECT pg_sleep(2)").await
+        }));
+    }
+    // An idle session does not count either.
+    let _idle_app = conn.connect("app-idle").await.unwrap();
+    let mut seen = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let s = src.sample().await;
+        if s.active_sessions == Ok(2) {
+            seen = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(seen.is_some(), "two application sessions run pg_sleep");
+    for s in sleepers {
+        s.await.unwrap().unwrap();
+    }
+    assert_eq!(src.sample().await.active_sessions, Ok(0));
+}

@@ -39,9 +39,14 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     };
     let b = &view.blockers;
     let wide = inner.width >= 70;
-    let pid_w = col("pid", &mut b.iter().map(|x| x.pid.to_string().len()), 10);
+    let words = &view.db.words;
+    let pid_w = col(
+        words.session,
+        &mut b.iter().map(|x| x.pid.to_string().len()),
+        10,
+    );
     let app_w = col(
-        "application",
+        words.client,
         &mut b.iter().map(|x| width(&x.application)),
         20,
     );
@@ -56,9 +61,9 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     let fixed: u16 = widths.iter().sum::<u16>() + widths.len() as u16;
     let query_w = inner.width.saturating_sub(fixed) as usize;
 
-    let mut header = vec!["pid"];
+    let mut header = vec![words.session];
     if wide {
-        header.extend(["application", "user"]);
+        header.extend([words.client, "user"]);
     }
     header.extend(["state", "xact age", "query"]);
     let header = Row::new(header.into_iter().map(|h| Cell::from(label(h, theme))));

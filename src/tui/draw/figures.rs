@@ -1,6 +1,8 @@
-//! Database and host figures from the latest sample: lock waiters, replica lag, autovacuum,
-//! table size, dead rows, redo (WAL) rate, each in the target family's words; the machine's
-//! CPU, memory and network, and pacer's own.
+//! Database and host figures from the latest sample: sessions (waiting for locks, running),
+//! replica lag, autovacuum, table size, dead rows, redo (WAL) rate, each in the target family's
+//! words (MySQL/MariaDB: threads running, purge with the history list, binlog), each against
+//! the plan's throttle limit where it sets one; the machine's CPU, memory and network, and
+//! pacer's own.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -41,8 +43,8 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// The figures as flowing lines, most telling first: lock waits, worst lag, WAL; the host;
-/// then the table's size and dead tuples.
+/// The figures as flowing lines, most telling first: lock waits, worst lag, WAL (and the
+/// figures the plan throttles on); the host; then the table's size and dead tuples.
 pub fn compact_lines(view: &ViewModel, theme: &Theme, w: usize) -> Vec<Line<'static>> {
     let db = &view.db;
     let host = &view.host;
@@ -59,64 +61,115 @@ pub fn compact_lines(view: &ViewModel, theme: &Theme, w: usize) -> Vec<Line<'sta
     }
     db_items.push(vec![
         label(format!("{} ", db.words.redo), theme),
-        rate(db.redo_bytes_per_s, theme),
+        redo_rate(db, theme),
     ]);
+    // Little room: the running sessions and the history only when the plan throttles on them.
+    if db.limits.active.is_some() {
+        db_items.push(vec![
+            label(format!("{} ", db.words.active), theme),
+            active(db, theme),
+        ]);
+    }
+    if db.words.dead_rows_server_wide && db.limits.history.is_some() {
+        db_items.push(vec![
+            label(format!("{} ", db.words.dead_rows), theme),
+            history(db, theme),
+        ]);
+    }
 
     let mut host_items: Vec<Item> = vec![vec![styled("host", theme.title)]];
     host_items.extend(host_figures(host, theme));
     host_items.push(own_figures(host, theme, "pacer "));
-    let table_items: Vec<Item> = vec![
+    let mut table_items: Vec<Item> = vec![
         vec![styled("table", theme.title)],
         vec![label("size ", theme), size(db.table_bytes, theme)],
-        vec![label("dead ", theme), count(db.dead_rows, theme)],
     ];
+    if !db.words.dead_rows_server_wide {
+        table_items.push(vec![label("dead ", theme), count(db.dead_rows, theme)]);
+    } else if db.limits.history.is_none() {
+        table_items.push(vec![
+            label(format!("{} ", db.words.dead_rows), theme),
+            history(db, theme),
+        ]);
+    }
     flow(vec![db_items, host_items, table_items], w, "  ")
 }
 
 fn rows(db: &DbView, host: &HostView, theme: &Theme) -> Vec<(&'static str, Vec<Item>)> {
     let mut longest = waiters(db, theme, "");
+    longest.push(label(" lock waits", theme));
     if let Some(s) = db.longest_wait_s
         && db.lock_waiters.unwrap_or(0) > 0
     {
         longest.push(label(format!(", longest {}", secs(s)), theme));
+    }
+    let mut running = vec![
+        active(db, theme),
+        label(format!(" {}", db.words.active), theme),
+    ];
+    if let Some(limit) = db.limits.active {
+        running.push(label(format!(" (max {limit})"), theme));
     }
     let replicas: Vec<Item> = match &db.replicas {
         None => vec![vec![label(UNKNOWN, theme)]],
         Some(list) if list.is_empty() => vec![vec![label("no replicas", theme)]],
         Some(list) => list
             .iter()
-            .map(|r| replica(r, db.lag_limit_s, theme))
+            .map(|r| replica(r, db.limits.lag_s, theme))
             .collect(),
     };
-    let maintenance = match &db.maintenance {
-        Some(phase) => styled(phase.clone(), theme.info),
-        None => label("not on this table", theme),
-    };
+    let mut maintenance = vec![match &db.maintenance {
+        Some(phase) => vec![styled(phase.clone(), theme.info)],
+        // The server's backlog of old row versions (all tables') is what its purge works on.
+        None if db.words.dead_rows_server_wide => {
+            let mut item = vec![
+                label(format!("{} ", db.words.dead_rows), theme),
+                history(db, theme),
+            ];
+            if let Some(limit) = db.limits.history {
+                item.push(label(format!(" (max {})", thousands(limit)), theme));
+            }
+            item
+        }
+        None => vec![label("not on this table", theme)],
+    }];
+    if db.words.dead_rows_server_wide && db.maintenance.is_some() {
+        maintenance.push(vec![
+            label(format!("{} ", db.words.dead_rows), theme),
+            history(db, theme),
+        ]);
+    }
+    let mut table = vec![vec![size(db.table_bytes, theme)]];
+    if !db.words.dead_rows_server_wide {
+        table.push(vec![
+            count(db.dead_rows, theme),
+            label(format!(" {}", db.words.dead_rows), theme),
+        ]);
+    }
+    let mut redo = vec![
+        label(format!("{} ", db.words.redo), theme),
+        redo_rate(db, theme),
+    ];
+    if let Some(limit) = db.limits.redo_bytes_per_s {
+        redo.push(label(format!(" (max {})", bytes_per_s(limit)), theme));
+    }
     vec![
-        ("lock waiters", vec![longest]),
+        ("sessions", vec![longest, running]),
         ("replica lag", replicas),
-        (db.words.maintenance, vec![vec![maintenance]]),
-        (
-            "table",
-            vec![
-                vec![size(db.table_bytes, theme)],
-                vec![
-                    count(db.dead_rows, theme),
-                    label(format!(" {}", db.words.dead_rows), theme),
-                ],
-            ],
-        ),
+        (db.words.maintenance, maintenance),
+        ("table", table),
         (
             "writes",
             vec![
-                vec![
-                    label(format!("{} ", db.words.redo), theme),
-                    rate(db.redo_bytes_per_s, theme),
-                ],
+                redo,
                 vec![
                     label(
                         // Unknown yet: nothing to qualify.
-                        if db.app_writes_exact || db.app_writes_per_s.is_none() {
+                        if db.app_writes_per_s.is_none() {
+                            "app "
+                        } else if db.app_writes_server_wide {
+                            "server-wide "
+                        } else if db.app_writes_exact {
                             "app "
                         } else {
                             "all sessions "
@@ -186,7 +239,7 @@ fn lag_summary(db: &DbView, theme: &Theme, count: bool) -> Span<'static> {
             };
             match worst {
                 Some(s) => {
-                    let mut span = lag_value(s, db.lag_limit_s, theme);
+                    let mut span = lag_value(s, db.limits.lag_s, theme);
                     span.content = format!("{}{of}", span.content).into();
                     span
                 }
@@ -244,8 +297,49 @@ fn count(x: Option<u64>, theme: &Theme) -> Span<'static> {
     x.map_or_else(|| label(UNKNOWN, theme), |x| value(thousands(x), theme))
 }
 
-fn rate(x: Option<f64>, theme: &Theme) -> Span<'static> {
-    x.map_or_else(|| label(UNKNOWN, theme), |x| value(bytes_per_s(x), theme))
+/// A figure as a warning when it is over the plan's limit.
+fn against(text: String, over: bool, theme: &Theme) -> Span<'static> {
+    if over {
+        styled(text, bold(theme.warn))
+    } else {
+        value(text, theme)
+    }
+}
+
+/// The redo (WAL, binlog) rate against `max_wal_rate` / `max_binlog_rate`.
+fn redo_rate(db: &DbView, theme: &Theme) -> Span<'static> {
+    match db.redo_bytes_per_s {
+        None => label(UNKNOWN, theme),
+        Some(x) => against(
+            bytes_per_s(x),
+            db.limits.redo_bytes_per_s.is_some_and(|l| x > l),
+            theme,
+        ),
+    }
+}
+
+/// The sessions running a statement against `max_threads_running`.
+fn active(db: &DbView, theme: &Theme) -> Span<'static> {
+    match db.active_sessions {
+        None => label(UNKNOWN, theme),
+        Some(n) => against(
+            thousands(u64::from(n)),
+            db.limits.active.is_some_and(|l| n > l),
+            theme,
+        ),
+    }
+}
+
+/// The history list length against `max_history_length`.
+fn history(db: &DbView, theme: &Theme) -> Span<'static> {
+    match db.dead_rows {
+        None => label(UNKNOWN, theme),
+        Some(n) => against(
+            thousands(n),
+            db.limits.history.is_some_and(|l| n > l),
+            theme,
+        ),
+    }
 }
 
 /// `6.1 / 15.6 GiB`, or `512 MiB / 15.6 GiB` when the units differ.

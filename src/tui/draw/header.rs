@@ -10,18 +10,24 @@ use ratatui::widgets::{Block, Paragraph};
 use super::format::{truncate, width};
 use super::{bold, label, styled};
 use crate::format::{clock, human, percent_done};
+use crate::target::family::FigureWords;
 use crate::tui::theme::Theme;
 use crate::tui::view::{KeyHelp, Pace, StatusView, ViewModel};
 
 /// The state as a word (`THROTTLED`) and what it is about (`replication lag 4.2s > 1s`).
-pub fn status_words(status: &StatusView, keys: &[KeyHelp]) -> (&'static str, String) {
+/// A blocked DDL names its blockers as the family identifies sessions (`pid`, `connection`).
+pub fn status_words(
+    status: &StatusView,
+    keys: &[KeyHelp],
+    words: &FigureWords,
+) -> (&'static str, String) {
     match status {
         StatusView::Preflight => ("PREFLIGHT", "read-only checks".into()),
         StatusView::Running => ("RUNNING", String::new()),
         StatusView::Pausing => ("PAUSING", "takes effect at the next batch boundary".into()),
         StatusView::Paused => ("PAUSED", "at a batch boundary".into()),
         StatusView::Throttled(reason) => ("THROTTLED", reason.clone()),
-        StatusView::WaitingForLock(pids) => ("WAITING FOR LOCK", blocked_by(pids)),
+        StatusView::WaitingForLock(pids) => ("WAITING FOR LOCK", blocked_by(pids, words.session)),
         StatusView::Gate(phase) => (
             "GATE",
             format!(
@@ -51,7 +57,7 @@ pub fn status_style(status: &StatusView, theme: &Theme) -> Style {
     }
 }
 
-fn blocked_by(pids: &[i64]) -> String {
+fn blocked_by(pids: &[i64], session: &str) -> String {
     const SHOWN: usize = 5;
     if pids.is_empty() {
         return "blocker not identified yet".into();
@@ -65,7 +71,7 @@ fn blocked_by(pids: &[i64]) -> String {
     if pids.len() > SHOWN {
         text.push_str(&format!(" +{} more", pids.len() - SHOWN));
     }
-    format!("blocked by pid {text}")
+    format!("blocked by {session} {text}")
 }
 
 /// The first key of the keymap entry whose description mentions one of `words`.
@@ -102,7 +108,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
 /// What goes first when the row is short: the phase, then the `elapsed` label, then the
 /// reason is cut; the badge, the progress and the clock stay.
 fn draw_state(frame: &mut Frame, row: Rect, view: &ViewModel, theme: &Theme) {
-    let (word, detail) = status_words(&view.status, &view.keys);
+    let (word, detail) = status_words(&view.status, &view.keys, &view.db.words);
     let style = status_style(&view.status, theme);
     let total = row.width as usize;
     let badge = format!(" {word} ");

@@ -1,22 +1,18 @@
 //! A throwaway PostgreSQL for `pacer demo`, made of the throwaway servers the tests use too
-//! ([`crate::servers::postgres`]): a primary and, if asked, a streaming replica in one private
-//! directory (`$TMPDIR/pacer-demo-*`, which also holds the demo's plan and audit log), stopped
-//! and the directory removed when the demo ends, also on an error, a panic or a second Ctrl-C
-//! ([`Cleanup`]), and by a watchdog process when pacer itself is killed ([`spawn_reaper`]).
+//! ([`crate::servers::postgres`]): a primary and, if asked, a streaming replica in the demo's
+//! directory (see the parent module), stopped and the directory removed by [`Cleanup`].
 //!
 //! Everything here blocks (it runs external programs); call it from `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use super::{DIR_PREFIX, spawn_reaper, sweep_orphans};
 use crate::servers::dir::ServerDir;
 use crate::servers::postgres::{self, Postmaster, Programs, Settings, Shutdown};
 
 /// Superuser of the demo cluster (trusted, from 127.0.0.1 and the unix socket only).
 pub const DEMO_USER: &str = "pacer_demo";
-/// Prefix of the demo's temporary directory.
-pub const DIR_PREFIX: &str = "pacer-demo-";
 
 /// The demo primary's settings (a replica copies them). Sized for a laptop or a small VM.
 ///
@@ -78,13 +74,7 @@ impl Cluster {
     /// in place at the end (the servers are still stopped).
     pub fn start(bin: &Path, base: &Path, keep: bool) -> Result<Cluster, String> {
         let run_as = postgres::run_as()?;
-        for orphan in postgres::sweep_orphans(base, DIR_PREFIX, bin, run_as) {
-            eprintln!(
-                "pacer demo: removed {}, left behind by an earlier demo (pid {}) that was killed",
-                orphan.dir.display(),
-                orphan.pid
-            );
-        }
+        sweep_orphans(base, Some((bin, run_as)));
         let dir = ServerDir::create(base, DIR_PREFIX, run_as)?;
         let root = dir.path().to_path_buf();
         let programs = Programs::new(bin, run_as, &root);
@@ -165,7 +155,7 @@ struct CleanupState {
 }
 
 impl Cleanup {
-    fn new(dir: ServerDir, programs: Programs, keep: bool) -> Cleanup {
+    pub(super) fn new(dir: ServerDir, programs: Programs, keep: bool) -> Cleanup {
         Cleanup {
             inner: Arc::new(Mutex::new(CleanupState {
                 dir,
@@ -210,50 +200,4 @@ impl Cleanup {
             Err(problems.join("; "))
         }
     }
-}
-
-/// The hidden subcommand the watchdog runs as.
-pub const REAPER_COMMAND: &str = "demo-reaper";
-
-/// Starts the watchdog: this very program as `pacer demo-reaper ROOT BIN [--keep]`, in a
-/// process group of its own (a Ctrl-C on the terminal does not reach it), reading a pipe whose
-/// other end only this process holds. When this process ends in any way (even SIGKILL or an
-/// abort, where no destructor runs) the pipe closes and the watchdog stops the servers and
-/// removes the directory. After a normal clean-up it finds nothing left to do.
-fn spawn_reaper(
-    root: &Path,
-    bin: &Path,
-    keep: bool,
-) -> Result<(std::process::Child, std::process::ChildStdin), String> {
-    use std::os::unix::process::CommandExt;
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("cannot find pacer's own executable for the demo's watchdog: {e}"))?;
-    let mut cmd = Command::new(exe);
-    cmd.arg(REAPER_COMMAND)
-        .arg(root)
-        .arg(bin)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    if keep {
-        cmd.arg("--keep");
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the demo's watchdog: {e}"))?;
-    let stdin = child.stdin.take().expect("stdin is piped");
-    Ok((child, stdin))
-}
-
-/// The watchdog's work (see [`spawn_reaper`]): waits until standard input closes, then stops
-/// the servers of `root` and removes it (unless `keep`).
-pub fn reap(root: &Path, bin: &Path, keep: bool) -> Result<(), String> {
-    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-    if !root.exists() {
-        return Ok(());
-    }
-    let run_as = postgres::run_as().ok().flatten();
-    let programs = Programs::new(bin, run_as, root);
-    Cleanup::new(ServerDir::adopt(root), programs, keep).run()
 }
