@@ -7,6 +7,7 @@ pub mod any;
 pub mod family;
 pub mod mysql;
 pub mod postgres;
+pub(crate) mod runner;
 
 use std::fmt;
 use std::future::Future;

@@ -172,7 +172,7 @@ impl MySql {
             audit,
             server: None,
             sql: None,
-            runner: state::runner_id(),
+            runner: crate::target::runner::runner_id(),
             mdl_view: blockers::MdlView::None,
             read_committed: true,
             heartbeat: None,

@@ -11,16 +11,12 @@ use mysql_async::{Row, Value};
 use super::MySql;
 use super::session::{int_at, text_at};
 use crate::plan::{Phase, Plan};
+use crate::target::runner::{LocalRunner, local_runner, stored_words};
 use crate::target::{JobState, Key, Outcome, TargetError, TargetResult};
 
 /// `database.table.column`: the migration's id in the state table.
 pub fn job_id(plan: &Plan, database: &str) -> String {
     format!("{database}.{}.{}", plan.table.name, plan.column.name)
-}
-
-/// `host:pid` of this process.
-pub(super) fn runner_id() -> String {
-    format!("{}:{}", crate::os::hostname(), std::process::id())
 }
 
 /// The named lock of a migration (at most 64 characters, as the server allows).
@@ -307,30 +303,6 @@ pub(super) fn state_names(plan: &Plan, database: &str) -> (String, String) {
     )
 }
 
-/// What a recorded runner (`host:pid`) is, seen from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LocalRunner {
-    Unknown,
-    Alive,
-    Gone,
-}
-
-fn local_runner(runner: &str) -> LocalRunner {
-    let Some((host, pid)) = runner.rsplit_once(':') else {
-        return LocalRunner::Unknown;
-    };
-    let Ok(pid) = pid.parse::<u32>() else {
-        return LocalRunner::Unknown;
-    };
-    if host != crate::os::hostname() || pid == std::process::id() {
-        return LocalRunner::Unknown;
-    }
-    match crate::os::process_name(pid) {
-        Some(name) if name == "pacer" => LocalRunner::Alive,
-        _ => LocalRunner::Gone,
-    }
-}
-
 fn job_from_row(r: &Row, state_table: &str) -> TargetResult<JobState> {
     let job = text_at(r, 0).unwrap_or_default();
     let phases_text = text_at(r, 4).unwrap_or_else(|| "[]".into());
@@ -340,28 +312,7 @@ fn job_from_row(r: &Row, state_table: &str) -> TargetResult<JobState> {
         ))
     })?;
     let outcome_text = text_at(r, 2).unwrap_or_default();
-    let unknown = |what: String, known: String| {
-        TargetError::Failed(format!(
-            "the state row of migration {job} in {state_table} records {what}, which this pacer \
-             does not know (it knows {known}); it may have been written by a newer pacer. Nothing \
-             was changed: run the pacer that wrote it, or correct the row."
-        ))
-    };
-    let outcome = Outcome::parse(&outcome_text).ok_or_else(|| {
-        unknown(
-            format!("outcome {outcome_text:?}"),
-            "running, done, failed and aborted".into(),
-        )
-    })?;
-    let phases_done = phases
-        .iter()
-        .map(|p| {
-            p.parse::<Phase>().map_err(|_| {
-                let known: Vec<&str> = Phase::ALL.iter().map(|p| p.as_str()).collect();
-                unknown(format!("phase {p:?} as done"), known.join(", "))
-            })
-        })
-        .collect::<TargetResult<Vec<Phase>>>()?;
+    let (outcome, phases_done) = stored_words(&job, state_table, &outcome_text, &phases)?;
     let opt_u64 = |i: usize| text_at(r, i).and_then(|t| t.parse::<u64>().ok());
     Ok(JobState {
         plan_digest: text_at(r, 1).unwrap_or_default(),

@@ -37,6 +37,7 @@ use crate::target::{
     TargetError, TargetResult, VerifyChunk,
 };
 
+use crate::target::runner::runner_id;
 pub use backfill::FORCE_FLUSH_VERSION;
 pub use blockers::{is_pacer, redact_query};
 pub use connect::{ConnectError, PgTarget};
@@ -44,7 +45,6 @@ use errors::classify;
 use session::{Prepared, Session};
 use sql::PgSql;
 pub use state::job_id;
-use state::runner_id;
 
 /// Oldest server pacer supports: `SET NOT NULL` must be able to use a valid CHECK (12+).
 pub const MIN_SERVER_VERSION: i32 = 120000;
