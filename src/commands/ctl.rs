@@ -161,7 +161,15 @@ pub fn status_text(info: &Info, s: &State) -> String {
         );
     }
     for b in &s.blockers {
-        line("blocked by", format!("pid {} ({})", b.pid, b.application));
+        line(
+            "blocked by",
+            format!(
+                "{} {} ({})",
+                b.family.figure_words().session,
+                b.pid,
+                b.application
+            ),
+        );
     }
     if let Some(e) = &s.error {
         line("error", e.clone());

@@ -378,6 +378,7 @@ fn blocker() -> Blocker {
         state: "idle in transaction".into(),
         xact_age_s: Some(12.5),
         query: "SELECT * FROM t FOR UPDATE".into(),
+        family: crate::target::family::Family::Postgres,
     }
 }
 

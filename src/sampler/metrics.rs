@@ -578,6 +578,7 @@ mod tests {
             state: "idle in transaction".into(),
             xact_age_s: Some(12.0),
             query: "LOCK TABLE t".into(),
+            family: crate::target::family::Family::Postgres,
         }
     }
 

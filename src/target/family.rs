@@ -10,9 +10,11 @@ use std::fmt;
 use crate::plan::{Dialect, Plan, dialect};
 
 /// A family of databases pacer drives through one target implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Family {
     /// PostgreSQL 12 and later (`src/target/postgres/`).
+    #[default]
     Postgres,
     /// MySQL 8.0+ and MariaDB 10.6+ (`src/target/mysql/`).
     MySql,
@@ -136,6 +138,9 @@ pub struct FigureWords {
     /// Where a session comes from, as the server names it (`application`: its
     /// application_name; MySQL/MariaDB: the client's host and port).
     pub client: &'static str,
+    /// The age of a session's open transaction, in the server's own abbreviation
+    /// (`xact_start`; InnoDB's `trx_started`).
+    pub transaction_age: &'static str,
 }
 
 impl Family {
@@ -151,6 +156,7 @@ impl Family {
                 active: "active",
                 session: "pid",
                 client: "application",
+                transaction_age: "xact age",
             },
             Family::MySql => FigureWords {
                 redo: "binlog",
@@ -161,6 +167,7 @@ impl Family {
                 active: "running",
                 session: "connection",
                 client: "client",
+                transaction_age: "trx age",
             },
         }
     }
@@ -263,5 +270,41 @@ mod tests {
         assert!(refused[1].contains("max_history_length: PostgreSQL has no undo history list"));
         assert!(refused[1].contains("xmin horizon"), "{}", refused[1]);
         assert!(refused[1].contains("throttle_query"), "{}", refused[1]);
+    }
+}
+
+#[cfg(test)]
+mod blocker_words {
+    use super::Family;
+    use crate::target::Blocker;
+
+    #[test]
+    fn a_blocker_is_named_in_its_servers_words() {
+        let mut b = Blocker {
+            pid: 42,
+            application: String::new(),
+            user: "app".into(),
+            state: "Sleep".into(),
+            xact_age_s: Some(75.0),
+            query: String::new(),
+            pacer: false,
+            family: Family::MySql,
+        };
+        let text = b.to_string();
+        assert!(
+            text.starts_with("connection 42 (client unknown, user app, Sleep, transaction open"),
+            "{text}"
+        );
+        b.family = Family::Postgres;
+        assert!(
+            b.to_string().starts_with("pid 42 (no application name"),
+            "{b}"
+        );
+        // A state file from before the field existed reads as PostgreSQL's.
+        let old: Blocker = serde_json::from_str(
+            r#"{"pid":7,"application":"psql","user":"u","state":"active","xact_age_s":null,"query":"SELECT 1"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.family, Family::Postgres);
     }
 }

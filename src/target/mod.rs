@@ -15,6 +15,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Finding, Phase, PhasePlan, Plan};
+use family::Family;
 
 /// The key values of one row, in key-column order, as the database prints them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,16 +166,24 @@ pub struct Blocker {
     /// One of pacer's own sessions (the target recognises them by the name it gives them).
     #[serde(default)]
     pub pacer: bool,
+    /// The family of the server it is on: what its id and its origin are called.
+    #[serde(default)]
+    pub family: Family,
 }
 
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words = self.family.figure_words();
         write!(
             f,
-            "pid {} ({}, user {}, {}",
+            "{} {} ({}, user {}, {}",
+            words.session,
             self.pid,
             if self.application.is_empty() {
-                "no application name"
+                match self.family {
+                    Family::Postgres => "no application name",
+                    Family::MySql => "client unknown",
+                }
             } else {
                 &self.application
             },

@@ -177,6 +177,7 @@ pub fn waiting_for_lock() -> ViewModel {
             state: "idle in transaction".into(),
             xact_age_s: Some(1_325.0),
             query: "SELECT o.customer_id, sum(o.amount_cents)\n  FROM public.orders o\n WHERE o.created_at > now() - interval '30 days'\n GROUP BY 1 ORDER BY 2 DESC".into(),
+            family: crate::target::family::Family::Postgres,
         },
         Blocker {
             pacer: false,
@@ -186,6 +187,7 @@ pub fn waiting_for_lock() -> ViewModel {
             state: "active".into(),
             xact_age_s: Some(42.5),
             query: "VACUUM (VERBOSE, ANALYZE) public.orders".into(),
+            family: crate::target::family::Family::Postgres,
         },
     ];
     v.db.lock_waiters = Some(3);

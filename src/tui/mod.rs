@@ -414,6 +414,7 @@ mod fill_tests {
             state: "idle in transaction".into(),
             xact_age_s: Some(12.5),
             query: "SELECT 1".into(),
+            family: crate::target::family::Family::Postgres,
         };
         let waits = if pacer_waits {
             vec![LockWait {

@@ -156,6 +156,7 @@ pub fn waiting_for_lock() -> ViewModel {
         state: "Sleep".into(),
         xact_age_s: Some(1_325.0),
         query: String::new(),
+        family: crate::target::family::Family::MySql,
     }];
     v.db.lock_waiters = Some(3);
     v.db.longest_wait_s = Some(1.4);

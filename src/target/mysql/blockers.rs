@@ -83,6 +83,7 @@ fn blocker_from_row(r: &Row, view: MdlView) -> Blocker {
         xact_age_s,
         pacer: is_pacer(&query),
         query: crate::target::postgres::redact_query(&query),
+        family: crate::target::family::Family::MySql,
     }
 }
 

@@ -169,6 +169,7 @@ fn waits_from_rows(rows: &[Row], pacer_main: Option<i64>) -> Vec<(String, LockWa
             xact_age_s: float_at(r, 9),
             pacer: is_pacer(&query) || pacer_main == Some(blocker),
             query: redact_query(&query),
+            family: crate::target::family::Family::MySql,
         });
     }
     out

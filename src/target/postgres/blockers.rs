@@ -109,6 +109,7 @@ pub(super) fn blocker_from_row(r: &Row) -> Blocker {
         state: r.get(3),
         xact_age_s: r.get(4),
         query: redact_query(&query),
+        family: crate::target::family::Family::Postgres,
     }
 }
 

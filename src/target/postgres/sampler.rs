@@ -363,6 +363,7 @@ fn lock_waits_from_rows(rows: &[Row]) -> LockWaits {
                 state: r.get(8),
                 xact_age_s: r.get(9),
                 query: redact_query(&r.get::<_, String>(10)),
+                family: crate::target::family::Family::Postgres,
             }
         } else {
             unlisted_blocker(blocker_pid)
@@ -388,6 +389,7 @@ fn unlisted_blocker(pid: i64) -> Blocker {
         xact_age_s: None,
         query: String::new(),
         pacer: false,
+        family: crate::target::family::Family::Postgres,
     }
 }
 

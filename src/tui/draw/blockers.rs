@@ -52,7 +52,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     );
     let user_w = col("user", &mut b.iter().map(|x| width(&x.user)), 14);
     let state_w = col("state", &mut b.iter().map(|x| width(&x.state)), 19);
-    let age_w = col("xact age", &mut b.iter().map(|_| 7), 8);
+    let age_w = col(words.transaction_age, &mut b.iter().map(|_| 7), 8);
     let mut widths = vec![pid_w];
     if wide {
         widths.extend([app_w, user_w]);
@@ -65,7 +65,7 @@ pub fn draw(frame: &mut Frame, area: Rect, view: &ViewModel, theme: &Theme) {
     if wide {
         header.extend([words.client, "user"]);
     }
-    header.extend(["state", "xact age", "query"]);
+    header.extend(["state", words.transaction_age, "query"]);
     let header = Row::new(header.into_iter().map(|h| Cell::from(label(h, theme))));
 
     let rows = b.iter().map(|x| {
