@@ -2164,3 +2164,56 @@ async fn while_paused_the_rate_is_zero_with_no_eta_and_after_resume_the_running_
         "the clock stopped at the end"
     );
 }
+
+#[test]
+fn replicas_are_read_every_poll_and_at_every_boundary_near_the_lag_limit() {
+    use super::throttle::ReplicaReading;
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(1);
+    let at = |lag: Option<f64>| {
+        (
+            t0,
+            Some(vec![
+                ReplicaReading::reported("a", Some(0.0)),
+                ReplicaReading::reported("b", lag),
+            ]),
+        )
+    };
+    let soon = t0 + Duration::from_millis(20);
+    let later = t0 + super::LAG_POLL;
+    assert!(super::lag_due(None, soon, limit), "never read: read now");
+    assert!(!super::lag_due(Some(&at(Some(0.2))), soon, limit));
+    assert!(super::lag_due(Some(&at(Some(0.2))), later, limit));
+    assert!(
+        super::lag_due(Some(&at(Some(0.5))), soon, limit),
+        "half the limit"
+    );
+    assert!(
+        super::lag_due(Some(&at(None)), soon, limit),
+        "a replica that cannot be read"
+    );
+    assert!(
+        super::lag_due(Some(&(t0, None)), soon, limit),
+        "the last read failed"
+    );
+}
+
+#[test]
+fn a_readings_step_is_its_growth_since_the_same_replicas_reading_before() {
+    use super::throttle::ReplicaReading;
+    let before = vec![
+        ReplicaReading::reported("a", Some(0.5)),
+        ReplicaReading::reported("b", None),
+    ];
+    let mut now = vec![
+        ReplicaReading::reported("b", Some(0.1)),
+        ReplicaReading::reported("a", Some(0.7)),
+        ReplicaReading::reported("c", Some(0.3)),
+    ];
+    super::annotate_steps(&before, &mut now);
+    let steps: Vec<_> = now
+        .iter()
+        .map(|r| r.step_s.map(|s| (s * 10.0).round()))
+        .collect();
+    assert_eq!(steps, vec![None, Some(2.0), None]);
+}

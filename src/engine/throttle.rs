@@ -26,6 +26,9 @@ pub struct ReplicaReading {
     pub detail: String,
     /// Whether `lag_s` is a forecast from the backlog (else a measurement, e.g. a heartbeat).
     pub forecast: bool,
+    /// How much `lag_s` grew since the reading before, when that was at the previous batch
+    /// boundary (set by the engine): what one more batch is likely to add.
+    pub step_s: Option<f64>,
 }
 
 impl ReplicaReading {
@@ -36,7 +39,15 @@ impl ReplicaReading {
             lag_s,
             detail: String::new(),
             forecast: false,
+            step_s: None,
         }
+    }
+
+    /// The lag to hold against the limit: `lag_s` plus what one more batch adds, when that was
+    /// measured (a throttle that waited for the limit itself would overshoot it by a batch).
+    pub fn ahead_s(&self) -> Option<f64> {
+        let step = self.step_s.filter(|s| s.is_finite() && *s > 0.0);
+        self.lag_s.map(|l| l + step.unwrap_or(0.0))
     }
 }
 
@@ -201,13 +212,14 @@ impl Throttle {
                 self.lag_unreadable_since = None;
             }
             if let Some(rs) = &s.replicas
-                && let Some((worst, lag)) = rs
+                && let Some((worst, ahead)) = rs
                     .iter()
-                    .filter_map(|r| r.lag_s.map(|l| (r, l)))
+                    .filter_map(|r| r.ahead_s().map(|l| (r, l)))
                     .max_by(|a, b| a.1.total_cmp(&b.1))
-                && lag > limit_s
+                && ahead > limit_s
             {
-                let value = match (lag.is_finite(), worst.detail.is_empty()) {
+                let lag = worst.lag_s.unwrap_or(ahead);
+                let mut value = match (lag.is_finite(), worst.detail.is_empty()) {
                     (true, true) => format::secs(lag),
                     (true, false) if worst.forecast => {
                         format!("{} forecast ({})", format::secs(lag), worst.detail)
@@ -215,6 +227,9 @@ impl Throttle {
                     (true, false) => format!("{} ({})", format::secs(lag), worst.detail),
                     (false, _) => format!("growing ({})", worst.detail),
                 };
+                if ahead > lag && lag.is_finite() {
+                    value = format!("{value}, +{} per batch", format::secs(ahead - lag));
+                }
                 out.push(Reason {
                     signal: format!("replication lag ({})", worst.name),
                     value,
@@ -601,5 +616,33 @@ mod tests {
         // An unread figure (a failed sample) neither throttles nor releases on its own.
         let unread = Signals::default();
         assert_eq!(t.evaluate(secs(t0, 6.0), &unread), Verdict::Go);
+    }
+
+    #[test]
+    fn a_replica_is_held_to_its_lag_plus_what_one_more_batch_adds() {
+        let mut t = Throttle::new(ThrottleConfig {
+            max_replication_lag: Some(Duration::from_secs(1)),
+            ..ThrottleConfig::default()
+        });
+        let now = Instant::now();
+        let mut r = ReplicaReading::reported("r1", Some(0.8));
+        r.step_s = Some(0.15);
+        let signals = |r: &ReplicaReading| Signals {
+            replicas: Some(vec![r.clone()]),
+            ..Signals::default()
+        };
+        assert_eq!(t.evaluate(now, &signals(&r)), Verdict::Go, "0.95 s: under");
+        r.step_s = Some(0.3);
+        match t.evaluate(now, &signals(&r)) {
+            Verdict::Wait(reasons) => {
+                assert_eq!(reasons[0].value, "0.8s, +0.3s per batch", "{reasons:?}")
+            }
+            v => panic!("{v:?}"),
+        }
+        // A shrinking lag (the replica catching up) does not lower the bar.
+        let mut t = Throttle::new(t.config().clone());
+        r.lag_s = Some(1.2);
+        r.step_s = Some(-0.4);
+        assert!(matches!(t.evaluate(now, &signals(&r)), Verdict::Wait(_)));
     }
 }

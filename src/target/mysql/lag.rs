@@ -13,6 +13,17 @@
 //! names none, from `SHOW SLAVE HOSTS` (`SHOW REPLICAS` on MySQL) with the primary's
 //! credentials. A replica that cannot be read has no lag figure: the throttle counts it over
 //! the limit after `lag_grace` (fail closed).
+//!
+//! The heartbeat says how far behind a replica is now; the forecast says how far behind it will
+//! be once it has applied what the primary has already written, which is what a throttle must
+//! stop on: the backlog in bytes of the primary's binary log (its end, less where the replica
+//! has executed it, in the primary's coordinates) over the replica's execution rate (bytes/s,
+//! measured only over windows that began with a backlog, so an idle replica does not look
+//! slow). Bytes, not GTID transactions: a heartbeat and a 5,000-row batch are one transaction
+//! each, and a rate in transactions measured while the replica applied heartbeats says nothing
+//! of how long the batches behind them take (the forecast ran low by half before this was
+//! changed; BENCHMARKS.md). The GTID backlog is the fallback where the positions cannot be
+//! matched.
 
 use std::time::Duration;
 
@@ -135,19 +146,31 @@ pub fn gtid_seqs(list: &str) -> std::collections::BTreeMap<u32, u64> {
     out
 }
 
-/// Transactions received (`received`) and not yet applied (`applied`), summed over domains.
-pub fn gtid_backlog(received: &str, applied: &str) -> u64 {
+/// Transactions a replica has still to apply, per domain it receives: the newest of what the
+/// primary has written (`primary`, its `gtid_binlog_pos`, when known) and what the replica has
+/// received (`received`, its `Gtid_IO_Pos`), less what it has applied (`applied`). Counting
+/// from the primary includes the transactions still in transit, which a replica whose I/O
+/// thread falls behind has not received yet; domains the replica does not receive (a
+/// `DO_DOMAIN_IDS` filter, another source's) are left out.
+pub fn gtid_backlog_from(primary: Option<&str>, received: &str, applied: &str) -> u64 {
+    let p = primary.map(gtid_seqs).unwrap_or_default();
     let r = gtid_seqs(received);
     let a = gtid_seqs(applied);
     r.iter()
-        .map(|(d, seq)| seq.saturating_sub(a.get(d).copied().unwrap_or(0)))
+        .map(|(d, seq)| {
+            let top = (*seq).max(p.get(d).copied().unwrap_or(0));
+            top.saturating_sub(a.get(d).copied().unwrap_or(0))
+        })
         .sum()
 }
 
-/// A replica's apply rate (transactions/s), measured between reads at least 250 ms apart.
+/// A replica's apply rate (transactions or bytes per second), measured between reads at least
+/// 250 ms apart (the first 100 ms), over windows in which it had a backlog from the start: an idle replica's rate
+/// says nothing of how fast it applies.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyRate {
-    anchor: Option<(f64, u64)>,
+    /// `(time, segment, applied, backlog)` at the start of the current window.
+    anchor: Option<(f64, u64, u64, u64)>,
     rate: Option<f64>,
     /// When the applied count last moved while a backlog waited (seconds, primary clock).
     last_progress: Option<f64>,
@@ -157,27 +180,39 @@ pub struct ApplyRate {
 const STALL_S: f64 = 0.5;
 
 impl ApplyRate {
-    /// Takes a reading at `now` (seconds): `applied` transactions so far, `backlog` waiting.
-    /// Returns the forecast lag: backlog ÷ rate; infinite when applying has stalled with a
-    /// backlog; None while there is no rate yet or no backlog.
-    pub fn observe(&mut self, now: f64, applied: u64, backlog: u64) -> Option<f64> {
+    /// Takes a reading at `now` (seconds): `applied` so far within `segment` (a binlog file's
+    /// number; a count restarts in a new one), `backlog` waiting. Returns the forecast lag:
+    /// backlog ÷ rate; infinite when applying has stalled with a backlog; None while there is
+    /// no rate yet or no backlog.
+    pub fn observe(&mut self, now: f64, segment: u64, applied: u64, backlog: u64) -> Option<f64> {
         match self.anchor {
+            Some((t0, seg0, a0, b0)) if seg0 == segment => {
+                // The first rate from 100 ms, the next ones over 250 ms: until there is one
+                // the forecast is blind, and pacer writes at full speed meanwhile.
+                let window = if self.rate.is_none() { 0.1 } else { 0.25 };
+                if now - t0 >= window {
+                    if b0 > 0 {
+                        let r = applied.saturating_sub(a0) as f64 / (now - t0);
+                        self.rate = Some(match self.rate {
+                            Some(old) => 0.5 * old + 0.5 * r,
+                            None => r,
+                        });
+                    }
+                    if applied > a0 || backlog == 0 {
+                        self.last_progress = Some(now);
+                    }
+                    self.anchor = Some((now, segment, applied, backlog));
+                }
+            }
+            Some(_) => {
+                // A new segment: the count restarted; the replica moved.
+                self.last_progress = Some(now);
+                self.anchor = Some((now, segment, applied, backlog));
+            }
             None => {
-                self.anchor = Some((now, applied));
+                self.anchor = Some((now, segment, applied, backlog));
                 self.last_progress = Some(now);
             }
-            Some((t0, a0)) if now - t0 >= 0.25 => {
-                let r = applied.saturating_sub(a0) as f64 / (now - t0);
-                self.rate = Some(match self.rate {
-                    Some(old) => 0.5 * old + 0.5 * r,
-                    None => r,
-                });
-                if applied > a0 || backlog == 0 {
-                    self.last_progress = Some(now);
-                }
-                self.anchor = Some((now, applied));
-            }
-            _ => {}
         }
         if backlog == 0 {
             return None;
@@ -190,6 +225,78 @@ impl ApplyRate {
             _ => None,
         }
     }
+}
+
+/// A position in a binary log: its file and the offset in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogPos {
+    pub file: String,
+    pub pos: u64,
+}
+
+impl BinlogPos {
+    /// The file's number (`mysql-bin.000042` → 42).
+    pub fn number(&self) -> Option<u64> {
+        self.file.rsplit_once('.')?.1.parse().ok()
+    }
+}
+
+/// Bytes of the primary's binary log between what a replica has executed and what the primary
+/// has written. Across files it needs the sizes of the files in between (`sizes`, from `SHOW
+/// BINARY LOGS`); None when they are not known or the two are not of the same log.
+pub fn binlog_backlog(
+    written: &BinlogPos,
+    executed: &BinlogPos,
+    sizes: &[(String, u64)],
+) -> Option<u64> {
+    if written.file == executed.file {
+        return Some(written.pos.saturating_sub(executed.pos));
+    }
+    let base = |f: &str| f.rsplit_once('.').map(|(b, _)| b.to_string());
+    if base(&written.file)? != base(&executed.file)? {
+        return None;
+    }
+    let (w, e) = (written.number()?, executed.number()?);
+    if e > w {
+        return Some(0); // read the primary first: the replica may have moved on since
+    }
+    let size = |n: u64| {
+        sizes
+            .iter()
+            .find(|(f, _)| {
+                BinlogPos {
+                    file: f.clone(),
+                    pos: 0,
+                }
+                .number()
+                    == Some(n)
+            })
+            .map(|(_, s)| *s)
+    };
+    let mut total = size(e)?.saturating_sub(executed.pos);
+    for n in e + 1..w {
+        total += size(n)?;
+    }
+    Some(total + written.pos)
+}
+
+/// The position in the primary's binary log up to which a replica has executed, from its
+/// replication connections: the one reading `primary_file`'s log (multi-source: another
+/// source's log has another name or another server's files).
+pub fn executed_position(rows: &[Fields], primary_file: &str) -> Option<BinlogPos> {
+    let base = |f: &str| f.rsplit_once('.').map(|(b, _)| b.to_string());
+    let want = base(primary_file)?;
+    let get = |r: &Fields, names: &[&str]| names.iter().find_map(|n| r.get(*n).cloned());
+    let mut found = rows.iter().filter_map(|r| {
+        let file = get(r, &["Relay_Master_Log_File", "Relay_Source_Log_File"])?;
+        let pos = get(r, &["Exec_Master_Log_Pos", "Exec_Source_Log_Pos"])?
+            .parse()
+            .ok()?;
+        (base(&file)? == want).then_some(BinlogPos { file, pos })
+    });
+    let first = found.next()?;
+    // Two connections reading logs of the same name: which is this primary's is not known.
+    found.next().is_none().then_some(first)
 }
 
 /// One row of `SHOW … STATUS`, by column name.
@@ -255,6 +362,16 @@ pub fn replication_state(rows: &[Fields]) -> (String, Option<f64>, Option<String
     (state, reported, received)
 }
 
+/// The primary's side of one reading: its latest heartbeat and its clock, and the GTID position
+/// it has written (when it has one pacer reads).
+#[derive(Clone, Copy)]
+struct Primary<'a> {
+    seq: i64,
+    now: f64,
+    written: Option<&'a str>,
+    binlog_end: Option<&'a BinlogPos>,
+}
+
 /// The replicas of one primary, each read on a connection of its own.
 pub struct Replicas {
     base: MyTarget,
@@ -265,7 +382,15 @@ pub struct Replicas {
     session_name: &'static str,
     list: Option<Vec<(String, MyTarget)>>,
     conns: Vec<Option<Session>>,
+    /// Each replica's apply rate in transactions (GTID backlog) and in bytes (binlog backlog).
     rates: Vec<ApplyRate>,
+    byte_rates: Vec<ApplyRate>,
+    /// Whether the primary has `@@gtid_binlog_pos` (MariaDB): None until first asked.
+    primary_gtid: Option<bool>,
+    /// Sizes of the primary's binary log files (`SHOW BINARY LOGS`), read when a replica is
+    /// behind by more than the current file.
+    binlog_sizes: Vec<(String, u64)>,
+    need_sizes: bool,
 }
 
 impl Replicas {
@@ -288,6 +413,10 @@ impl Replicas {
             list: None,
             conns: Vec::new(),
             rates: Vec::new(),
+            byte_rates: Vec::new(),
+            primary_gtid: None,
+            binlog_sizes: Vec::new(),
+            need_sizes: false,
         }
     }
 
@@ -326,6 +455,7 @@ impl Replicas {
         }
         self.conns = list.iter().map(|_| None).collect();
         self.rates = list.iter().map(|_| ApplyRate::default()).collect();
+        self.byte_rates = self.rates.clone();
         self.list = Some(list);
         Ok(())
     }
@@ -350,12 +480,58 @@ impl Replicas {
             .first()
             .map(|r| (int_at(r, 0), float_at(r, 2).unwrap_or(0.0)))
             .ok_or_else(|| "the heartbeat row is missing on the primary".to_string())?;
+        // What the primary has written, read before the replicas so that it is never ahead of
+        // what they are compared with (MariaDB; MySQL's GTID sets are not read).
+        let mut written = None;
+        if self.primary_gtid != Some(false) {
+            match primary
+                .rows_repeating("SELECT @@GLOBAL.gtid_binlog_pos", vec![], READ_REPEATS)
+                .await
+            {
+                Ok(rows) => {
+                    self.primary_gtid = Some(true);
+                    written = rows.first().and_then(|r| text_at(r, 0));
+                }
+                Err(_) => self.primary_gtid = Some(false),
+            }
+        }
+        // Where the primary's binary log ends: the replicas' backlog in bytes is counted to it.
+        let status = match primary
+            .rows_repeating("SHOW MASTER STATUS", vec![], READ_REPEATS)
+            .await
+        {
+            Ok(rows) => Some(rows),
+            Err(_) => primary
+                .rows_repeating("SHOW BINARY LOG STATUS", vec![], READ_REPEATS)
+                .await
+                .ok(),
+        };
+        let binlog_end = status.and_then(|rows| {
+            let r = rows.first()?;
+            Some(BinlogPos {
+                file: text_at(r, 0)?,
+                pos: int_at(r, 1).max(0) as u64,
+            })
+        });
+        if std::mem::take(&mut self.need_sizes)
+            && let Ok(rows) = primary
+                .rows_repeating("SHOW BINARY LOGS", vec![], READ_REPEATS)
+                .await
+        {
+            self.binlog_sizes = rows
+                .iter()
+                .filter_map(|r| Some((text_at(r, 0)?, int_at(r, 1).max(0) as u64)))
+                .collect();
+        }
         let mut out = Vec::new();
         for (i, (name, target)) in list.iter().enumerate() {
-            out.push(
-                self.read_one(i, name, target, &read, primary_seq, primary_now)
-                    .await,
-            );
+            let primary = Primary {
+                seq: primary_seq,
+                now: primary_now,
+                written: written.as_deref(),
+                binlog_end: binlog_end.as_ref(),
+            };
+            out.push(self.read_one(i, name, target, &read, primary).await);
         }
         Ok(out)
     }
@@ -366,9 +542,14 @@ impl Replicas {
         name: &str,
         target: &MyTarget,
         read: &str,
-        primary_seq: i64,
-        primary_now: f64,
+        primary: Primary<'_>,
     ) -> Reading {
+        let Primary {
+            seq: primary_seq,
+            now: primary_now,
+            written,
+            binlog_end,
+        } = primary;
         let unreadable = |why: String| Reading {
             name: name.to_string(),
             lag_s: None,
@@ -423,13 +604,42 @@ impl Replicas {
                     .first()
                     .map(|r| (int_at(r, 0), float_at(r, 1).unwrap_or(0.0)));
                 let (state, reported, received) = replication_state(&status);
-                let forecast = match (&received, &gtid_applied) {
-                    (Some(rx), Some(ap)) => {
-                        let backlog = gtid_backlog(rx, ap);
+                // The forecast: the backlog in bytes of the primary's binary log (written but
+                // not executed there), at the rate the replica executes it; else in GTID
+                // transactions, whose sizes differ (a heartbeat and a batch count as one each).
+                let executed = binlog_end.and_then(|end| executed_position(&status, &end.file));
+                let bytes = match (binlog_end, &executed) {
+                    (Some(end), Some(exec)) => {
+                        let backlog = binlog_backlog(end, exec, &self.binlog_sizes);
+                        self.need_sizes |= backlog.is_none();
+                        backlog.map(|b| (exec.number().unwrap_or(0), exec.pos, b))
+                    }
+                    _ => None,
+                };
+                let forecast = match (bytes, &received, &gtid_applied) {
+                    (Some((segment, pos, backlog)), _, _) => self.byte_rates[i]
+                        .observe(primary_now, segment, pos, backlog)
+                        .map(|f| {
+                            let exec = executed.as_ref().expect("matched above");
+                            let end = binlog_end.expect("matched above");
+                            (
+                                f,
+                                format!(
+                                    "{} of binlog ({}:{} executed, {}:{} written)",
+                                    crate::format::bytes(backlog),
+                                    exec.file,
+                                    exec.pos,
+                                    end.file,
+                                    end.pos
+                                ),
+                            )
+                        }),
+                    (None, Some(rx), Some(ap)) => {
+                        let backlog = gtid_backlog_from(written, rx, ap);
                         let applied_total: u64 = gtid_seqs(ap).values().sum();
                         self.rates[i]
-                            .observe(primary_now, applied_total, backlog)
-                            .map(|f| (f, backlog))
+                            .observe(primary_now, 0, applied_total, backlog)
+                            .map(|f| (f, format!("{backlog} transactions")))
                     }
                     _ => None,
                 };
@@ -439,8 +649,8 @@ impl Replicas {
                 } else {
                     heartbeat_lag(primary_seq, primary_now, applied)
                 };
-                let (lag_s, forecast_used) = match (measured, forecast) {
-                    (Some(m), Some((f, _))) if f > m => (Some(f), true),
+                let (lag_s, forecast_used) = match (measured, &forecast) {
+                    (Some(m), Some((f, _))) if *f > m => (Some(*f), true),
                     (m, _) => (m, false),
                 };
                 let mut state = if applied.is_none() {
@@ -448,13 +658,13 @@ impl Replicas {
                 } else {
                     state
                 };
-                if let Some((f, backlog)) = forecast {
+                if let Some((f, backlog)) = &forecast {
                     state.push_str(&format!(
-                        "; {backlog} transactions received, not applied{}",
+                        "; {backlog} written, not applied{}",
                         if f.is_infinite() {
                             ", applying stalled".to_string()
                         } else {
-                            format!(" (~{} at its rate)", crate::format::secs(f))
+                            format!(" (~{} at its rate)", crate::format::secs(*f))
                         }
                     ));
                 }
@@ -526,28 +736,131 @@ mod tests {
 
     #[test]
     fn the_gtid_backlog_is_received_less_applied_per_domain() {
-        assert_eq!(gtid_backlog("0-1-120,1-2-7", "0-1-100,1-2-7"), 20);
-        assert_eq!(gtid_backlog("0-1-120", ""), 120);
-        assert_eq!(gtid_backlog("", "0-1-5"), 0);
+        assert_eq!(
+            gtid_backlog_from(None, "0-1-120,1-2-7", "0-1-100,1-2-7"),
+            20
+        );
+        assert_eq!(gtid_backlog_from(None, "0-1-120", ""), 120);
+        assert_eq!(gtid_backlog_from(None, "", "0-1-5"), 0);
         assert_eq!(gtid_seqs("0-1-5, 0-2-9").get(&0), Some(&9));
+    }
+
+    #[test]
+    fn the_backlog_counts_what_the_primary_wrote_for_the_domains_the_replica_receives() {
+        // 30 written on the primary but not yet received: in transit, counted.
+        assert_eq!(gtid_backlog_from(Some("0-1-150"), "0-1-120", "0-1-100"), 50);
+        // Unknown on the primary (MySQL): received less applied.
+        assert_eq!(gtid_backlog_from(None, "0-1-120", "0-1-100"), 20);
+        // Domain 5 is another source's (not on this primary); domain 9 is the primary's but
+        // not replicated to this replica: left out.
+        assert_eq!(
+            gtid_backlog_from(Some("0-1-150,9-1-4000"), "0-1-150,5-3-10", "0-1-140,5-3-8"),
+            12
+        );
+        // A primary behind what the replica received (read first, the replica later): the
+        // received position counts.
+        assert_eq!(gtid_backlog_from(Some("0-1-100"), "0-1-110", "0-1-105"), 5);
     }
 
     #[test]
     fn the_forecast_is_backlog_over_rate_and_infinite_once_applying_stalls() {
         let mut r = ApplyRate::default();
-        assert_eq!(r.observe(0.0, 1000, 0), None);
-        assert_eq!(r.observe(0.5, 1100, 50), Some(0.25), "200 tx/s, 50 waiting");
+        assert_eq!(r.observe(0.0, 0, 1000, 10), None);
         assert_eq!(
-            r.observe(0.6, 1100, 60),
+            r.observe(0.5, 0, 1100, 50),
+            Some(0.25),
+            "200 tx/s, 50 waiting"
+        );
+        assert_eq!(
+            r.observe(0.6, 0, 1100, 60),
             Some(0.3),
             "too soon for a new rate"
         );
         // Nothing applied for 0.5 s with a backlog: stalled.
-        r.observe(1.0, 1100, 80);
-        assert_eq!(r.observe(1.1, 1100, 90), Some(f64::INFINITY));
+        r.observe(1.0, 0, 1100, 80);
+        assert_eq!(r.observe(1.1, 0, 1100, 90), Some(f64::INFINITY));
         // Applying again: finite once more.
-        assert!(r.observe(1.5, 1300, 10).is_some_and(f64::is_finite));
-        assert_eq!(r.observe(2.0, 1310, 0), None, "no backlog, no forecast");
+        assert!(r.observe(1.5, 0, 1300, 10).is_some_and(f64::is_finite));
+        assert_eq!(r.observe(2.0, 0, 1310, 0), None, "no backlog, no forecast");
+    }
+
+    #[test]
+    fn an_idle_window_does_not_lower_the_rate_and_a_new_binlog_file_is_not_a_stall() {
+        let mut r = ApplyRate::default();
+        r.observe(0.0, 7, 0, 1000);
+        assert_eq!(r.observe(0.5, 7, 1000, 0), None, "1000/0.5 s = 2000 B/s");
+        // Caught up and idle for a second: no backlog at the window's start, the rate stays.
+        r.observe(1.5, 7, 1010, 0);
+        assert_eq!(
+            r.observe(1.6, 7, 1010, 4000),
+            Some(2.0),
+            "4000 B at 2000 B/s"
+        );
+        // The executed position restarts in the next file: not a stall, no rate from it.
+        r.observe(2.0, 8, 200, 3000);
+        let f = r.observe(2.25, 8, 700, 3000).unwrap();
+        assert!((f - 1.5).abs() < 1e-9, "500 B in 0.25 s: {f}");
+    }
+
+    #[test]
+    fn the_binlog_backlog_spans_files_by_their_sizes() {
+        let at = |file: &str, pos| BinlogPos {
+            file: file.into(),
+            pos,
+        };
+        let sizes = vec![
+            ("mysql-bin.000041".to_string(), 1000),
+            ("mysql-bin.000042".to_string(), 5000),
+            ("mysql-bin.000043".to_string(), 300),
+        ];
+        let w = at("mysql-bin.000043", 300);
+        assert_eq!(
+            binlog_backlog(&w, &at("mysql-bin.000043", 100), &sizes),
+            Some(200)
+        );
+        assert_eq!(
+            binlog_backlog(&w, &at("mysql-bin.000041", 400), &sizes),
+            Some(600 + 5000 + 300)
+        );
+        assert_eq!(
+            binlog_backlog(&w, &at("mysql-bin.000040", 0), &sizes),
+            None,
+            "size unknown"
+        );
+        assert_eq!(
+            binlog_backlog(&w, &at("other-bin.000043", 0), &sizes),
+            None,
+            "another log"
+        );
+        assert_eq!(
+            binlog_backlog(
+                &at("mysql-bin.000042", 10),
+                &at("mysql-bin.000043", 4),
+                &sizes
+            ),
+            Some(0)
+        );
+        // The executed position is read from the connection reading this primary's log.
+        let conn = |file: &str, pos: &str| {
+            row(&[
+                ("Relay_Master_Log_File", file),
+                ("Exec_Master_Log_Pos", pos),
+            ])
+        };
+        let rows = [conn("eu-bin.000002", "77"), conn("mysql-bin.000043", "120")];
+        assert_eq!(
+            executed_position(&rows, "mysql-bin.000043"),
+            Some(at("mysql-bin.000043", 120))
+        );
+        assert_eq!(executed_position(&rows[..1], "mysql-bin.000043"), None);
+        let mysql = row(&[
+            ("Relay_Source_Log_File", "binlog.000003"),
+            ("Exec_Source_Log_Pos", "9"),
+        ]);
+        assert_eq!(
+            executed_position(&[mysql], "binlog.000004"),
+            Some(at("binlog.000003", 9))
+        );
     }
 
     #[test]

@@ -354,6 +354,7 @@ impl MySql {
                     r.state
                 ),
                 forecast: r.forecast,
+                step_s: None,
             })
             .collect())
     }

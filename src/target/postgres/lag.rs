@@ -182,6 +182,7 @@ impl LagForecast {
                 lag_s: Some(f64::INFINITY),
                 detail: detail("replay stalled"),
                 forecast: true,
+                step_s: None,
             };
         }
         // Until a whole rate window has passed, the replies so far give a first estimate.
@@ -197,6 +198,7 @@ impl LagForecast {
                     lag_s: Some((behind as f64 + ahead) / r),
                     detail: detail(&format!("replaying {}", format::bytes_per_s(r))),
                     forecast: true,
+                    step_s: None,
                 }
             }
             // No rate measured yet: the reported lag is all there is.
@@ -205,6 +207,7 @@ impl LagForecast {
                 lag_s: Some(p.replay_lag_s.unwrap_or(0.0)),
                 detail: String::new(),
                 forecast: false,
+                step_s: None,
             },
         }
     }
