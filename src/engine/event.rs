@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Phase, PhasePlan, Severity};
-use crate::target::{Blocker, Key};
+use crate::target::{Blocker, Key, VerifyCursor};
 
 /// An operator's instruction. Applied between batches (or between DDL attempts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +136,7 @@ pub enum EventKind {
     /// Verification progress.
     VerifyProgress {
         rows_checked: u64,
-        up_to: Option<Key>,
+        up_to: Option<VerifyCursor>,
     },
     /// A health signal is over its limit: batches wait (reasons: value against limit).
     Throttled {

@@ -44,7 +44,7 @@ pub const LAG_NEAR: f64 = 0.5;
 const STEP_WITHIN: Duration = Duration::from_secs(2);
 
 use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, Plan, lint};
-use crate::target::{DdlStep, Key, Outcome, StepOutcome, Target, TargetError};
+use crate::target::{DdlStep, Key, Outcome, StepOutcome, Target, TargetError, VerifyCursor};
 
 /// How a run ended, when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -963,7 +963,7 @@ impl<T: Target> Engine<T> {
 
     /// Verification in key chunks over the whole table (rows added since are included).
     async fn verify(&mut self) -> Result<(), EngineError> {
-        let mut after: Option<Key> = None;
+        let mut after: Option<VerifyCursor> = None;
         let mut checked = 0u64;
         let chunk = self.plan.backfill.batch_size.max(10_000);
         loop {
@@ -976,15 +976,12 @@ impl<T: Target> Engine<T> {
                 })
                 .await?;
             checked += result.rows;
-            if result.rows == 0 && checked > 0 {
-                return Ok(()); // the empty tail after the last full chunk
-            }
             self.emit(EventKind::VerifyProgress {
                 rows_checked: checked,
-                up_to: result.hi.clone(),
+                up_to: result.next.clone(),
             });
-            match result.hi {
-                Some(hi) => after = Some(hi),
+            match result.next {
+                Some(next) => after = Some(next),
                 None => return Ok(()),
             }
         }

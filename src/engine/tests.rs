@@ -17,6 +17,7 @@ use crate::plan::{Hold, MAX_BATCH_SIZE, Phase, PhasePlan, Plan, Step};
 use crate::target::{
     BackfillStart, BatchOutcome, Blocker, DdlStep, JobState, Key, KeyColumn, KeyRange, Outcome,
     Preflight, StepOutcome, TableInfo, Target, TargetError, TargetResult, VerifyChunk,
+    VerifyCursor,
 };
 use std::time::Instant;
 
@@ -614,13 +615,23 @@ impl Target for Fake {
         })
     }
 
-    async fn verify_chunk(&mut self, after: Option<&Key>, size: u64) -> TargetResult<VerifyChunk> {
-        let after = after.map(num);
+    async fn verify_chunk(
+        &mut self,
+        after: Option<&VerifyCursor>,
+        size: u64,
+    ) -> TargetResult<VerifyChunk> {
+        let after = after.map(|c| match c {
+            VerifyCursor::Key(k) => num(k),
+            VerifyCursor::Page(p) => *p,
+        });
         let db = self.enter(Call::VerifyChunk { after, size })?;
         let lo = after.unwrap_or(0);
         let hi = (lo + size).min(db.n());
         if lo >= hi {
-            return Ok(VerifyChunk { hi: None, rows: 0 });
+            return Ok(VerifyChunk {
+                next: None,
+                rows: 0,
+            });
         }
         if let Some(i) = (lo..hi).find(|&i| db.fills[i as usize] == 0) {
             return Err(TargetError::Failed(format!(
@@ -629,7 +640,7 @@ impl Target for Fake {
             )));
         }
         Ok(VerifyChunk {
-            hi: Some(key(hi)),
+            next: Some(VerifyCursor::Key(key(hi))),
             rows: hi - lo,
         })
     }

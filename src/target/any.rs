@@ -8,7 +8,7 @@ use super::mysql::{MySql, sampler::MySource};
 use super::postgres::{Postgres, sampler::PgSource};
 use super::{
     BackfillStart, BatchOutcome, DdlStep, JobState, Key, Outcome, Preflight, StepOutcome, Target,
-    TargetResult, VerifyChunk,
+    TargetResult, VerifyChunk, VerifyCursor,
 };
 use crate::audit::Audit;
 use crate::engine::throttle::ReplicaReading;
@@ -169,7 +169,11 @@ impl Target for AnyTarget {
         }
     }
 
-    async fn verify_chunk(&mut self, after: Option<&Key>, size: u64) -> TargetResult<VerifyChunk> {
+    async fn verify_chunk(
+        &mut self,
+        after: Option<&VerifyCursor>,
+        size: u64,
+    ) -> TargetResult<VerifyChunk> {
         match self {
             AnyTarget::Postgres(t) => t.verify_chunk(after, size).await,
             AnyTarget::MySql(t) => t.verify_chunk(after, size).await,

@@ -225,11 +225,32 @@ pub struct BackfillStart {
     pub rows_total: Option<u64>,
 }
 
+/// Where verify has got to: the last key checked (key ranges), or the first page not yet
+/// checked (a target that reads the table by physical position, e.g. PostgreSQL's TID range
+/// scans). The target that returns a cursor is the one that reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyCursor {
+    /// Keys up to and including this one are checked.
+    Key(Key),
+    /// Pages before this one are checked.
+    Page(u64),
+}
+
+impl fmt::Display for VerifyCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyCursor::Key(k) => write!(f, "key {k}"),
+            VerifyCursor::Page(p) => write!(f, "page {p}"),
+        }
+    }
+}
+
 /// One verified chunk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyChunk {
-    /// Last key checked (None: nothing left).
-    pub hi: Option<Key>,
+    /// Where the next chunk starts (None: nothing left).
+    pub next: Option<VerifyCursor>,
     /// Rows checked.
     pub rows: u64,
 }
@@ -397,10 +418,11 @@ pub trait Target: Send {
         size: u64,
     ) -> impl Future<Output = TargetResult<BatchOutcome>> + Send;
 
-    /// Checks one chunk of at most `size` keys after `after`; fails when a row is unfilled.
+    /// Checks one chunk after `after` (about `size` rows; a target may size chunks by time
+    /// instead); fails when a row is unfilled, naming the first such key.
     fn verify_chunk(
         &mut self,
-        after: Option<&Key>,
+        after: Option<&VerifyCursor>,
         size: u64,
     ) -> impl Future<Output = TargetResult<VerifyChunk>> + Send;
 

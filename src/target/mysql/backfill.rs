@@ -322,7 +322,7 @@ impl MySql {
             }));
         }
         Ok(VerifyChunk {
-            hi,
+            next: hi.map(crate::target::VerifyCursor::Key),
             rows: rows.max(0) as u64,
         })
     }

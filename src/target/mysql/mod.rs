@@ -37,7 +37,7 @@ use crate::engine::throttle::ReplicaReading;
 use crate::plan::{Phase, PhasePlan, Plan};
 use crate::target::{
     BackfillStart, BatchOutcome, DdlStep, JobState, Key, Outcome, Preflight, StepOutcome, Target,
-    TargetError, TargetResult, VerifyChunk,
+    TargetError, TargetResult, VerifyChunk, VerifyCursor,
 };
 
 pub use connect::{MyConnectError, MyTarget};
@@ -502,7 +502,20 @@ impl Target for MySql {
         result
     }
 
-    async fn verify_chunk(&mut self, after: Option<&Key>, size: u64) -> TargetResult<VerifyChunk> {
+    async fn verify_chunk(
+        &mut self,
+        after: Option<&VerifyCursor>,
+        size: u64,
+    ) -> TargetResult<VerifyChunk> {
+        let after = match after {
+            None => None,
+            Some(VerifyCursor::Key(k)) => Some(k),
+            Some(VerifyCursor::Page(_)) => {
+                return Err(TargetError::Failed(
+                    "verify: a page cursor on MySQL/MariaDB, which verifies by key".into(),
+                ));
+            }
+        };
         self.verify_range_chunk(after, size).await
     }
 

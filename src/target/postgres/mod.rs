@@ -34,7 +34,7 @@ use crate::engine::throttle::ReplicaReading;
 use crate::plan::{Phase, PhasePlan, Plan};
 use crate::target::{
     BackfillStart, BatchOutcome, DdlStep, JobState, Key, Outcome, Preflight, StepOutcome, Target,
-    TargetError, TargetResult, VerifyChunk,
+    TargetError, TargetResult, VerifyChunk, VerifyCursor,
 };
 
 use crate::target::runner::runner_id;
@@ -59,6 +59,8 @@ pub struct Postgres {
     audit: Audit,
     backend_pid: i32,
     server_version: i32,
+    /// Pages in the next verify chunk (0: not sized yet).
+    verify_pages: u64,
     statements: HashMap<String, Prepared>,
     sql: Option<PgSql>,
     runner: String,
@@ -105,6 +107,7 @@ impl Postgres {
             audit,
             backend_pid: 0,
             server_version: 0,
+            verify_pages: 0,
             statements: HashMap::new(),
             sql: None,
             runner: runner_id(),
@@ -324,8 +327,12 @@ impl Target for Postgres {
         result
     }
 
-    async fn verify_chunk(&mut self, after: Option<&Key>, size: u64) -> TargetResult<VerifyChunk> {
-        self.verify_range_chunk(after, size).await
+    async fn verify_chunk(
+        &mut self,
+        after: Option<&VerifyCursor>,
+        size: u64,
+    ) -> TargetResult<VerifyChunk> {
+        self.verify_next(after, size).await
     }
 
     async fn finish(&mut self, outcome: Outcome, message: &str) -> TargetResult<()> {

@@ -4,6 +4,10 @@ use crate::plan::ident::quote_ident;
 use crate::plan::{Plan, TableName};
 use crate::target::KeyColumn;
 
+/// Pages [$1, $2) of a table, as TIDs: `ctid >= '($1,0)' AND ctid < '($2,0)'`.
+const PAGE_RANGE: &str =
+    "ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid";
+
 /// Renders the SQL of one migration on PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PgSql {
@@ -85,7 +89,7 @@ impl PgSql {
         }
     }
 
-    fn t(&self) -> String {
+    pub fn t(&self) -> String {
         self.table.quoted()
     }
 
@@ -344,6 +348,27 @@ impl PgSql {
     /// has a value (unfilled), and NULLs. Parameters: [lo…], hi….
     pub fn verify_range(&self, with_lo: bool, with_hi: bool) -> String {
         let (lo, hi) = self.bounds(with_lo, with_hi);
+        self.verify_where(&self.range_condition(lo, hi))
+    }
+
+    /// Verification of the pages [$1, $2) (TIDs `($1,0)` up to `($2,0)`, a TID range scan on
+    /// PostgreSQL 14+): rows, unfilled rows, NULLs, as [`Self::verify_range`].
+    pub fn verify_pages(&self) -> String {
+        self.verify_where(PAGE_RANGE)
+    }
+
+    /// First unfilled key in the pages [$1, $2), to name in an error.
+    pub fn first_unfilled_in_pages(&self, nulls_only: bool) -> String {
+        self.first_unfilled_where(PAGE_RANGE, nulls_only)
+    }
+
+    /// The table's size in pages now: `pg_relation_size` ÷ `block_size`. Parameter: the
+    /// table's quoted name ([`Self::t`]).
+    pub fn pages(&self) -> &'static str {
+        "SELECT (pg_relation_size($1::text::regclass) / current_setting('block_size')::bigint)::bigint"
+    }
+
+    fn verify_where(&self, condition: &str) -> String {
         let unfilled = match &self.backfill {
             Some(expr) => format!(
                 "count(*) FILTER (WHERE {} AND CAST(({expr}) AS {}) IS DISTINCT FROM {})",
@@ -354,16 +379,19 @@ impl PgSql {
             None => "0::bigint".into(),
         };
         format!(
-            "SELECT count(*), {unfilled}, count(*) FILTER (WHERE {} IS NULL) FROM {} WHERE {}",
+            "SELECT count(*), {unfilled}, count(*) FILTER (WHERE {} IS NULL) FROM {} WHERE {condition}",
             self.col(),
             self.t(),
-            self.range_condition(lo, hi)
         )
     }
 
     /// First unfilled key in the chunk, to name in an error. Parameters: [lo…], [hi…].
     pub fn first_unfilled(&self, with_lo: bool, with_hi: bool, nulls_only: bool) -> String {
         let (lo, hi) = self.bounds(with_lo, with_hi);
+        self.first_unfilled_where(&self.range_condition(lo, hi), nulls_only)
+    }
+
+    fn first_unfilled_where(&self, range: &str, nulls_only: bool) -> String {
         let condition = match (&self.backfill, nulls_only) {
             (Some(expr), false) => format!(
                 "{} AND CAST(({expr}) AS {}) IS DISTINCT FROM {}",
@@ -374,10 +402,9 @@ impl PgSql {
             _ => format!("{} IS NULL", self.col()),
         };
         format!(
-            "SELECT {} FROM {} WHERE {} AND {condition} ORDER BY {} LIMIT 1",
+            "SELECT {} FROM {} WHERE {range} AND {condition} ORDER BY {} LIMIT 1",
             self.key_as_text(""),
             self.t(),
-            self.range_condition(lo, hi),
             self.order_by(false)
         )
     }
