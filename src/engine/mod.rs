@@ -1013,7 +1013,8 @@ fn annotate_steps(before: &[throttle::ReplicaReading], now: &mut [throttle::Repl
 }
 
 /// Whether the replicas are read at this boundary: every [`LAG_POLL`], and at every boundary
-/// while the last reading was near `limit` (or could not be taken).
+/// while the last reading was near `limit`, could not be taken, or had a backlog it could not
+/// forecast yet (the first batches, before a replica's apply rate is known).
 fn lag_due(
     last: Option<&(Instant, Option<Vec<throttle::ReplicaReading>>)>,
     now: Instant,
@@ -1025,8 +1026,9 @@ fn lag_due(
     let near = match readings {
         None => true,
         Some(list) => list.iter().any(|r| {
-            r.lag_s
-                .is_none_or(|lag| lag >= LAG_NEAR * limit.as_secs_f64())
+            r.warming
+                || r.lag_s
+                    .is_none_or(|lag| lag >= LAG_NEAR * limit.as_secs_f64())
         }),
     };
     near || due(Some(*at), now, LAG_POLL)

@@ -2207,6 +2207,14 @@ fn replicas_are_read_every_poll_and_at_every_boundary_near_the_lag_limit() {
         super::lag_due(Some(&(t0, None)), soon, limit),
         "the last read failed"
     );
+    let mut warming = at(Some(0.1));
+    if let Some(list) = warming.1.as_mut() {
+        list[1].warming = true;
+    }
+    assert!(
+        super::lag_due(Some(&warming), soon, limit),
+        "a backlog not forecast yet"
+    );
 }
 
 #[test]

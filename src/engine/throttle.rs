@@ -29,6 +29,9 @@ pub struct ReplicaReading {
     /// How much `lag_s` grew since the reading before, when that was at the previous batch
     /// boundary (set by the engine): what one more batch is likely to add.
     pub step_s: Option<f64>,
+    /// It has a backlog whose apply rate is not measured yet, so `lag_s` cannot be forecast:
+    /// the engine reads it at every batch boundary until it can.
+    pub warming: bool,
 }
 
 impl ReplicaReading {
@@ -40,6 +43,7 @@ impl ReplicaReading {
             detail: String::new(),
             forecast: false,
             step_s: None,
+            warming: false,
         }
     }
 

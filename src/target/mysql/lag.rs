@@ -115,6 +115,8 @@ pub struct Reading {
     pub state: String,
     /// Whether `lag_s` is the forecast from the GTID backlog (larger than the heartbeat's).
     pub forecast: bool,
+    /// It has a backlog but no apply rate yet: the forecast is blind (read it again soon).
+    pub warming: bool,
 }
 
 /// The lag from the primary's latest heartbeat `(seq, now)` and the one a replica shows.
@@ -224,6 +226,11 @@ impl ApplyRate {
             Some(r) if r > 0.0 => Some(backlog as f64 / r),
             _ => None,
         }
+    }
+
+    /// Whether a rate has been measured yet.
+    pub fn has_rate(&self) -> bool {
+        self.rate.is_some()
     }
 }
 
@@ -556,6 +563,7 @@ impl Replicas {
             reported_s: None,
             state: why,
             forecast: false,
+            warming: false,
         };
         if self.conns[i].is_none() {
             let program = super::program_name("pacer-replica", &self.job);
@@ -616,10 +624,12 @@ impl Replicas {
                     }
                     _ => None,
                 };
+                let mut warming = false;
                 let forecast = match (bytes, &received, &gtid_applied) {
-                    (Some((segment, pos, backlog)), _, _) => self.byte_rates[i]
-                        .observe(primary_now, segment, pos, backlog)
-                        .map(|f| {
+                    (Some((segment, pos, backlog)), _, _) => {
+                        let f = self.byte_rates[i].observe(primary_now, segment, pos, backlog);
+                        warming = backlog > 0 && !self.byte_rates[i].has_rate();
+                        f.map(|f| {
                             let exec = executed.as_ref().expect("matched above");
                             let end = binlog_end.expect("matched above");
                             (
@@ -633,13 +643,14 @@ impl Replicas {
                                     end.pos
                                 ),
                             )
-                        }),
+                        })
+                    }
                     (None, Some(rx), Some(ap)) => {
                         let backlog = gtid_backlog_from(written, rx, ap);
                         let applied_total: u64 = gtid_seqs(ap).values().sum();
-                        self.rates[i]
-                            .observe(primary_now, 0, applied_total, backlog)
-                            .map(|f| (f, format!("{backlog} transactions")))
+                        let f = self.rates[i].observe(primary_now, 0, applied_total, backlog);
+                        warming = backlog > 0 && !self.rates[i].has_rate();
+                        f.map(|f| (f, format!("{backlog} transactions")))
                     }
                     _ => None,
                 };
@@ -674,6 +685,7 @@ impl Replicas {
                     reported_s: reported,
                     state,
                     forecast: forecast_used,
+                    warming,
                 }
             }
             Ok(Err(e)) => {

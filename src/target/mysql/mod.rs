@@ -355,6 +355,7 @@ impl MySql {
                 ),
                 forecast: r.forecast,
                 step_s: None,
+                warming: r.warming,
             })
             .collect())
     }

@@ -183,6 +183,7 @@ impl LagForecast {
                 detail: detail("replay stalled"),
                 forecast: true,
                 step_s: None,
+                warming: false,
             };
         }
         // Until a whole rate window has passed, the replies so far give a first estimate.
@@ -199,6 +200,7 @@ impl LagForecast {
                     detail: detail(&format!("replaying {}", format::bytes_per_s(r))),
                     forecast: true,
                     step_s: None,
+                    warming: false,
                 }
             }
             // No rate measured yet: the reported lag is all there is.
@@ -208,6 +210,7 @@ impl LagForecast {
                 detail: String::new(),
                 forecast: false,
                 step_s: None,
+                warming: false,
             },
         }
     }
