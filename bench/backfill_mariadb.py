@@ -927,6 +927,8 @@ class Bench:
         res_dir = REPO / "bench" / "results"
         res_dir.mkdir(exist_ok=True)
         stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M")
+        if (res_dir / f"backfill-mariadb-{stamp}.txt").exists():
+            stamp = dt.datetime.now().strftime("%Y-%m-%d-%H%M%S")  # two runs in one minute
         path = res_dir / f"backfill-mariadb-{stamp}.txt"
         path.write_text("\n".join(self.report) + "\n")
         (res_dir / f"backfill-mariadb-{stamp}.json").write_text(json.dumps(self.results, indent=1, default=str) + "\n")
