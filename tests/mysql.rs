@@ -337,7 +337,8 @@ async fn add_column_behind_a_metadata_lock_never_stalls_the_foreground() {
 
     assert_eq!(ran.code, 0, "{ran}");
     assert!(
-        ran.stderr.contains(&format!("pid {holder_id}")),
+        ran.stderr
+            .contains(&format!("connection {holder_id} (from ")),
         "the blocker is named: {ran}"
     );
     let worst = worst_ms.load(Ordering::Relaxed);

@@ -234,6 +234,40 @@ impl ApplyRate {
     }
 }
 
+/// A byte backlog that does not drain while the replica shows the primary's latest heartbeat
+/// is not a backlog: the two positions are not comparable, and a forecast from them would hold
+/// pacer for nothing. Seen in the benchmark on a replica slowed by SIGSTOP/SIGCONT: its executed
+/// position trailed the primary's end by a constant ~540 KiB for minutes while its heartbeat
+/// was current, and the forecast grew as the measured rate fell toward zero (BENCHMARKS.md).
+/// After [`STANDING_S`] of that, the byte forecast is set aside for the GTID backlog and the
+/// heartbeat, until the heartbeat falls behind again.
+#[derive(Debug, Clone, Default)]
+pub struct StandingGap {
+    since: Option<(f64, u64)>,
+}
+
+/// How long a backlog must stand still, with the heartbeat current, to be set aside.
+pub const STANDING_S: f64 = 2.0;
+
+impl StandingGap {
+    /// Takes a reading at `now`: the byte `backlog`, and whether the replica shows the
+    /// primary's latest heartbeat. True when the backlog is to be set aside.
+    pub fn observe(&mut self, now: f64, backlog: u64, current: bool) -> bool {
+        if !current || backlog == 0 {
+            self.since = None;
+            return false;
+        }
+        match self.since {
+            // Within a tenth (or 4 KiB) of where it stood: standing still.
+            Some((t0, b0)) if backlog.abs_diff(b0) <= (b0 / 10).max(4096) => now - t0 >= STANDING_S,
+            _ => {
+                self.since = Some((now, backlog));
+                false
+            }
+        }
+    }
+}
+
 /// A position in a binary log: its file and the offset in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BinlogPos {
@@ -392,6 +426,7 @@ pub struct Replicas {
     /// Each replica's apply rate in transactions (GTID backlog) and in bytes (binlog backlog).
     rates: Vec<ApplyRate>,
     byte_rates: Vec<ApplyRate>,
+    standing: Vec<StandingGap>,
     /// Whether the primary has `@@gtid_binlog_pos` (MariaDB): None until first asked.
     primary_gtid: Option<bool>,
     /// Sizes of the primary's binary log files (`SHOW BINARY LOGS`), read when a replica is
@@ -421,6 +456,7 @@ impl Replicas {
             conns: Vec::new(),
             rates: Vec::new(),
             byte_rates: Vec::new(),
+            standing: Vec::new(),
             primary_gtid: None,
             binlog_sizes: Vec::new(),
             need_sizes: false,
@@ -463,6 +499,7 @@ impl Replicas {
         self.conns = list.iter().map(|_| None).collect();
         self.rates = list.iter().map(|_| ApplyRate::default()).collect();
         self.byte_rates = self.rates.clone();
+        self.standing = list.iter().map(|_| StandingGap::default()).collect();
         self.list = Some(list);
         Ok(())
     }
@@ -616,11 +653,19 @@ impl Replicas {
                 // not executed there), at the rate the replica executes it; else in GTID
                 // transactions, whose sizes differ (a heartbeat and a batch count as one each).
                 let executed = binlog_end.and_then(|end| executed_position(&status, &end.file));
+                let current = applied.is_some_and(|(seq, _)| seq >= primary_seq);
+                let mut set_aside = None;
                 let bytes = match (binlog_end, &executed) {
                     (Some(end), Some(exec)) => {
                         let backlog = binlog_backlog(end, exec, &self.binlog_sizes);
                         self.need_sizes |= backlog.is_none();
-                        backlog.map(|b| (exec.number().unwrap_or(0), exec.pos, b))
+                        match backlog {
+                            Some(b) if self.standing[i].observe(primary_now, b, current) => {
+                                set_aside = Some(b);
+                                None
+                            }
+                            b => b.map(|b| (exec.number().unwrap_or(0), exec.pos, b)),
+                        }
                     }
                     _ => None,
                 };
@@ -669,6 +714,13 @@ impl Replicas {
                 } else {
                     state
                 };
+                if let Some(b) = set_aside {
+                    state.push_str(&format!(
+                        "; its executed position stands {} behind the primary's end although its \
+                         heartbeat is current: not counted",
+                        crate::format::bytes(b)
+                    ));
+                }
                 if let Some((f, backlog)) = &forecast {
                     state.push_str(&format!(
                         "; {backlog} written, not applied{}",
@@ -812,6 +864,23 @@ mod tests {
         r.observe(2.0, 8, 200, 3000);
         let f = r.observe(2.25, 8, 700, 3000).unwrap();
         assert!((f - 1.5).abs() < 1e-9, "500 B in 0.25 s: {f}");
+    }
+
+    #[test]
+    fn a_backlog_that_stands_still_while_the_heartbeat_is_current_is_set_aside() {
+        let mut g = StandingGap::default();
+        assert!(!g.observe(0.0, 540_000, true));
+        assert!(!g.observe(1.0, 545_000, true), "not yet 2 s");
+        assert!(g.observe(2.1, 538_000, true), "standing for 2 s");
+        assert!(g.observe(3.0, 541_000, true), "still");
+        // The heartbeat falls behind: a real backlog again, counted.
+        assert!(!g.observe(3.2, 900_000, false));
+        assert!(!g.observe(5.5, 900_000, true), "the 2 s start again");
+        // A backlog that drains is not standing.
+        let mut g = StandingGap::default();
+        assert!(!g.observe(0.0, 500_000, true));
+        assert!(!g.observe(1.0, 300_000, true));
+        assert!(!g.observe(2.5, 100_000, true));
     }
 
     #[test]
