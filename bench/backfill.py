@@ -372,6 +372,26 @@ class PacerRun:
         cpu = self.rusage.ru_utime + self.rusage.ru_stime if self.rusage else None
         wall = (self.t_end - self.t_start) if self.t_end else None
         durations = [b["duration_ms"] for b in batches]
+        # The ETA's error at 10, 50 and 90 % of the rows: |ETA − the real time left| ÷ the real
+        # time left (the real time left: from that batch to the backfill's end); and rows/s over
+        # the first and the last tenth of the rows, for "flat with table size".
+        eta_err, tenth_rate = {}, {}
+        if bdone and batches and batches[-1].get("rows_total"):
+            t_end = ts_epoch(bdone["ts"])
+            total = batches[-1]["rows_total"]
+            for q in (10, 50, 90):
+                b = next((b for b in batches if b["rows_done"] >= total * q / 100), None)
+                if b and b.get("eta_s") is not None:
+                    left = t_end - ts_epoch(b["ts"])
+                    if left > 0:
+                        eta_err[q] = abs(b["eta_s"] - left) / left
+            t0 = ts_epoch(bstart["ts"]) if bstart else None
+            first = next((b for b in batches if b["rows_done"] >= total / 10), None)
+            last = next((b for b in batches if b["rows_done"] >= total * 0.9), None)
+            if t0 and first and ts_epoch(first["ts"]) > t0:
+                tenth_rate["first"] = first["rows_done"] / (ts_epoch(first["ts"]) - t0)
+            if last and t_end > ts_epoch(last["ts"]):
+                tenth_rate["last"] = (rows - last["rows_done"]) / (t_end - ts_epoch(last["ts"]))
         sizes = [b.get("batch_size") or b.get("keys") for b in batches]
         return {
             "rc": self.rc,
@@ -381,6 +401,8 @@ class PacerRun:
             "backfill_window": bwin,
             "wall_s": wall,
             "verify_s": vdone["elapsed_ms"] / 1000 if vdone else None,
+            "eta_err": eta_err,
+            "tenth_rows_per_s": tenth_rate,
             "window": (self.t_start, self.t_end),
             "batches": len(batches),
             "batch_ms_p50": pct(durations, 50),
@@ -668,7 +690,11 @@ class Bench:
             each = ", ".join(
                 f"{fmt_int(s['rows_per_s'] or 0)} ({s['backfill_s'] or 0:.2f} s"
                 + (f", batch p50 {ms(s['batch_ms_p50'])}, size {s['batch_size_first']}→{s['batch_size_last']}, "
-                   f"{s['batches']} batches, verify {s['verify_s'] or 0:.2f} s, whole run {s['wall_s'] or 0:.2f} s"
+                   f"{s['batches']} batches, verify {s['verify_s'] or 0:.2f} s, whole run {s['wall_s'] or 0:.2f} s, "
+                   f"peak RSS {(s['maxrss_kib'] or 0) / 1024:.1f} MiB, ETA error at 10/50/90 % "
+                   + "/".join(f"{100 * s['eta_err'][q]:.0f}%" if q in s.get('eta_err', {}) else "—" for q in (10, 50, 90))
+                   + ", rows/s first/last tenth "
+                   + "/".join(fmt_int(s.get('tenth_rows_per_s', {}).get(k) or 0) for k in ("first", "last"))
                    if "batch_ms_p50" in s else "")
                 + ("" if s["rc"] == 0 and s.get("unfilled") == 0 else f", FAILED rc={s['rc']} unfilled={s.get('unfilled')}")
                 + ")"

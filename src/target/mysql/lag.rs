@@ -18,8 +18,8 @@
 //! be once it has applied what the primary has already written, which is what a throttle must
 //! stop on: the backlog in bytes of the primary's binary log (its end, less where the replica
 //! has executed it, in the primary's coordinates) over the replica's execution rate (bytes/s,
-//! measured only over windows that began with a backlog, so an idle replica does not look
-//! slow). Bytes, not GTID transactions: a heartbeat and a 5,000-row batch are one transaction
+//! measured from one move of its position to the next while it had a backlog, so neither an
+//! idle replica nor one in the middle of a big transaction looks slow). Bytes, not GTID transactions: a heartbeat and a 5,000-row batch are one transaction
 //! each, and a rate in transactions measured while the replica applied heartbeats says nothing
 //! of how long the batches behind them take (the forecast ran low by half before this was
 //! changed; BENCHMARKS.md). The GTID backlog is the fallback where the positions cannot be
@@ -166,60 +166,102 @@ pub fn gtid_backlog_from(primary: Option<&str>, received: &str, applied: &str) -
         .sum()
 }
 
-/// A replica's apply rate (transactions or bytes per second), measured between reads at least
-/// 250 ms apart (the first 100 ms), over windows in which it had a backlog from the start: an idle replica's rate
-/// says nothing of how fast it applies.
+/// A replica's apply rate (transactions or bytes per second), measured from one move of its
+/// applied position to the next while it had a backlog: a replica applies a transaction at a
+/// time, so on a slow one a big batch leaves the position still for longer than any fixed
+/// window, and a window that saw no move says nothing of its speed (measured over fixed 250 ms
+/// windows, the rate fell toward zero between moves and the forecast grew to minutes:
+/// BENCHMARKS.md). Time while it had nothing to apply is left out.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyRate {
-    /// `(time, segment, applied, backlog)` at the start of the current window.
-    anchor: Option<(f64, u64, u64, u64)>,
+    /// The backlog below which the replica counts as idle: the heartbeats alone keep a slow
+    /// replica a few hundred bytes behind all the time, and a rate taken over that trickle
+    /// says nothing of how fast it applies a batch.
+    busy_from: u64,
+    /// `(time, segment, applied)` where the current measurement began: the last move, or the
+    /// moment a backlog appeared.
+    since: Option<(f64, u64, u64)>,
+    /// The recent busy spans, `(seconds, applied in them)`, newest last, [`RATE_WINDOW_S`] at
+    /// most: the rate is their sum of work over their sum of time, so a small transaction
+    /// applied quickly ahead of a big one weighs as little as it is.
+    spans: std::collections::VecDeque<(f64, u64)>,
     rate: Option<f64>,
-    /// When the applied count last moved while a backlog waited (seconds, primary clock).
-    last_progress: Option<f64>,
+    /// Average time between moves while busy (seconds).
+    gap: Option<f64>,
 }
 
-/// Time with a backlog and no transaction applied after which a replica counts as stalled.
+/// How much busy time the rate is taken over.
+pub const RATE_WINDOW_S: f64 = 3.0;
+
+/// Time with a backlog and no move after which a replica counts as stalled, at least; a
+/// replica whose moves are further apart (big transactions) gets three of its usual gaps.
 const STALL_S: f64 = 0.5;
+/// Before any rate is known, a replica that has not moved for this long counts as stalled.
+const FIRST_STALL_S: f64 = 2.0;
+/// Moves closer together than this are measured together (too short to time well).
+const MIN_SPAN_S: f64 = 0.1;
+
+/// The busy threshold of a rate in bytes (a few heartbeats' worth of binlog).
+pub const BUSY_BYTES: u64 = 64 * 1024;
+/// The busy threshold of a rate in transactions.
+pub const BUSY_TRANSACTIONS: u64 = 3;
 
 impl ApplyRate {
+    /// A rate that counts the replica as idle while its backlog is below `busy_from`.
+    pub fn new(busy_from: u64) -> ApplyRate {
+        ApplyRate {
+            busy_from,
+            ..ApplyRate::default()
+        }
+    }
+
     /// Takes a reading at `now` (seconds): `applied` so far within `segment` (a binlog file's
     /// number; a count restarts in a new one), `backlog` waiting. Returns the forecast lag:
     /// backlog ÷ rate; infinite when applying has stalled with a backlog; None while there is
     /// no rate yet or no backlog.
     pub fn observe(&mut self, now: f64, segment: u64, applied: u64, backlog: u64) -> Option<f64> {
-        match self.anchor {
-            Some((t0, seg0, a0, b0)) if seg0 == segment => {
-                // The first rate from 100 ms, the next ones over 250 ms: until there is one
-                // the forecast is blind, and pacer writes at full speed meanwhile.
-                let window = if self.rate.is_none() { 0.1 } else { 0.25 };
-                if now - t0 >= window {
-                    if b0 > 0 {
-                        let r = applied.saturating_sub(a0) as f64 / (now - t0);
-                        self.rate = Some(match self.rate {
-                            Some(old) => 0.5 * old + 0.5 * r,
-                            None => r,
-                        });
-                    }
-                    if applied > a0 || backlog == 0 {
-                        self.last_progress = Some(now);
-                    }
-                    self.anchor = Some((now, segment, applied, backlog));
+        match self.since {
+            _ if backlog < self.busy_from.max(1) => {
+                // Idle (or caught up, or only the heartbeats' trickle): the next measurement
+                // starts here.
+                self.since = Some((now, segment, applied));
+                return if backlog == 0 {
+                    None
+                } else {
+                    self.rate.filter(|r| *r > 0.0).map(|r| backlog as f64 / r)
+                };
+            }
+            None => self.since = Some((now, segment, applied)),
+            Some((_, seg0, _)) if seg0 != segment => {
+                // A new file: the count restarted; it moved, but by an unknown amount.
+                self.since = Some((now, segment, applied));
+            }
+            Some((t0, _, a0)) if applied > a0 && now - t0 >= MIN_SPAN_S => {
+                let span = now - t0;
+                self.spans.push_back((span, applied - a0));
+                while self.spans.len() > 1
+                    && self.spans.iter().map(|(t, _)| t).sum::<f64>() - self.spans[0].0
+                        >= RATE_WINDOW_S
+                {
+                    self.spans.pop_front();
                 }
+                let (time, work) = self
+                    .spans
+                    .iter()
+                    .fold((0.0, 0u64), |(t, w), (dt, dw)| (t + dt, w + dw));
+                self.rate = Some(work as f64 / time);
+                self.gap = Some(self.gap.map_or(span, |g| 0.5 * g + 0.5 * span));
+                self.since = Some((now, segment, applied));
             }
-            Some(_) => {
-                // A new segment: the count restarted; the replica moved.
-                self.last_progress = Some(now);
-                self.anchor = Some((now, segment, applied, backlog));
-            }
-            None => {
-                self.anchor = Some((now, segment, applied, backlog));
-                self.last_progress = Some(now);
-            }
+            Some(_) => {}
         }
-        if backlog == 0 {
-            return None;
-        }
-        if self.last_progress.is_some_and(|t| now - t >= STALL_S) {
+        let (t0, _, _) = self.since.expect("set above");
+        let still = now - t0;
+        let stalled = match self.gap {
+            Some(gap) => still >= STALL_S.max(3.0 * gap),
+            None => still >= FIRST_STALL_S,
+        };
+        if stalled {
             return Some(f64::INFINITY);
         }
         match self.rate {
@@ -497,8 +539,11 @@ impl Replicas {
             }
         }
         self.conns = list.iter().map(|_| None).collect();
-        self.rates = list.iter().map(|_| ApplyRate::default()).collect();
-        self.byte_rates = self.rates.clone();
+        self.rates = list
+            .iter()
+            .map(|_| ApplyRate::new(BUSY_TRANSACTIONS))
+            .collect();
+        self.byte_rates = list.iter().map(|_| ApplyRate::new(BUSY_BYTES)).collect();
         self.standing = list.iter().map(|_| StandingGap::default()).collect();
         self.list = Some(list);
         Ok(())
@@ -673,7 +718,7 @@ impl Replicas {
                 let forecast = match (bytes, &received, &gtid_applied) {
                     (Some((segment, pos, backlog)), _, _) => {
                         let f = self.byte_rates[i].observe(primary_now, segment, pos, backlog);
-                        warming = backlog > 0 && !self.byte_rates[i].has_rate();
+                        warming = backlog >= BUSY_BYTES && !self.byte_rates[i].has_rate();
                         f.map(|f| {
                             let exec = executed.as_ref().expect("matched above");
                             let end = binlog_end.expect("matched above");
@@ -694,7 +739,7 @@ impl Replicas {
                         let backlog = gtid_backlog_from(written, rx, ap);
                         let applied_total: u64 = gtid_seqs(ap).values().sum();
                         let f = self.rates[i].observe(primary_now, 0, applied_total, backlog);
-                        warming = backlog > 0 && !self.rates[i].has_rate();
+                        warming = backlog >= BUSY_TRANSACTIONS && !self.rates[i].has_rate();
                         f.map(|f| (f, format!("{backlog} transactions")))
                     }
                     _ => None,
@@ -829,41 +874,71 @@ mod tests {
     #[test]
     fn the_forecast_is_backlog_over_rate_and_infinite_once_applying_stalls() {
         let mut r = ApplyRate::default();
-        assert_eq!(r.observe(0.0, 0, 1000, 10), None);
+        assert_eq!(r.observe(0.0, 0, 1000, 10), None, "no rate yet");
         assert_eq!(
             r.observe(0.5, 0, 1100, 50),
             Some(0.25),
             "200 tx/s, 50 waiting"
         );
         assert_eq!(
-            r.observe(0.6, 0, 1100, 60),
+            r.observe(0.55, 0, 1100, 60),
             Some(0.3),
-            "too soon for a new rate"
+            "no move: the same rate"
         );
-        // Nothing applied for 0.5 s with a backlog: stalled.
-        r.observe(1.0, 0, 1100, 80);
-        assert_eq!(r.observe(1.1, 0, 1100, 90), Some(f64::INFINITY));
+        // Nothing applied for 1.5 s (three gaps of 0.5 s) with a backlog: stalled.
+        assert!(r.observe(1.5, 0, 1100, 80).is_some_and(f64::is_finite));
+        assert_eq!(r.observe(2.1, 0, 1100, 90), Some(f64::INFINITY));
         // Applying again: finite once more.
-        assert!(r.observe(1.5, 0, 1300, 10).is_some_and(f64::is_finite));
-        assert_eq!(r.observe(2.0, 0, 1310, 0), None, "no backlog, no forecast");
+        assert!(r.observe(2.5, 0, 1300, 10).is_some_and(f64::is_finite));
+        assert_eq!(r.observe(3.0, 0, 1310, 0), None, "no backlog, no forecast");
     }
 
     #[test]
-    fn an_idle_window_does_not_lower_the_rate_and_a_new_binlog_file_is_not_a_stall() {
-        let mut r = ApplyRate::default();
+    fn the_rate_is_taken_between_moves_and_idle_time_is_left_out() {
+        let mut r = ApplyRate::new(BUSY_BYTES);
+        // The heartbeats' trickle (a few hundred bytes behind, moving slowly) is not busy.
+        for (t, applied) in [(0.0, 0), (0.2, 300), (0.4, 600)] {
+            assert_eq!(r.observe(t, 7, applied, 300), None, "idle: no rate");
+        }
+        assert!(!r.has_rate());
+        let mut r = ApplyRate::new(BUSY_BYTES);
         r.observe(0.0, 7, 0, 1000);
-        assert_eq!(r.observe(0.5, 7, 1000, 0), None, "1000/0.5 s = 2000 B/s");
-        // Caught up and idle for a second: no backlog at the window's start, the rate stays.
-        r.observe(1.5, 7, 1010, 0);
+        // One big transaction: the position stands still for 0.8 s, then moves by 400 kB.
+        for t in [0.25, 0.5, 0.75] {
+            assert_eq!(r.observe(t, 7, 0, 400_000), None, "no move yet: no rate");
+        }
         assert_eq!(
-            r.observe(1.6, 7, 1010, 4000),
-            Some(2.0),
-            "4000 B at 2000 B/s"
+            r.observe(0.8, 7, 400_000, 400_000),
+            Some(0.8),
+            "500 kB/s, 400 kB waiting"
         );
-        // The executed position restarts in the next file: not a stall, no rate from it.
-        r.observe(2.0, 8, 200, 3000);
-        let f = r.observe(2.25, 8, 700, 3000).unwrap();
-        assert!((f - 1.5).abs() < 1e-9, "500 B in 0.25 s: {f}");
+        // Half a second into the next one: still 500 kB/s, not a falling rate.
+        assert_eq!(r.observe(1.3, 7, 400_000, 400_000), Some(0.8));
+        // Caught up and idle for a second: the next measurement starts when it is busy again.
+        r.observe(1.6, 7, 800_000, 0);
+        r.observe(2.6, 7, 800_100, 0);
+        assert_eq!(
+            r.observe(2.7, 7, 800_100, 250_000),
+            Some(0.5),
+            "250 kB at 500 kB/s"
+        );
+        // The executed position restarts in the next file: no rate from it, no stall.
+        r.observe(3.0, 8, 200, 300_000);
+        let f = r.observe(3.2, 8, 100_200, 300_000).unwrap();
+        assert!((f - 300_000.0 / 500_000.0).abs() < 0.05, "{f}");
+    }
+
+    #[test]
+    fn a_small_transaction_applied_ahead_of_a_big_one_does_not_make_the_replica_look_slow() {
+        let mut r = ApplyRate::new(BUSY_BYTES);
+        r.observe(0.0, 1, 0, 500_000);
+        r.observe(1.0, 1, 500_000, 500_000); // 500 kB/s
+        // A heartbeat's 300 bytes, 0.15 s later: a per-move rate would read 2 kB/s.
+        let f = r.observe(1.15, 1, 500_300, 500_000).unwrap();
+        assert!(
+            f < 1.2,
+            "{f} s: the rate is work over time, 500,300 B in 1.15 s"
+        );
     }
 
     #[test]
