@@ -158,14 +158,16 @@ fn a_delayed_replica_shows_its_delay_as_its_lag() {
     assert!(lags.len() > 5, "{lags:?} {ran}");
     // Once settled (the last second), the lag is the delay. MariaDB applies an event once its
     // binlog timestamp, in whole seconds, is 3 s old (`ev->when + MASTER_DELAY`, compared with
-    // the clock in seconds): an event written at s + f (0 ≤ f < 1) waits 3 − f, so the
-    // replica really is 2–3 s behind; pacer's figure errs high by at most one heartbeat
-    // interval (0.2 s) and a read, and the test allows 0.5 s around that.
+    // the clock in seconds): an event written at s + f (0 ≤ f < 1) waits 3 − f, so by its
+    // heartbeat the replica is 2–3 s behind, in a sawtooth as each second's events land
+    // together. The throttle takes the larger of that and the forecast (what it has still to
+    // apply, at its rate), which for a delayed replica reads up to about a second more. Seen:
+    // 2.1–2.6 s in one run, 3.1–3.9 s in another; the delay is 3 s.
     let settled = &lags[lags.len() - 4..];
     eprintln!("replication lag readings while delayed by 3 s: {lags:?}");
     assert!(
-        settled.iter().all(|v| (2.0..=3.7).contains(v)),
-        "the delayed replica read {settled:?} s behind, not its 2–3.2 s ± 0.5"
+        settled.iter().all(|v| (2.0..=4.0).contains(v)),
+        "the delayed replica read {settled:?} s behind, not within 2–4 s of its 3 s delay"
     );
 }
 

@@ -246,6 +246,37 @@ impl fmt::Display for VerifyCursor {
     }
 }
 
+/// The error for rows verify found unfilled in `range` of `table` (`unfilled`: NULL although
+/// the expression gives a value; `nulls`: NULL because it gives NULL, under NOT NULL), naming
+/// the first such key when known. `coalesce` is how the server spells it in the advice.
+pub fn unfilled_error(
+    range: &str,
+    table: &str,
+    column: &str,
+    (unfilled, nulls): (i64, i64),
+    first: Option<&Key>,
+    coalesce: &str,
+) -> TargetError {
+    let example = first
+        .map(|k| format!(" (first: key {k})"))
+        .unwrap_or_default();
+    TargetError::Failed(if unfilled > 0 {
+        format!(
+            "verify found {unfilled} rows in {range} of {table} whose {column} was never filled{example}, \
+             although the backfill expression gives them a value. A writer may have set them \
+             back after their batch. Fix or re-fill those rows, then run pacer again: verify \
+             checks every chunk again."
+        )
+    } else {
+        format!(
+            "verify found {nulls} rows in {range} of {table} where {column} is NULL because the backfill \
+             expression gives NULL for them{example}; NOT NULL cannot be set. Make the \
+             expression give a value for every row (e.g. {coalesce}(…, 0)) and start a new \
+             migration, or set not_null = false."
+        )
+    })
+}
+
 /// One verified chunk.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyChunk {

@@ -301,25 +301,15 @@ impl MySql {
                 .rows(&first.sql, params, "finding an unfilled row")
                 .await?
                 .first()
-                .map(|r| format!(" (first: key {})", key_of(r, n)))
-                .unwrap_or_default();
-            let col = &self.plan.column.name;
-            let table = sql.table_name();
-            return Err(TargetError::Failed(if unfilled > 0 {
-                format!(
-                    "verify found {unfilled} rows in {range} of {table} whose {col} was never filled{example}, \
-                     although the backfill expression gives them a value. A writer may have set them \
-                     back after their batch. Fix or re-fill those rows, then run pacer again: verify \
-                     checks every chunk again."
-                )
-            } else {
-                format!(
-                    "verify found {nulls} rows in {range} of {table} where {col} is NULL because the backfill \
-                     expression gives NULL for them{example}; NOT NULL cannot be set. Make the \
-                     expression give a value for every row (e.g. COALESCE(…, 0)) and start a new \
-                     migration, or set not_null = false."
-                )
-            }));
+                .map(|r| key_of(r, n));
+            return Err(crate::target::unfilled_error(
+                &range,
+                &sql.table_name(),
+                &self.plan.column.name,
+                (unfilled, nulls),
+                example.as_ref(),
+                "COALESCE",
+            ));
         }
         Ok(VerifyChunk {
             next: hi.map(crate::target::VerifyCursor::Key),

@@ -264,26 +264,14 @@ impl Postgres {
         nulls: i64,
         example: Option<Key>,
     ) -> TargetError {
-        let example = example
-            .map(|k| format!(" (first: key {k})"))
-            .unwrap_or_default();
-        let col = &self.plan.column.name;
-        let table = &self.sql().table;
-        TargetError::Failed(if unfilled > 0 {
-            format!(
-                "verify found {unfilled} rows in {range} of {table} whose {col} was never filled{example}, \
-                 although the backfill expression gives them a value. A writer may have set them \
-                 back after their batch. Fix or re-fill those rows, then run pacer again: verify \
-                 checks every chunk again."
-            )
-        } else {
-            format!(
-                "verify found {nulls} rows in {range} of {table} where {col} is NULL because the backfill \
-                 expression gives NULL for them{example}; NOT NULL cannot be set. Make the \
-                 expression give a value for every row (e.g. coalesce(…, 0)) and start a new \
-                 migration, or set not_null = false."
-            )
-        })
+        crate::target::unfilled_error(
+            range,
+            &self.sql().table.to_string(),
+            &self.plan.column.name,
+            (unfilled, nulls),
+            example.as_ref(),
+            "coalesce",
+        )
     }
 
     /// Checks one chunk of at most `size` keys after `after`; fails when a row is unfilled.
