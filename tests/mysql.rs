@@ -3,6 +3,7 @@
 //! restart and a killed connection, a composite key, an unaware writer during the backfill.
 
 mod common;
+use common::mariadb::skip;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -78,18 +79,6 @@ fn wait_for(db: &MariaDbServer, name: &str, sql: &str, at_least: i64, timeout: D
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn skip() -> bool {
-    if pacer::servers::mariadb::binaries_available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "MariaDB server binaries are missing; .ci/run installs them"
-    );
-    eprintln!("skipped: MariaDB server binaries are not installed");
-    true
 }
 
 #[test]

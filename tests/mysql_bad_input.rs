@@ -3,21 +3,10 @@
 //! copy the table, statement-based binlog with replicas, plan keys the family lacks).
 
 mod common;
+use common::mariadb::skip;
 
 use common::*;
 use pacer::servers::mariadb::{MariaDbServer, PASSWORD, PASSWORD_USER};
-
-fn skip() -> bool {
-    if pacer::servers::mariadb::binaries_available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "MariaDB server binaries are missing; .ci/run installs them"
-    );
-    eprintln!("skipped: MariaDB server binaries are not installed");
-    true
-}
 
 const TABLE: &str = "CREATE TABLE orders (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, \
     amount_cents bigint NOT NULL, note varchar(40)) ENGINE=InnoDB; \

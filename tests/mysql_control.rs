@@ -3,30 +3,12 @@
 //! audit log of every statement pacer sent, without the password.
 
 mod common;
+use common::mariadb::{rows_done, skip};
 
 use std::time::{Duration, Instant};
 
 use common::*;
 use pacer::servers::mariadb::{MariaDbServer, PASSWORD, PASSWORD_USER};
-
-fn skip() -> bool {
-    if pacer::servers::mariadb::binaries_available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "MariaDB server binaries are missing; .ci/run installs them"
-    );
-    eprintln!("skipped: MariaDB server binaries are not installed");
-    true
-}
-
-fn rows_done(db: &MariaDbServer) -> i64 {
-    db.try_sql("", "SELECT rows_done FROM pacer.migrations")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 #[test]
 fn pause_resize_resume_and_abort_work_on_mariadb_and_the_audit_log_has_every_statement() {

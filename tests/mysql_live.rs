@@ -5,6 +5,7 @@
 //! (`src/target/mysql/sampler_tests.rs`).
 
 mod common;
+use common::mariadb::{rows_done, skip};
 
 use std::io::{BufRead, BufReader};
 use std::process::Child;
@@ -13,18 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pacer::servers::mariadb::MariaDbServer;
-
-fn skip() -> bool {
-    if pacer::servers::mariadb::binaries_available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "MariaDB server binaries are missing; .ci/run installs them"
-    );
-    eprintln!("skipped: MariaDB server binaries are not installed");
-    true
-}
 
 /// Reads pacer's JSON events as they come.
 fn events(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
@@ -54,13 +43,6 @@ fn wait_event(
             Err(_) => panic!("no `{name}` event within {timeout:?}"),
         }
     }
-}
-
-fn rows_done(db: &MariaDbServer) -> i64 {
-    db.try_sql("", "SELECT rows_done FROM pacer.migrations")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 fn wait_rows(db: &MariaDbServer, at_least: i64) {

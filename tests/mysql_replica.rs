@@ -2,23 +2,12 @@
 //! real primary and a real GTID replica the tests start.
 
 mod common;
+use common::mariadb::{rows_done, skip};
 
 use std::time::{Duration, Instant};
 
 use common::*;
 use pacer::servers::mariadb::MariaDbServer;
-
-fn skip() -> bool {
-    if pacer::servers::mariadb::binaries_available() {
-        return false;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "MariaDB server binaries are missing; .ci/run installs them"
-    );
-    eprintln!("skipped: MariaDB server binaries are not installed");
-    true
-}
 
 fn seed(db: &MariaDbServer, rows: u64) {
     db.sql(
@@ -48,13 +37,6 @@ lag_grace = "1s"
 resume_after = "500ms"
 "#
     )
-}
-
-fn rows_done(db: &MariaDbServer) -> i64 {
-    db.try_sql("", "SELECT rows_done FROM pacer.migrations")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use pacer::servers::postgres::PgServer;
 
 pub mod demo;
+pub mod mariadb;
 pub mod tmux;
 
 /// Prefix of every test binary's scratch directory in the temp dir.
