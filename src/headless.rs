@@ -163,6 +163,11 @@ fn lag_text(lag: WorstReplicaLag) -> String {
     }
 }
 
+/// A pacing in words: `duty 50%`, `duty 5%, batches ≤ 500`.
+pub fn pacing_words(duty: f64, batch_cap: Option<u64>) -> String {
+    crate::engine::guard::Pacing { duty, batch_cap }.to_string()
+}
+
 /// The line for one event, or None for events that only JSON consumers want.
 pub fn human_line(kind: &EventKind) -> Option<String> {
     Some(match kind {
@@ -319,6 +324,30 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
         EventKind::VerifyProgress { rows_checked, .. } => {
             format!("verify: {} rows checked", thousands(*rows_checked))
         }
+        EventKind::ForegroundBaseline {
+            p99_ms,
+            probes,
+            waited_ms,
+        } => format!(
+            "foreground: baseline p99 {} over {probes} probes (measured in {})",
+            millis(*p99_ms),
+            secs_of_ms(*waited_ms)
+        ),
+        EventKind::PacingChanged {
+            from_duty,
+            duty,
+            from_batch_cap,
+            batch_cap,
+            reason,
+        } => format!(
+            "foreground: pacing {} → {} — {reason}",
+            pacing_words(*from_duty, *from_batch_cap),
+            pacing_words(*duty, *batch_cap)
+        ),
+        EventKind::ForegroundBoundChanged { bound } => match bound {
+            Some(b) => format!("foreground: bound set to {b}; pacing from full speed"),
+            None => "foreground: guard turned off; batches run at full speed".into(),
+        },
         EventKind::Throttled { reasons } => format!(
             "THROTTLED: {}; waiting at the batch boundary",
             reasons

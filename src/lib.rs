@@ -15,6 +15,7 @@ mod format;
 mod headless;
 mod os;
 mod plan;
+mod probe;
 mod sampler;
 pub mod servers;
 
@@ -30,7 +31,7 @@ pub mod cli {
     pub use crate::control::OnHangup;
     pub use crate::control::protocol::CtlCommand;
     pub use crate::format::thousands;
-    pub use crate::plan::{MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, parse_duration};
+    pub use crate::plan::{ImpactBound, MAX_BATCH_SIZE, MIN_BATCH_SIZE, Phase, parse_duration};
     pub use crate::tui::app::parse_batch_size;
 
     /// The top-level error report (color-eyre).

@@ -108,6 +108,14 @@ enum CtlAction {
     },
     /// Stop at the next boundary; everything stays resumable.
     Abort(WhichArgs),
+    /// The foreground guard's bound on the probe's p99 while the backfill runs: a multiple of
+    /// its baseline (`1.5x`), a duration (`20ms`), or `off`. Pacing starts again from full speed.
+    Foreground {
+        #[arg(value_name = "BOUND|off")]
+        bound: String,
+        #[command(flatten)]
+        which: WhichArgs,
+    },
     /// Where the running migration is: one screen, or `--json`.
     Status {
         #[command(flatten)]
@@ -233,6 +241,19 @@ async fn ctl(action: CtlAction) -> Result<u8, cli::Failure> {
             ctl::command(&which.which(), CtlCommand::Proceed { phase }).await
         }
         CtlAction::Abort(w) => ctl::command(&w.which(), CtlCommand::Abort).await,
+        CtlAction::Foreground { bound, which } => {
+            let bound = if bound.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(cli::ImpactBound::parse(&bound).ok_or_else(|| {
+                    cli::Failure::refused(format!(
+                        "foreground bound {bound:?}: write a multiple of the baseline from 1x \
+                         to 1000x (1.5x), a duration from 100us to 60s (20ms), or off"
+                    ))
+                })?)
+            };
+            ctl::command(&which.which(), CtlCommand::Foreground { bound }).await
+        }
         CtlAction::BatchSize { size, which } => {
             let command = if size.eq_ignore_ascii_case("auto") {
                 CtlCommand::AutoBatchSize

@@ -249,6 +249,15 @@ impl Hub {
                 "abort requested: it stops at the next boundary; everything stays resumable"
                     .to_string()
             }
+            CtlCommand::Foreground { bound: Some(b) } => format!(
+                "foreground guard on: the probe's p99 is held within {b} from the next batch on; \
+                 pacing starts again from full speed"
+            ),
+            CtlCommand::Foreground { bound: None } => {
+                "foreground guard off: batches run at full speed (`pacer ctl foreground 1.5x` \
+                 turns it on again)"
+                    .to_string()
+            }
         };
         self.audit.operator(command.action(), from, command.value());
         tracing::info!(from, action = command.action(), value = ?command.value(), "operator command");

@@ -32,7 +32,7 @@ pub enum Request {
 }
 
 /// The commands an operator can send, the same from every interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum CtlCommand {
     /// Stop at the next batch boundary.
@@ -51,6 +51,11 @@ pub enum CtlCommand {
     },
     /// Stop at the next boundary, resumable.
     Abort,
+    /// The foreground guard's bound from the next batch on (`"1.5x"`, `"20ms"`); none: off.
+    Foreground {
+        #[serde(default)]
+        bound: Option<crate::plan::ImpactBound>,
+    },
 }
 
 impl CtlCommand {
@@ -63,6 +68,7 @@ impl CtlCommand {
             CtlCommand::AutoBatchSize => Command::AutoBatchSize,
             CtlCommand::Proceed { .. } => Command::Proceed,
             CtlCommand::Abort => Command::Abort,
+            CtlCommand::Foreground { bound } => Command::SetForegroundImpact(*bound),
         }
     }
 
@@ -75,6 +81,7 @@ impl CtlCommand {
             Command::AutoBatchSize => CtlCommand::AutoBatchSize,
             Command::Proceed => CtlCommand::Proceed { phase: None },
             Command::Abort => CtlCommand::Abort,
+            Command::SetForegroundImpact(bound) => CtlCommand::Foreground { bound: *bound },
         }
     }
 
@@ -87,6 +94,7 @@ impl CtlCommand {
             CtlCommand::AutoBatchSize => "auto_batch_size",
             CtlCommand::Proceed { .. } => "proceed",
             CtlCommand::Abort => "abort",
+            CtlCommand::Foreground { .. } => "foreground",
         }
     }
 
@@ -95,6 +103,11 @@ impl CtlCommand {
         match self {
             CtlCommand::BatchSize { size } => Some((*size).into()),
             CtlCommand::Proceed { phase: Some(p) } => Some(p.to_string().into()),
+            CtlCommand::Foreground { bound } => Some(
+                bound
+                    .map_or_else(|| "off".to_string(), |b| b.to_string())
+                    .into(),
+            ),
             _ => None,
         }
     }

@@ -6,7 +6,7 @@ use crate::plan::{Phase, PhasePlan, Severity};
 use crate::target::{Blocker, Key, VerifyCursor};
 
 /// An operator's instruction. Applied between batches (or between DDL attempts).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Stop at the next batch boundary and wait.
     Pause,
@@ -19,6 +19,9 @@ pub enum Command {
     AutoBatchSize,
     /// Stop at the next boundary, leaving everything resumable.
     Abort,
+    /// Bound the foreground's p99 by this from the next batch on (None: turn the foreground
+    /// guard off); pacing starts again from full speed.
+    SetForegroundImpact(Option<crate::plan::ImpactBound>),
     /// Start the phase the engine waits before at a gate. Applies only while the engine waits
     /// at a gate: a Proceed that arrives at any other time is dropped, so a stale one can never
     /// pass a later gate.
@@ -144,6 +147,23 @@ pub enum EventKind {
     },
     /// Every signal stayed clear long enough; batches go on.
     Unthrottled { after_ms: u64 },
+    /// The foreground probe's baseline was measured while pacer waited (`probes`, p99 in ms).
+    ForegroundBaseline {
+        p99_ms: f64,
+        probes: usize,
+        waited_ms: u64,
+    },
+    /// The foreground guard changed the pacing of the backfill: its duty cycle (share of the
+    /// time batches run, 0–1) and cap on the batch size, with the probe's figures that made it.
+    PacingChanged {
+        from_duty: f64,
+        duty: f64,
+        from_batch_cap: Option<u64>,
+        batch_cap: Option<u64>,
+        reason: String,
+    },
+    /// The operator set the foreground guard's bound (None: turned it off).
+    ForegroundBoundChanged { bound: Option<String> },
     /// A pause was asked for; it takes effect at the next batch boundary.
     PauseRequested,
     /// The engine is paused at a batch boundary.
@@ -264,6 +284,10 @@ pub struct State {
     pub throttle: Option<String>,
     /// The phase a gate holds back, while the engine waits there for the operator.
     pub gate: Option<Phase>,
+    /// The foreground guard: the probe's baseline and impact, and the pacing it chose (None:
+    /// the target has no probe).
+    #[serde(default)]
+    pub foreground: Option<crate::engine::guard::ForegroundView>,
 }
 
 impl State {
@@ -316,6 +340,7 @@ impl State {
             error: None,
             throttle: None,
             gate: None,
+            foreground: None,
         }
     }
 }

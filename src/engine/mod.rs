@@ -6,6 +6,7 @@ pub mod event;
 pub mod progress;
 pub mod retry;
 pub mod sizer;
+pub mod guard;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use event::{Command, Event, EventKind, Pace, SizeSource, State, Status};
 use progress::Progress;
 use retry::{Backoff, Jitter, RetryBudget};
 use sizer::{Resize, Sizer, SizerConfig};
+use guard::{Activity, Check, Guard};
 use throttle::{Signals, Throttle, Verdict};
 
 /// Reads the latest health signals (from the sampler); the engine adds the throttle file and
@@ -26,6 +28,10 @@ pub type SignalSource = Box<dyn Fn() -> Signals + Send + Sync>;
 
 /// How often a throttled engine looks at the signals again.
 pub const THROTTLE_POLL: Duration = Duration::from_millis(250);
+
+/// How often an engine waiting on the foreground guard (measuring, or a probe that does not
+/// answer) looks again.
+pub const GUARD_POLL: Duration = Duration::from_millis(50);
 
 /// How often, at most, the engine reads the replicas' positions for `max_replication_lag`
 /// (at batch boundaries, so a 50 ms batch reads them every other boundary). The sampler's
@@ -118,6 +124,10 @@ pub struct Engine<T: Target> {
     boundaries_since_lag: u32,
     /// Pauses and throttles so far (the backfill leaves the time they take out of its rates).
     stops: u64,
+    /// The foreground guard, fed from the target's probe log (read with `probe_cursor`).
+    guard: Guard,
+    probe: Option<crate::probe::ProbeLog>,
+    probe_cursor: u64,
 }
 
 impl<T: Target> Engine<T> {
@@ -133,6 +143,11 @@ impl<T: Target> Engine<T> {
             .unwrap_or(7)
             ^ u64::from(std::process::id());
         let plan_throttle = plan.throttle.clone();
+        let guard = Guard::new(
+            plan.throttle.max_foreground_impact,
+            plan.backfill.min_batch_size,
+            clock.now(),
+        );
         let sizer = Sizer::new(
             SizerConfig {
                 target: Duration::from_millis(plan.backfill.target_batch_ms),
@@ -165,6 +180,9 @@ impl<T: Target> Engine<T> {
             last_lag: None,
             boundaries_since_lag: 0,
             stops: 0,
+            guard,
+            probe: None,
+            probe_cursor: 0,
         };
         (
             engine,
@@ -316,6 +334,7 @@ impl<T: Target> Engine<T> {
                 self.wait_at_gate(phase).await?;
                 self.check_boundary().await?;
             }
+            self.guard_activity(Activity::Other);
             let phase_started = self.clock.now();
             self.emit(EventKind::PhaseStarted { phase });
             match phase {
@@ -561,6 +580,21 @@ impl<T: Target> Engine<T> {
                     self.resized(resize, SizeSource::Adaptive, true);
                 }
             }
+            Command::SetForegroundImpact(bound) => {
+                if self.probe.is_none() && self.target.probe_log().is_none() {
+                    tracing::warn!("foreground bound ignored: this target has no probe");
+                    return;
+                }
+                self.guard.set_bound(bound);
+                if let Some(log) = &self.probe {
+                    log.set_measuring(false);
+                }
+                let view = self.guard.view();
+                self.set_state(|s| s.foreground = Some(view));
+                self.emit(EventKind::ForegroundBoundChanged {
+                    bound: bound.map(|b| b.to_string()),
+                });
+            }
             Command::Abort => {
                 if !self.abort {
                     self.abort = true;
@@ -625,6 +659,8 @@ impl<T: Target> Engine<T> {
                 s.eta_s = None;
             });
             self.emit(EventKind::Paused { phase });
+            let doing = self.guard.activity();
+            self.guard_activity(Activity::Idle);
             while self.paused && !self.abort {
                 match self.commands.recv().await {
                     Some(c) => self.apply(c),
@@ -635,6 +671,7 @@ impl<T: Target> Engine<T> {
                     }
                 }
             }
+            self.guard_activity(doing);
             if self.abort {
                 return Err(EngineError::Aborted);
             }
@@ -666,6 +703,8 @@ impl<T: Target> Engine<T> {
             s.gate = Some(phase);
         });
         self.emit(EventKind::GateReached { phase, lock });
+        let doing = self.guard.activity();
+        self.guard_activity(Activity::Idle);
         let mut proceeded = false;
         while !proceeded && !self.abort {
             match self.commands.recv().await {
@@ -682,6 +721,7 @@ impl<T: Target> Engine<T> {
             }
         }
         self.gate = None;
+        self.guard_activity(doing);
         let status = self.running_status();
         self.set_state(|s| {
             s.status = status;
@@ -748,17 +788,25 @@ impl<T: Target> Engine<T> {
             s.checkpoint = after.clone();
         });
         let mut lock_budget = self.lock_budget();
+        if self.target.probe_log().is_none() {
+            self.guard.unavailable("this target has no foreground probe");
+        } else {
+            let view = self.guard.view();
+            self.set_state(|s| s.foreground = Some(view));
+        }
         while after.as_ref() != Some(&end) {
             // A pause or a throttle at this boundary is left out of the rates and the ETA.
             let boundary = self.clock.now();
             let stops = self.stops;
             self.check_boundary().await?;
             self.throttle_wait().await?;
+            self.guard_wait().await?;
             if self.stops != stops {
                 progress.stop(boundary);
                 progress.go(self.clock.now());
             }
-            let size = self.batch_size;
+            self.guard_activity(Activity::Backfill);
+            let size = self.guard.pacing().batch_size(self.batch_size);
             let t0 = self.clock.now();
             match self.target.run_batch(after.as_ref(), &end, size).await {
                 Ok(batch) => {
@@ -796,14 +844,14 @@ impl<T: Target> Engine<T> {
                     if batch.last {
                         break;
                     }
-                    if let Some(resize) = self
-                        .sizer
-                        .after_batch(batch.keys, now.saturating_duration_since(t0))
-                    {
+                    let took = now.saturating_duration_since(t0);
+                    if let Some(resize) = self.sizer.after_batch(batch.keys, took) {
                         self.resized(resize, SizeSource::Adaptive, false);
                     }
-                    if !self.plan.backfill.pause.is_zero() {
-                        self.sleep(self.plan.backfill.pause).await?;
+                    self.pace_after_batch();
+                    let rest = self.guard.pacing().rest_after(took) + self.plan.backfill.pause;
+                    if !rest.is_zero() {
+                        self.sleep(rest).await?;
                     }
                 }
                 Err(TargetError::StatementTimeout(detail)) => {
@@ -857,6 +905,7 @@ impl<T: Target> Engine<T> {
             }
         }
         // The backfill is over: no rate now, the average stays.
+        self.guard_activity(Activity::Other);
         let avg = progress.rate_avg(self.clock.now());
         self.set_state(|s| {
             s.rows_per_s = 0.0;
@@ -864,6 +913,115 @@ impl<T: Target> Engine<T> {
             s.avg_rows_per_s = avg;
         });
         Ok(())
+    }
+
+    /// Feeds the guard the probes taken since the last call.
+    fn feed_guard(&mut self) {
+        if self.probe.is_none() {
+            self.probe = self.target.probe_log();
+        }
+        if let Some(log) = &self.probe {
+            let samples = log.since(&mut self.probe_cursor);
+            self.guard.observe(&samples);
+        }
+    }
+
+    /// Notes what the engine does from now on (the probes taken before count as what it did).
+    fn guard_activity(&mut self, activity: Activity) {
+        self.feed_guard();
+        self.guard.set_activity(self.clock.now(), activity);
+    }
+
+    /// After a batch: the guard judges the probes taken under the current pacing.
+    fn pace_after_batch(&mut self) {
+        if self.guard.bound().is_none() {
+            return;
+        }
+        self.feed_guard();
+        if let Some(change) = self.guard.adjust(self.batch_size) {
+            self.emit(EventKind::PacingChanged {
+                from_duty: change.from.duty,
+                duty: change.to.duty,
+                from_batch_cap: change.from.batch_cap,
+                batch_cap: change.to.batch_cap,
+                reason: change.reason,
+            });
+        }
+        let view = self.guard.view();
+        self.set_state(|s| s.foreground = Some(view));
+    }
+
+    /// Waits at a batch boundary while the foreground guard measures its baseline or its probe
+    /// does not answer (fail closed); commands still work.
+    async fn guard_wait(&mut self) -> Result<(), EngineError> {
+        let mut waiting_since: Option<Instant> = None;
+        let mut held = false;
+        let mut measured = false;
+        loop {
+            self.feed_guard();
+            let now = self.clock.now();
+            let check = self.guard.check(now);
+            if let Some(log) = &self.probe {
+                log.set_measuring(matches!(check, Check::Measure { .. }));
+            }
+            let text = match check {
+                Check::Go => {
+                    if let Some(since) = waiting_since {
+                        let waited_ms = elapsed_ms(now, since);
+                        if measured && let Some(p99) = self.guard.baseline_p99() {
+                            self.emit(EventKind::ForegroundBaseline {
+                                p99_ms: p99.as_secs_f64() * 1000.0,
+                                probes: guard::BASELINE_KEEP.min(self.guard.baseline_len()),
+                                waited_ms,
+                            });
+                        }
+                        if held {
+                            self.emit(EventKind::Unthrottled {
+                                after_ms: waited_ms,
+                            });
+                        }
+                        let status = self.running_status();
+                        let view = self.guard.view();
+                        self.set_state(|s| {
+                            s.status = status;
+                            s.throttle = None;
+                            s.foreground = Some(view);
+                        });
+                    }
+                    return Ok(());
+                }
+                Check::Measure { have, need } => {
+                    measured = true;
+                    format!("measuring the foreground's baseline ({have} of {need} probes)")
+                }
+                Check::Hold(why) => {
+                    if !held {
+                        held = true;
+                        self.emit(EventKind::Throttled {
+                            reasons: vec![throttle::Reason {
+                                signal: "foreground probe".into(),
+                                value: why.clone(),
+                                limit: String::new(),
+                            }],
+                        });
+                    }
+                    why
+                }
+            };
+            if waiting_since.is_none() {
+                waiting_since = Some(now);
+                self.stops += 1;
+                self.guard_activity(Activity::Idle);
+            }
+            self.set_state(|s| {
+                s.status = Status::Throttled;
+                s.throttle = Some(text);
+                s.rows_per_s = 0.0;
+                s.eta_s = None;
+            });
+            self.sleep(GUARD_POLL).await?;
+            self.check_boundary().await?;
+        }
     }
 
     /// The latest signals: the sampler's, the throttle file, and the throttle query (at most
@@ -946,6 +1104,7 @@ impl<T: Target> Engine<T> {
                     if self.throttled_since.is_none() {
                         self.throttled_since = Some(self.clock.now());
                         self.stops += 1;
+                        self.guard_activity(Activity::Idle);
                         self.emit(EventKind::Throttled { reasons });
                     }
                     self.set_state(|s| {

@@ -352,6 +352,7 @@ mod tests {
             throttle_file: Some("/tmp/pacer-throttle".into()),
             lag_grace: Duration::from_secs(5),
             resume_after: Duration::from_secs(2),
+            max_foreground_impact: None,
         }
     }
 

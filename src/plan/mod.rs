@@ -1,6 +1,7 @@
 //! The plan file: TOML → a validated [`Plan`]. Pure code: nothing here talks to a database.
 
 pub mod dialect;
+pub mod impact;
 pub mod ident;
 pub mod lint;
 pub mod phase;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use dialect::Dialect;
+pub use impact::ImpactBound;
 pub use ident::TableName;
 pub use lint::{Finding, Severity};
 pub use phase::{Hold, Phase, PhasePlan, Step};
@@ -77,6 +79,7 @@ struct ThrottleFile {
     throttle_file: Option<String>,
     lag_grace: Option<Spanned<String>>,
     resume_after: Option<Spanned<String>>,
+    max_foreground_impact: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -215,6 +218,8 @@ pub struct ThrottleSpec {
     pub lag_grace: Duration,
     /// How long every signal must be clear before the throttle lifts.
     pub resume_after: Duration,
+    /// The foreground guard's bound on the probe's p99 while the backfill runs (None: off).
+    pub max_foreground_impact: Option<ImpactBound>,
 }
 
 impl ThrottleSpec {
@@ -606,7 +611,23 @@ impl Plan {
                 .check_fragment("throttle_query", q.get_ref())
                 .map_err(|m| fail(q.span(), m))?;
         }
+        let max_foreground_impact = match &t.max_foreground_impact {
+            None => Some(ImpactBound::DEFAULT),
+            Some(v) if v.get_ref().trim() == "off" => None,
+            Some(v) => Some(ImpactBound::parse(v.get_ref()).ok_or_else(|| {
+                fail(
+                    v.span(),
+                    format!(
+                        "max_foreground_impact = \"{}\" is not a bound; write a multiple of the \
+                         foreground's baseline p99 from 1x to 1000x (\"1.5x\", the default), a \
+                         duration from 100us to 60s (\"20ms\"), or \"off\"",
+                        v.get_ref()
+                    ),
+                )
+            })?),
+        };
         let throttle = ThrottleSpec {
+            max_foreground_impact,
             max_replication_lag,
             max_lock_waiters: t.max_lock_waiters,
             pause_on_autovacuum: t.pause_on_autovacuum,

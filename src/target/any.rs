@@ -207,4 +207,11 @@ impl Target for AnyTarget {
             AnyTarget::MySql(t) => t.reconnect().await,
         }
     }
+
+    fn probe_log(&self) -> Option<crate::probe::ProbeLog> {
+        match self {
+            AnyTarget::Postgres(t) => t.probe_log(),
+            AnyTarget::MySql(t) => t.probe_log(),
+        }
+    }
 }

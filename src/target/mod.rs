@@ -477,4 +477,11 @@ pub trait Target: Send {
 
     /// Drops the connection(s) and connects again, re-applying session settings and the claim.
     fn reconnect(&mut self) -> impl Future<Output = TargetResult<()>> + Send;
+
+    /// The foreground probe's log (see [`crate::probe`]): samples arrive once `open_job` has
+    /// started the probe, on a connection of its own. None: this target has no probe, and
+    /// the foreground guard stays off.
+    fn probe_log(&self) -> Option<crate::probe::ProbeLog> {
+        None
+    }
 }

@@ -273,6 +273,7 @@ fn operator_line(command: &Command, operator_holds: bool) -> Option<String> {
         Command::AutoBatchSize => return Some("r: no operator's batch size to hand back".into()),
         Command::Proceed => "proceed past the gate",
         Command::Abort => "abort (at the next batch boundary)",
+        Command::SetForegroundImpact(_) => return None,
     };
     Some(format!("operator: {what}"))
 }

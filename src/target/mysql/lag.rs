@@ -1,8 +1,9 @@
 //! Replica lag on MySQL/MariaDB, measured with a heartbeat, not guessed.
 //!
-//! While a migration runs, pacer writes a heartbeat row in its state database every 200 ms
+//! While a migration runs, pacer writes a heartbeat row in its state database every 50 ms
 //! (`seq + 1`, `ts = NOW(6)` on the primary), on a connection of its own, as pt-heartbeat and
-//! gh-ost do. A replica's lag is then read from the row it has applied: 0 when it shows the
+//! gh-ost do. The same writes, with a point read of the row after each, are the foreground
+//! probe ([`crate::probe`]): each pair's latency is a sample. A replica's lag is then read from the row it has applied: 0 when it shows the
 //! primary's latest `seq`; else the primary's `NOW(6)` minus the `ts` it shows. Both times
 //! come from the primary's clock (the row replicates the written value), so no clock offset
 //! between the hosts enters the figure; it errs high by at most one heartbeat interval.
@@ -25,7 +26,7 @@
 //! changed; BENCHMARKS.md). The GTID backlog is the fallback where the positions cannot be
 //! matched.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mysql_async::Value;
 
@@ -33,11 +34,8 @@ use super::connect::MyTarget;
 use super::session::{Session, float_at, int_at, text_at};
 use super::sql::q;
 use crate::audit::Audit;
+use crate::probe::{PROBE_REPEATS, PROBE_TIMEOUT, ProbeLog, ProbeSample};
 
-/// How often the heartbeat is written.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(200);
-/// How often the heartbeat statements run, in the audit log.
-const HEARTBEAT_REPEATS: &str = "every 200 ms while the migration runs";
 /// How often the lag is read, in the audit log.
 const READ_REPEATS: &str = "at batch boundaries, at most every 100 ms, and every sample interval";
 
@@ -61,44 +59,87 @@ pub fn create_heartbeat(state_db: &str) -> [String; 2] {
     ]
 }
 
-/// Writes the heartbeat every [`HEARTBEAT_EVERY`] on `session` until dropped (the task is
-/// aborted with its handle). A failed write is retried on a new connection.
+/// Writes the heartbeat every [`crate::probe::PROBE_EVERY`] (10 ms while the guard measures a baseline)
+/// and reads it back, on a connection of its
+/// own, until the handle is aborted; each write-and-read is a foreground probe sample pushed
+/// into `log`. A failed probe is a sample too, and is retried on a new connection.
 pub fn spawn_heartbeat(
     target: MyTarget,
-    mut session: Option<Session>,
     job: String,
     state_db: String,
     audit: Audit,
+    log: ProbeLog,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let sql = format!(
+        let write = format!(
             "UPDATE {} SET seq = seq + 1, ts = NOW(6) WHERE job = ?",
             heartbeat_table(&state_db)
         );
-        let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let read = format!("SELECT seq FROM {} WHERE job = ?", heartbeat_table(&state_db));
+        let mut session: Option<Session> = None;
+        let mut next = tokio::time::Instant::now();
         loop {
-            tick.tick().await;
+            tokio::time::sleep_until(next).await;
+            next = tokio::time::Instant::now() + log.every();
             if session.is_none() {
-                let name = super::program_name("pacer-heartbeat", &job);
-                match target.connect(&name).await {
-                    Ok(c) => session = Some(Session::new(c, "heartbeat", &job, audit.clone())),
+                let t0 = Instant::now();
+                match connect_probe(&target, &job, &audit).await {
+                    Ok(s) => session = Some(s),
                     Err(e) => {
                         tracing::warn!("heartbeat connection failed: {e}");
+                        log.push(ProbeSample::failed(Instant::now(), t0.elapsed(), e));
                         continue;
                     }
                 }
             }
             let s = session.as_mut().expect("connected above");
-            if let Err(e) = s
-                .rows_repeating(&sql, vec![Value::from(job.clone())], HEARTBEAT_REPEATS)
-                .await
-            {
-                tracing::warn!("writing the heartbeat failed: {e}");
-                session = None;
+            let t0 = Instant::now();
+            let job_param = || vec![Value::from(job.clone())];
+            let once = async {
+                s.rows_repeating(&write, job_param(), PROBE_REPEATS).await?;
+                s.rows_repeating(&read, job_param(), PROBE_REPEATS).await
+            };
+            let outcome = tokio::time::timeout(PROBE_TIMEOUT * 2, once).await;
+            let now = Instant::now();
+            let took = now.saturating_duration_since(t0);
+            match outcome {
+                Ok(Ok(_)) => log.push(ProbeSample::answered(now, took)),
+                Ok(Err(e)) => {
+                    tracing::warn!("writing the heartbeat failed: {e}");
+                    let why = super::errors::describe(&e);
+                    log.push(ProbeSample::failed(now, took, why));
+                    if matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) {
+                        session = None;
+                    }
+                }
+                Err(_) => {
+                    log.push(ProbeSample::failed(
+                        now,
+                        took,
+                        "no answer from the server within 2 s",
+                    ));
+                    session = None;
+                }
             }
         }
     })
+}
+
+/// The heartbeat's connection: row-lock waits end after the probe's timeout.
+async fn connect_probe(target: &MyTarget, job: &str, audit: &Audit) -> Result<Session, String> {
+    let name = super::program_name("pacer-heartbeat", job);
+    let c = target
+        .connect(&name)
+        .await
+        .map_err(|e| format!("connecting the heartbeat: {e}"))?;
+    let mut s = Session::new(c, "heartbeat", job, audit.clone());
+    s.simple(&format!(
+        "SET SESSION innodb_lock_wait_timeout = {}",
+        PROBE_TIMEOUT.as_secs().max(1)
+    ))
+    .await
+    .map_err(|e| format!("setting up the heartbeat: {}", super::errors::describe(&e)))?;
+    Ok(s)
 }
 
 /// One replica's reading.

@@ -107,8 +107,10 @@ pub struct MySql {
     mdl_view: blockers::MdlView,
     /// Whether batches run under READ COMMITTED (not with binlog_format=STATEMENT).
     read_committed: bool,
-    /// The heartbeat writer, while the migration runs (aborted on drop).
+    /// The heartbeat writer, while the migration runs (aborted on drop); it is the
+    /// foreground probe, whose samples go to `probe_log`.
     heartbeat: Option<tokio::task::JoinHandle<()>>,
+    probe_log: crate::probe::ProbeLog,
     /// The replicas, read on connections of their own.
     replicas: Option<lag::Replicas>,
 }
@@ -176,6 +178,7 @@ impl MySql {
             mdl_view: blockers::MdlView::None,
             read_committed: true,
             heartbeat: None,
+            probe_log: crate::probe::ProbeLog::new(),
             replicas: None,
         })
     }
@@ -378,10 +381,10 @@ impl MySql {
         .await?;
         self.heartbeat = Some(lag::spawn_heartbeat(
             self.conn.clone(),
-            None,
             job,
             state_db,
             self.audit.clone(),
+            self.probe_log.clone(),
         ));
         Ok(())
     }
@@ -534,6 +537,10 @@ impl Target for MySql {
 
     async fn reconnect(&mut self) -> TargetResult<()> {
         self.reconnect_sessions().await
+    }
+
+    fn probe_log(&self) -> Option<crate::probe::ProbeLog> {
+        Some(self.probe_log.clone())
     }
 }
 

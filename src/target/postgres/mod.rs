@@ -14,6 +14,7 @@ mod ddl;
 pub mod errors;
 pub mod lag;
 mod observer;
+mod probe;
 pub mod render;
 pub mod sampler;
 #[cfg(test)]
@@ -66,6 +67,17 @@ pub struct Postgres {
     runner: String,
     /// Forecasts each replica's lag from its WAL positions.
     lag: lag::LagForecast,
+    /// The foreground probe's samples, and its task once `open_job` started it.
+    probe_log: crate::probe::ProbeLog,
+    probe: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(h) = self.probe.take() {
+            h.abort();
+        }
+    }
 }
 
 /// How PostgreSQL does each DDL phase: NOT NULL through a NOT VALID check that is validated
@@ -112,6 +124,8 @@ impl Postgres {
             sql: None,
             runner: runner_id(),
             lag: lag::LagForecast::new(crate::engine::LAG_POLL),
+            probe_log: crate::probe::ProbeLog::new(),
+            probe: None,
         };
         let client = target
             .conn
@@ -209,6 +223,27 @@ impl Postgres {
             .map_err(|e| classify(&e, context))
     }
 
+    /// Creates pacer's heartbeat row and starts the foreground probe on it (once).
+    async fn start_probe(&mut self) -> TargetResult<()> {
+        if self.probe.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        let [create, insert] = probe::create_heartbeat(&self.plan.state_table);
+        self.simple(&create, "creating pacer's heartbeat table")
+            .await?;
+        let job = self.job.clone();
+        self.execute(&insert, &[&job], "recording the heartbeat row")
+            .await?;
+        self.probe = Some(probe::spawn(
+            self.conn.clone(),
+            job,
+            self.plan.state_table.clone(),
+            self.audit.clone(),
+            self.probe_log.clone(),
+        ));
+        Ok(())
+    }
+
     async fn rollback(&self) {
         if let Some(c) = &self.client {
             let _ = c.batch_execute("ROLLBACK").await;
@@ -295,7 +330,9 @@ impl Target for Postgres {
     }
 
     async fn open_job(&mut self) -> TargetResult<JobState> {
-        self.open_job_row().await
+        let job = self.open_job_row().await?;
+        self.start_probe().await?;
+        Ok(job)
     }
 
     fn ddl_steps(&self, phase: Phase) -> Vec<DdlStep> {
@@ -350,5 +387,9 @@ impl Target for Postgres {
 
     async fn reconnect(&mut self) -> TargetResult<()> {
         self.reconnect_sessions().await
+    }
+
+    fn probe_log(&self) -> Option<crate::probe::ProbeLog> {
+        Some(self.probe_log.clone())
     }
 }
