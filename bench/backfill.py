@@ -843,10 +843,12 @@ class Bench:
         for i, v in enumerate(self.a.fg_variant, 1):  # extra pacer settings, e.g. target_batch_ms=50,pause_ms=20
             name = f"pacer:{i}"
             pairs = [kv.strip() for kv in v.split(",") if kv.strip()]
-            lines = [kv.replace("=", " = ", 1) for kv in pairs if not kv.startswith("pg.")]
+            lines = [kv.replace("=", " = ", 1) for kv in pairs if not kv.startswith(("pg.", "throttle."))]
+            throttle = [kv[len("throttle."):].replace("=", " = ", 1) for kv in pairs if kv.startswith("throttle.")]
             self.session_options[name] = " ".join(f"-c {kv[3:]}" for kv in pairs if kv.startswith("pg."))
             path = self.files / f"fg-variant-{i}.toml"
-            path.write_text(PLAN_HEAD + "\n[backfill]\n" + "\n".join(lines) + "\n")
+            path.write_text(PLAN_HEAD + "\n[backfill]\n" + "\n".join(lines) + "\n"
+                            + ("[throttle]\n" + "\n".join(throttle) + "\n" if throttle else ""))
             self.plans[name] = path
             variants[name] = v
             methods.append(name)
@@ -1366,7 +1368,8 @@ def main():
                     help="5.: also run the full-screen interface in a tmux pane (one more full backfill, ~25 s)")
     ap.add_argument("--fg-variant", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
                     help="2.: also measure pacer with these [backfill] settings, e.g. target_batch_ms=50,pause_ms=20; "
-                         "pg.NAME=VALUE sets a server setting in pacer's sessions (e.g. pg.synchronous_commit=off)")
+                         "pg.NAME=VALUE sets a server setting in pacer's sessions (e.g. pg.synchronous_commit=off); "
+                         "throttle.KEY=VALUE goes to [throttle] (e.g. 'throttle.max_foreground_impact=\"off\"')")
     ap.add_argument("--no-secondary-index", action="store_true",
                     help="drop orders_customer_idx from the seeded table (every update is then cheaper)")
     ap.add_argument("--lag-rows", type=int, default=0,

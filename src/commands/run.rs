@@ -153,6 +153,8 @@ struct Prepared {
     pump: tokio::task::JoinHandle<()>,
     server: Server,
     sampler: tokio::task::JoinHandle<()>,
+    /// Carries the foreground probe's samples into the charts.
+    probes: Option<tokio::task::JoinHandle<()>>,
     metrics: SharedMetrics,
 }
 
@@ -164,6 +166,7 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
     let describe = target.describe();
     // The sampler always runs: the charts of any viewer that attaches, and health throttling.
     let source = target.metric_source(options.sample_interval, audit.clone());
+    let probe_log = target.probe_log();
     let (engine, handles) = Engine::new(target, plan.clone(), Arc::new(SystemClock));
     let job = handles.state.borrow().job.clone();
     let family = Family::of_target(args.target.as_deref(), &|name| std::env::var(name).ok());
@@ -171,6 +174,7 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         Metrics::new(DEFAULT_WINDOW, options.sample_interval).with_words(family.figure_words()),
     );
     let sampler = sampler::spawn(source, options.sample_interval, metrics.clone());
+    let probes = probe_log.map(|log| forward_probes(log, metrics.clone()));
     let engine = engine.with_signals(signals_from(
         metrics.clone(),
         options.sample_interval,
@@ -219,6 +223,7 @@ async fn prepare(args: &TargetArgs, plan: Plan, options: &RunOptions) -> Result<
         pump,
         server,
         sampler,
+        probes,
         metrics,
     })
 }
@@ -253,10 +258,14 @@ async fn drive(args: &TargetArgs, prepared: Prepared) -> (End, Arc<Hub>, Server)
         pump,
         server,
         sampler,
+        probes,
         ..
     } = prepared;
     let outcome = engine.run().await;
     sampler.abort();
+    if let Some(p) = probes {
+        p.abort();
+    }
     let end = end_of(args, outcome);
     // The engine is dropped: the pump forwards what is left and ends.
     let _ = pump.await;
@@ -706,6 +715,27 @@ fn fresh_latest<T: Default>(
 
 /// Health signals from the sampler's latest round. A sample older than three intervals
 /// counts as unread (so replication lag fails closed after its grace period).
+/// Hands the foreground probe's samples to the charts, four times a second.
+fn forward_probes(log: crate::probe::ProbeLog, metrics: SharedMetrics) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut cursor = 0;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let samples = log.since(&mut cursor);
+            if !samples.is_empty() {
+                metrics.apply(crate::sampler::MetricInput::Probes {
+                    t: metrics.now(),
+                    ms: samples
+                        .iter()
+                        .map(|s| s.latency.as_secs_f64() * 1000.0)
+                        .collect(),
+                });
+            }
+        }
+    })
+}
+
 fn signals_from(metrics: SharedMetrics, interval: Duration, family: Family) -> SignalSource {
     Box::new(move || {
         fresh_latest(&metrics, interval, |l| Signals {

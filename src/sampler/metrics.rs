@@ -52,11 +52,13 @@ pub enum SeriesId {
     NetTxPerS,
     /// Sessions running a statement, pacer's own not counted.
     ActiveSessions,
+    /// The slowest foreground probe of each sample interval, ms (a gap when none ran).
+    ProbeMs,
 }
 
 impl SeriesId {
     /// Every series, in a stable order.
-    pub const ALL: [SeriesId; 17] = [
+    pub const ALL: [SeriesId; 18] = [
         SeriesId::PacerRowsPerS,
         SeriesId::BatchMs,
         SeriesId::LockWaiters,
@@ -74,6 +76,7 @@ impl SeriesId {
         SeriesId::NetRxPerS,
         SeriesId::NetTxPerS,
         SeriesId::ActiveSessions,
+        SeriesId::ProbeMs,
     ];
 
     fn index(self) -> usize {
@@ -149,6 +152,7 @@ pub struct ReplicaSeries {
 struct BatchBucket {
     rows: u64,
     longest_ms: Option<f64>,
+    slowest_probe_ms: Option<f64>,
 }
 
 /// Every figure's time series over the chart window, the latest figures, and sampling errors.
@@ -226,6 +230,9 @@ pub enum MetricInput {
     },
     /// Throttling began (`on`) or ended at `t`.
     Throttle { t: f64, on: bool },
+    /// Foreground probes that finished by `t`: each one's latency, ms (a failed one's until
+    /// it failed).
+    Probes { t: f64, ms: Vec<f64> },
 }
 
 impl MetricInput {
@@ -234,7 +241,8 @@ impl MetricInput {
         match self {
             MetricInput::Round { t, .. }
             | MetricInput::Batch { t, .. }
-            | MetricInput::Throttle { t, .. } => *t,
+            | MetricInput::Throttle { t, .. }
+            | MetricInput::Probes { t, .. } => *t,
         }
     }
 }
@@ -314,6 +322,7 @@ impl Metrics {
                 updated,
             } => self.record_batch(*t, *keys, *ms, *updated),
             MetricInput::Throttle { t, on } => self.mark_throttle(*t, *on),
+            MetricInput::Probes { ms, .. } => self.record_probes(ms),
         }
     }
 
@@ -517,11 +526,22 @@ impl Metrics {
         self.latest.last_batch_t = Some(self.latest.last_batch_t.map_or(t, |l| l.max(t)));
     }
 
+    /// Records foreground probes; the slowest of the interval shows when it ends.
+    pub fn record_probes(&mut self, ms: &[f64]) {
+        for &m in ms.iter().filter(|m| m.is_finite()) {
+            self.bucket.slowest_probe_ms =
+                Some(self.bucket.slowest_probe_ms.map_or(m, |s| s.max(m)));
+        }
+    }
+
     /// Ends the sample interval at `t`: pacer's rows/s over it (0 when no batch finished, once
     /// the first batch was seen; nothing before that) and its longest batch (a gap when none).
     pub fn end_interval(&mut self, t: f64) {
         let since = self.last_interval_end.replace(t);
         let bucket = std::mem::take(&mut self.bucket);
+        if bucket.slowest_probe_ms.is_some() || !self.series(SeriesId::ProbeMs).is_empty() {
+            self.push(SeriesId::ProbeMs, t, bucket.slowest_probe_ms);
+        }
         if !self.batches_seen {
             return;
         }

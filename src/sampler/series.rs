@@ -42,7 +42,6 @@ impl Series {
         self.points.len()
     }
 
-    #[cfg(test)]
     /// Whether it holds no point.
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()

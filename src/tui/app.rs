@@ -121,6 +121,10 @@ pub struct App {
     pub notes: Vec<String>,
     /// Quitting does more than stop the migration: `q` asks this, in every state.
     pub quit_questions: Option<QuitQuestions>,
+    /// The foreground guard as the engine last reported it: on or off (None: no probe).
+    pub foreground_on: Option<bool>,
+    /// The bound `f` turns the guard back on with (the last one seen on, else 1.5x).
+    pub foreground_bound: crate::plan::ImpactBound,
 }
 
 impl App {
@@ -142,6 +146,19 @@ impl App {
             gate: None,
             notes: Vec::new(),
             quit_questions: None,
+            foreground_on: None,
+            foreground_bound: crate::plan::ImpactBound::DEFAULT,
+        }
+    }
+
+    /// Follows the foreground guard the engine reports (for `f`).
+    pub fn sync_foreground(&mut self, view: Option<&crate::engine::guard::ForegroundView>) {
+        self.foreground_on = view.map(|v| v.on);
+        if let Some(b) = view
+            .filter(|v| v.on)
+            .and_then(|v| crate::plan::ImpactBound::parse(&v.bound))
+        {
+            self.foreground_bound = b;
         }
     }
 
@@ -205,6 +222,17 @@ impl App {
             },
             Action::BatchUp => self.set_batch(step_up(self.batch_size), mode),
             Action::BatchDown => self.set_batch(step_down(self.batch_size), mode),
+            Action::ToggleForeground => match (mode, self.foreground_on) {
+                (EngineMode::Finished, _) => Vec::new(),
+                (_, Some(true)) => vec![Command::SetForegroundImpact(None)],
+                (_, Some(false)) => vec![Command::SetForegroundImpact(Some(self.foreground_bound))],
+                (_, None) => {
+                    self.notes.push(
+                        "f: no foreground guard yet (it starts with the backfill)".to_string(),
+                    );
+                    Vec::new()
+                }
+            },
             Action::BatchAuto => match mode {
                 EngineMode::Finished => Vec::new(),
                 _ => {

@@ -45,6 +45,7 @@ pub fn running() -> ViewModel {
             batch_p95_ms: Some(231.0),
             checkpoint: Some("21004000".into()),
             pace: Pace::Moving,
+            foreground: None,
         },
         charts: charts(Shape::Healthy),
         window_secs: WINDOW,
@@ -149,6 +150,26 @@ pub fn throttled() -> ViewModel {
         "throttled: replication lag (replica-a) 14.2s forecast (96.0 MiB behind, replaying \
          6.8 MiB/s, last reply 0.1s ago) > 10s; batches wait until it is clear",
     ));
+    v
+}
+
+/// Mid-backfill with the foreground guard limiting pacer: the probe's p99 is over the bound,
+/// the duty cycle is down to a quarter.
+pub fn guarded() -> ViewModel {
+    let mut v = running();
+    v.progress.rows_per_s = 2_310.0;
+    v.progress.foreground = Some(crate::engine::guard::ForegroundView {
+        bound: "1.5x".into(),
+        on: true,
+        baseline_p99_ms: Some(0.92),
+        p99_ms: Some(1.61),
+        limit_ms: Some(1.38),
+        duty: 0.25,
+        batch_cap: None,
+        last_ms: Some(0.8),
+        reason: "probe p99 1.61 ms against 1.38 ms (1.5x of the 0.92 ms baseline): 3 of 41 over"
+            .into(),
+    });
     v
 }
 
@@ -421,6 +442,7 @@ pub fn runner_gone() -> ViewModel {
 pub fn all() -> Vec<(&'static str, ViewModel)> {
     vec![
         ("running", running()),
+        ("guarded", guarded()),
         ("pausing", pausing()),
         ("paused", paused()),
         ("throttled", throttled()),

@@ -17,6 +17,8 @@ pub enum Action {
     BatchInput,
     /// Hand the batch size back to the adaptive sizer.
     BatchAuto,
+    /// Turn the foreground guard off, or on again with its last bound.
+    ToggleForeground,
     /// Abort at the next batch boundary (asks first).
     Abort,
     /// Proceed past the gate the engine waits at (asks first).
@@ -93,6 +95,13 @@ pub const KEYMAP: &[Binding] = &[
         action: Action::BatchAuto,
         desc: "hand the batch size back to the adaptive sizer (+, -, b hold it until then)",
         bar: "adaptive size",
+    },
+    Binding {
+        label: "f",
+        codes: &[KeyCode::Char('f')],
+        action: Action::ToggleForeground,
+        desc: "foreground guard off / on again (pacing by the probe's p99; `pacer ctl foreground` sets its bound)",
+        bar: "",
     },
     Binding {
         label: "a",

@@ -337,19 +337,32 @@ pub fn fill_from(m: &Metrics, view: &mut ViewModel, now: f64, window_secs: u64) 
         note: lag_note,
         limit: view.db.limits.lag_s,
     };
+    // pacer's batches and what the application feels meanwhile, on one time axis; the line
+    // is the foreground guard's limit on the probe.
+    let mut batch_series = vec![series_view(
+        m,
+        SeriesId::BatchMs,
+        "longest batch",
+        now,
+        window,
+        0,
+    )];
+    if !m.series(SeriesId::ProbeMs).is_empty() {
+        batch_series.push(series_view(
+            m,
+            SeriesId::ProbeMs,
+            "slowest probe",
+            now,
+            window,
+            1,
+        ));
+    }
     let batches = ChartView {
         title: "batch duration".into(),
         unit: "ms".into(),
-        series: vec![series_view(
-            m,
-            SeriesId::BatchMs,
-            "longest batch",
-            now,
-            window,
-            0,
-        )],
+        series: batch_series,
         note: None,
-        limit: None,
+        limit: view.progress.foreground.as_ref().and_then(|f| f.limit_ms),
     };
     view.charts = vec![throughput, locks, lag, batches];
     if let Some(p50) = m.batch_ms_percentile(50.0) {

@@ -249,6 +249,7 @@ impl Model {
                 batch_p50_ms: self.batch_percentile(50.0),
                 batch_p95_ms: self.batch_percentile(95.0),
                 checkpoint: state.checkpoint.as_ref().map(|k| k.to_string()),
+                foreground: state.foreground.clone(),
             },
             charts: Vec::new(),
             window_secs: app.window_secs(),

@@ -118,6 +118,7 @@ async fn event_loop(
         if dirty && last_frame.elapsed() >= frame_gap {
             let state = handles.state.borrow().clone();
             screen.app.sync_batch_size(state.batch_size);
+            screen.app.sync_foreground(state.foreground.as_ref());
             if let Some(companion) = &mut screen.companion {
                 for (level, line) in companion.poll(&state) {
                     screen.model.log(wall_clock(), level, line);

@@ -67,6 +67,11 @@ fn running_screen() {
 }
 
 #[test]
+fn guarded_screen() {
+    snapshot("guarded", &fixtures::guarded());
+}
+
+#[test]
 fn pausing_screen() {
     snapshot("pausing", &fixtures::pausing());
 }

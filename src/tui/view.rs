@@ -148,6 +148,8 @@ pub struct ProgressView {
     pub batch_p95_ms: Option<f64>,
     /// Last checkpoint key.
     pub checkpoint: Option<String>,
+    /// The foreground guard (None: the target has no probe).
+    pub foreground: Option<crate::engine::guard::ForegroundView>,
 }
 
 /// Whether the backfill's batches run now (from the engine's state).

@@ -151,6 +151,7 @@ fn items(view: &ViewModel, theme: &Theme) -> Vec<Vec<Item>> {
             vec![label("p50 ", theme), ms(p.batch_p50_ms)],
             vec![label("p95 ", theme), ms(p.batch_p95_ms)],
         ],
+        foreground_items(view, theme),
         vec![vec![
             label("checkpoint ", theme),
             match &p.checkpoint {
@@ -158,5 +159,47 @@ fn items(view: &ViewModel, theme: &Theme) -> Vec<Vec<Item>> {
                 None => label(UNKNOWN, theme),
             },
         ]],
+    ]
+}
+
+/// The foreground guard: `foreground p99 1.31 ms  1.4× of 0.92 ms (bound 1.5x)  duty 50%`,
+/// the impact as a warning when over the bound; `foreground guard off`.
+fn foreground_items(view: &ViewModel, theme: &Theme) -> Vec<Item> {
+    let Some(f) = &view.progress.foreground else {
+        return Vec::new();
+    };
+    if !f.on {
+        return vec![vec![
+            label("foreground guard ", theme),
+            styled("off", theme.muted),
+        ]];
+    }
+    let ms = |x: Option<f64>| match x {
+        Some(x) => value(millis(x), theme),
+        None => label(UNKNOWN, theme),
+    };
+    let over = matches!((f.p99_ms, f.limit_ms), (Some(p), Some(l)) if p > l);
+    let mut impact = vec![label("foreground p99 ", theme), ms(f.p99_ms)];
+    if let Some(x) = f.impact() {
+        impact.push(label("  ", theme));
+        impact.push(styled(
+            format!("{x:.1}×"),
+            if over { theme.warn } else { theme.text },
+        ));
+        impact.push(label(" of ", theme));
+        impact.push(ms(f.baseline_p99_ms));
+    }
+    impact.push(label(format!(" (bound {})", f.bound), theme));
+    let pacing = crate::engine::guard::Pacing {
+        duty: f.duty,
+        batch_cap: f.batch_cap,
+    };
+    let limited = pacing != crate::engine::guard::Pacing::FULL;
+    vec![
+        impact,
+        vec![styled(
+            pacing.to_string(),
+            if limited { theme.warn } else { theme.muted },
+        )],
     ]
 }
