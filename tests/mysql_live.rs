@@ -7,43 +7,10 @@
 mod common;
 use common::mariadb::{rows_done, skip};
 
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use pacer::servers::mariadb::MariaDbServer;
-
-/// Reads pacer's JSON events as they come.
-fn events(child: &mut Child) -> mpsc::Receiver<serde_json::Value> {
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    rx
-}
-
-fn wait_event(
-    rx: &mpsc::Receiver<serde_json::Value>,
-    name: &str,
-    timeout: Duration,
-) -> serde_json::Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(e) if e["event"] == name => return e,
-            Ok(_) => {}
-            Err(_) => panic!("no `{name}` event within {timeout:?}"),
-        }
-    }
-}
 
 fn wait_rows(db: &MariaDbServer, at_least: i64) {
     let start = Instant::now();
@@ -112,7 +79,7 @@ fn max_threads_running_pauses_the_backfill_while_the_server_is_busy_and_releases
         let sleepers: Vec<_> = (0..5)
             .map(|_| scope.spawn(|| db.sql("shop", "SELECT SLEEP(4)")))
             .collect();
-        let e = wait_event(&rx, "throttled", Duration::from_secs(5));
+        let (_, e) = wait_event(&rx, "throttled", Duration::from_secs(5));
         eprintln!(
             "throttled {:?} after the sleepers started: {e}",
             busy_from.elapsed()
@@ -160,14 +127,14 @@ fn a_throttle_file_and_a_throttle_query_pause_and_release_the_backfill_on_mariad
     wait_rows(&db, 5_000);
 
     std::fs::write(&file, "").unwrap();
-    let e = wait_event(&rx, "throttled", Duration::from_secs(5));
+    let (_, e) = wait_event(&rx, "throttled", Duration::from_secs(5));
     assert!(e["reasons"].to_string().contains("throttle_file"), "{e}");
     assert_held(&db, "the file exists");
     std::fs::remove_file(&file).unwrap();
     wait_event(&rx, "unthrottled", Duration::from_secs(10));
 
     db.sql("shop", "UPDATE ops SET busy = 3");
-    let e = wait_event(&rx, "throttled", Duration::from_secs(5));
+    let (_, e) = wait_event(&rx, "throttled", Duration::from_secs(5));
     let r = &e["reasons"][0];
     assert_eq!(
         (&r["signal"], &r["value"]),
@@ -178,6 +145,40 @@ fn a_throttle_file_and_a_throttle_query_pause_and_release_the_backfill_on_mariad
     db.sql("shop", "UPDATE ops SET busy = 0");
     wait_event(&rx, "unthrottled", Duration::from_secs(10));
 
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert_eq!(wrong_amounts(&db), 0);
+}
+
+#[test]
+fn the_foreground_probe_measures_a_baseline_and_a_lock_on_the_heartbeat_row_holds_the_backfill() {
+    if skip() {
+        return;
+    }
+    let (db, url, plan) = orders("max_foreground_impact = \"1.5x\"");
+    let mut child = spawn_run(&plan.path, &url, &["--json"]);
+    let rx = events(&mut child);
+    let (_, baseline) = wait_event(&rx, "foreground_baseline", Duration::from_secs(60));
+    let p99 = baseline["p99_ms"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p99 < 500.0, "{baseline}");
+    wait_rows(&db, 5_000);
+
+    // A session holds the heartbeat row for 8 s: each probe waits for it until
+    // innodb_lock_wait_timeout (1 s), so none answers, and pacer holds its batches.
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            db.sql(
+                "pacer",
+                "START TRANSACTION; SELECT seq FROM pacer_heartbeat FOR UPDATE; DO SLEEP(8); COMMIT;",
+            )
+        });
+        let (_, e) = wait_event(&rx, "throttled", Duration::from_secs(8));
+        let reason = e["reasons"][0].to_string();
+        assert!(reason.contains("foreground probe"), "{e}");
+        assert_held(&db, "the probe cannot answer");
+        holder.join().unwrap();
+    });
+    wait_event(&rx, "unthrottled", Duration::from_secs(10));
     let ran = finish(child);
     assert_eq!(ran.code, 0, "{ran}");
     assert_eq!(wrong_amounts(&db), 0);

@@ -2,43 +2,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use pacer::servers::postgres::PgServer;
-
-/// Reads pacer's JSON events as they come, with the time each arrived.
-fn events(child: &mut Child) -> mpsc::Receiver<(Instant, serde_json::Value)> {
-    let stdout = child.stdout.take().expect("stdout piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send((Instant::now(), v));
-            }
-        }
-    });
-    rx
-}
-
-fn wait_event(
-    rx: &mpsc::Receiver<(Instant, serde_json::Value)>,
-    name: &str,
-    timeout: Duration,
-) -> (Instant, serde_json::Value) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((at, e)) if e["event"] == name => return (at, e),
-            Ok(_) => {}
-            Err(_) => panic!("no `{name}` event within {timeout:?}"),
-        }
-    }
-}
 
 fn rows_done(pg: &PgServer) -> i64 {
     pg.psql("shop", "SELECT rows_done FROM pacer.migrations")

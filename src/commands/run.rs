@@ -716,7 +716,10 @@ fn fresh_latest<T: Default>(
 /// Health signals from the sampler's latest round. A sample older than three intervals
 /// counts as unread (so replication lag fails closed after its grace period).
 /// Hands the foreground probe's samples to the charts, four times a second.
-fn forward_probes(log: crate::probe::ProbeLog, metrics: SharedMetrics) -> tokio::task::JoinHandle<()> {
+fn forward_probes(
+    log: crate::probe::ProbeLog,
+    metrics: SharedMetrics,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut cursor = 0;
         let mut tick = tokio::time::interval(Duration::from_millis(250));

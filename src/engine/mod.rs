@@ -3,10 +3,10 @@
 
 pub mod clock;
 pub mod event;
+pub mod guard;
 pub mod progress;
 pub mod retry;
 pub mod sizer;
-pub mod guard;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, watch};
 
 pub use clock::{Clock, SystemClock};
 pub use event::{Command, Event, EventKind, Pace, SizeSource, State, Status};
+use guard::{Activity, Check, Guard};
 use progress::Progress;
 use retry::{Backoff, Jitter, RetryBudget};
 use sizer::{Resize, Sizer, SizerConfig};
-use guard::{Activity, Check, Guard};
 use throttle::{Signals, Throttle, Verdict};
 
 /// Reads the latest health signals (from the sampler); the engine adds the throttle file and
@@ -789,7 +789,8 @@ impl<T: Target> Engine<T> {
         });
         let mut lock_budget = self.lock_budget();
         if self.target.probe_log().is_none() {
-            self.guard.unavailable("this target has no foreground probe");
+            self.guard
+                .unavailable("this target has no foreground probe");
         } else {
             let view = self.guard.view();
             self.set_state(|s| s.foreground = Some(view));

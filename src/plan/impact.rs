@@ -22,7 +22,7 @@ impl ImpactBound {
         let s = s.trim();
         if let Some(r) = s.strip_suffix(['x', 'X']) {
             let r: f64 = r.trim().parse().ok()?;
-            return (r.is_finite() && r >= 1.0 && r <= 1000.0).then_some(ImpactBound::Ratio(r));
+            return (r.is_finite() && (1.0..=1000.0).contains(&r)).then_some(ImpactBound::Ratio(r));
         }
         let d = super::parse_duration(s).ok()?;
         (d >= Duration::from_micros(100) && d <= Duration::from_secs(60))
@@ -77,18 +77,22 @@ mod tests {
             ImpactBound::parse("20ms"),
             Some(ImpactBound::Absolute(Duration::from_millis(20)))
         );
-        assert_eq!(ImpactBound::parse("0.5x"), None, "below 1x nothing could run");
+        assert_eq!(
+            ImpactBound::parse("0.5x"),
+            None,
+            "below 1x nothing could run"
+        );
         assert_eq!(ImpactBound::parse("fast"), None);
         assert_eq!(
             ImpactBound::Ratio(1.5).limit(Duration::from_millis(2)),
             Duration::from_millis(3)
         );
         assert_eq!(ImpactBound::Ratio(1.5).to_string(), "1.5x");
-        let json = serde_json::to_string(&ImpactBound::Absolute(Duration::from_millis(20))).unwrap();
+        let json =
+            serde_json::to_string(&ImpactBound::Absolute(Duration::from_millis(20))).unwrap();
         assert_eq!(json, "\"20ms\"");
         let back: ImpactBound = serde_json::from_str(&json).unwrap();
         assert_eq!(back, ImpactBound::Absolute(Duration::from_millis(20)));
         assert!(serde_json::from_str::<ImpactBound>("\"soon\"").is_err());
     }
-
 }

@@ -1,8 +1,8 @@
 //! The plan file: TOML → a validated [`Plan`]. Pure code: nothing here talks to a database.
 
 pub mod dialect;
-pub mod impact;
 pub mod ident;
+pub mod impact;
 pub mod lint;
 pub mod phase;
 
@@ -13,8 +13,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use dialect::Dialect;
-pub use impact::ImpactBound;
 pub use ident::TableName;
+pub use impact::ImpactBound;
 pub use lint::{Finding, Severity};
 pub use phase::{Hold, Phase, PhasePlan, Step};
 

@@ -100,7 +100,7 @@ pub const KEYMAP: &[Binding] = &[
         label: "f",
         codes: &[KeyCode::Char('f')],
         action: Action::ToggleForeground,
-        desc: "foreground guard off / on again (pacing by the probe's p99; `pacer ctl foreground` sets its bound)",
+        desc: "foreground guard off / on (its bound: pacer ctl foreground)",
         bar: "",
     },
     Binding {

@@ -337,3 +337,34 @@ pub fn audit_lines(path: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect()
 }
+
+/// Reads pacer's JSON events as they come, with the time each arrived.
+pub fn events(child: &mut Child) -> std::sync::mpsc::Receiver<(Instant, serde_json::Value)> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send((Instant::now(), v));
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for the next event named `name` (skipping the others), or panics after `timeout`.
+pub fn wait_event(
+    rx: &std::sync::mpsc::Receiver<(Instant, serde_json::Value)>,
+    name: &str,
+    timeout: Duration,
+) -> (Instant, serde_json::Value) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((at, e)) if e["event"] == name => return (at, e),
+            Ok(_) => {}
+            Err(_) => panic!("no `{name}` event within {timeout:?}"),
+        }
+    }
+}

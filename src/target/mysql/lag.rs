@@ -75,16 +75,25 @@ pub fn spawn_heartbeat(
             "UPDATE {} SET seq = seq + 1, ts = NOW(6) WHERE job = ?",
             heartbeat_table(&state_db)
         );
-        let read = format!("SELECT seq FROM {} WHERE job = ?", heartbeat_table(&state_db));
+        let read = format!(
+            "SELECT seq FROM {} WHERE job = ?",
+            heartbeat_table(&state_db)
+        );
         let mut session: Option<Session> = None;
-        let mut next = tokio::time::Instant::now();
+        // Each probe is timed from when it was due, as `pgbench -R` times its transactions:
+        // a probe that waited for a CPU to run on was slowed as an application's would be.
+        let mut due = Instant::now();
         loop {
-            tokio::time::sleep_until(next).await;
-            next = tokio::time::Instant::now() + log.every();
+            tokio::time::sleep_until(due.into()).await;
+            let mut this = due;
+            due = this + log.every();
             if session.is_none() {
                 let t0 = Instant::now();
                 match connect_probe(&target, &job, &audit).await {
-                    Ok(s) => session = Some(s),
+                    Ok(s) => {
+                        session = Some(s);
+                        this = Instant::now(); // connecting is not what the probe measures
+                    }
                     Err(e) => {
                         tracing::warn!("heartbeat connection failed: {e}");
                         log.push(ProbeSample::failed(Instant::now(), t0.elapsed(), e));
@@ -93,7 +102,7 @@ pub fn spawn_heartbeat(
                 }
             }
             let s = session.as_mut().expect("connected above");
-            let t0 = Instant::now();
+            let t0 = this;
             let job_param = || vec![Value::from(job.clone())];
             let once = async {
                 s.rows_repeating(&write, job_param(), PROBE_REPEATS).await?;
@@ -101,6 +110,9 @@ pub fn spawn_heartbeat(
             };
             let outcome = tokio::time::timeout(PROBE_TIMEOUT * 2, once).await;
             let now = Instant::now();
+            // The next probe is due an interval after this one was, or now if this one ran
+            // past that (its lateness is this probe's, not the next one's).
+            due = due.max(now);
             let took = now.saturating_duration_since(t0);
             match outcome {
                 Ok(Ok(_)) => log.push(ProbeSample::answered(now, took)),

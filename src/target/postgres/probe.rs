@@ -61,17 +61,23 @@ pub fn spawn(
     tokio::spawn(async move {
         let [write, read] = statements(&state_table);
         let mut session: Option<Session> = None;
-        let mut next = tokio::time::Instant::now();
+        // Each probe is timed from when it was due, as `pgbench -R` times its transactions:
+        // a probe that waited for a CPU to run on was slowed as an application's would be.
+        let mut due = Instant::now();
         loop {
-            tokio::time::sleep_until(next).await;
-            next = tokio::time::Instant::now() + log.every();
+            tokio::time::sleep_until(due.into()).await;
+            let mut this = due;
+            due = this + log.every();
             if session.as_ref().is_some_and(|s| s.is_closed()) {
                 session = None;
             }
             if session.is_none() {
                 let t0 = Instant::now();
                 match connect(&conn, &job, &audit).await {
-                    Ok(s) => session = Some(s),
+                    Ok(s) => {
+                        session = Some(s);
+                        this = Instant::now(); // connecting is not what the probe measures
+                    }
                     Err(e) => {
                         log.push(ProbeSample::failed(Instant::now(), t0.elapsed(), e));
                         continue;
@@ -79,7 +85,7 @@ pub fn spawn(
                 }
             }
             let s = session.as_ref().expect("connected above");
-            let t0 = Instant::now();
+            let t0 = this;
             let once = async {
                 let p = s.repeating(PROBE_REPEATS);
                 p.execute(write.as_str(), &[&job]).await?;
@@ -87,6 +93,9 @@ pub fn spawn(
             };
             let outcome = tokio::time::timeout(PROBE_TIMEOUT * 2, once).await;
             let now = Instant::now();
+            // The next probe is due an interval after this one was, or now if this one ran
+            // past that (its lateness is this probe's, not the next one's).
+            due = due.max(now);
             let took = now.saturating_duration_since(t0);
             match outcome {
                 Ok(Ok(())) => log.push(ProbeSample::answered(now, took)),
