@@ -11,6 +11,29 @@ use crate::control::protocol::{CtlCommand, Info, Reply, Request};
 use crate::engine::{Pace, State};
 use crate::format::{clock, human, of_total, thousands};
 
+/// The foreground guard in one line: `p99 1.61 ms, 1.8× the 0.92 ms baseline (bound 1.5x);
+/// duty 25%: probe p99 …`, or `guard off (…)`.
+fn foreground_words(f: &crate::engine::guard::ForegroundView) -> String {
+    if !f.on {
+        return if f.reason.is_empty() || f.reason == "off" {
+            "guard off".to_string()
+        } else {
+            format!("guard off ({})", f.reason)
+        };
+    }
+    let ms = |v: Option<f64>| v.map_or("?".to_string(), crate::format::millis);
+    let impact = f.impact().map_or(String::new(), |x| {
+        format!(", {x:.1}× the {} baseline", ms(f.baseline_p99_ms))
+    });
+    let pacing = crate::headless::pacing_words(f.duty, f.batch_cap);
+    format!(
+        "p99 {}{impact} (bound {}); {pacing}: {}",
+        ms(f.p99_ms),
+        f.bound,
+        f.reason
+    )
+}
+
 /// No running migration answered (nothing was sent).
 pub const EXIT_NOT_RUNNING: u8 = 4;
 
@@ -153,6 +176,9 @@ pub fn status_text(info: &Info, s: &State) -> String {
     }
     if let Some(t) = &s.throttle {
         line("throttled", t.clone());
+    }
+    if let Some(f) = &s.foreground {
+        line("foreground", foreground_words(f));
     }
     if let Some(g) = s.gate {
         line(
