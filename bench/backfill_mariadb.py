@@ -21,8 +21,8 @@ TABLESPACE, not binlogged). The throughput and foreground copies live in databas
 that the replica ignores (--replicate-wild-ignore-table), so it receives but does not apply
 those runs; the lag runs' copies (`lagNN`) are imported on both servers and replicated.
 
-  1. Throughput: pacer's backfill rows/s (`pacer run --headless --json`, defaults: no throttle,
-     pause 0; backfill phase only) ÷ a stored-procedure loop of 10k-row keyset ranges
+  1. Throughput: pacer's backfill rows/s (`pacer run --headless --json`, defaults but the
+     foreground guard off: no throttle, pause 0; backfill phase only) ÷ a stored-procedure loop of 10k-row keyset ranges
      (`SELECT id … LIMIT 9999, 1`, `UPDATE … WHERE id > lo AND id <= hi AND amount IS NULL`,
      COMMIT each), each on a fresh copy; interleaved, repeated, medians. With --extras also pacer
      at a fixed batch_size = 10000 (the loop's batch) and the loop with pacer's sync triggers
@@ -241,9 +241,12 @@ name = "amount"
 type = "decimal(14,2)"
 backfill = "amount_cents / 100.0"
 """
+GUARD_OFF = '[throttle]\nmax_foreground_impact = "off"\n'
 PLANS = {
     "defaults": PLAN_HEAD,
-    "batch10k": PLAN_HEAD + "\n[backfill]\nbatch_size = 10000\npause_ms = 0\nadaptive = false\n",
+    # Throughput is measured at full speed: the foreground guard (on by default) off.
+    "full_speed": PLAN_HEAD + "\n" + GUARD_OFF,
+    "batch10k": PLAN_HEAD + "\n[backfill]\nbatch_size = 10000\npause_ms = 0\nadaptive = false\n" + GUARD_OFF,
     "throttled": PLAN_HEAD + '\n[throttle]\nmax_replication_lag = "1s"\n',
 }
 
@@ -637,7 +640,7 @@ class Bench:
                 if m.startswith("loop"):
                     s = self.loop_run(db, trigger=m == "loop_trigger")
                 else:
-                    s, _ = self.pacer_run(db, "defaults" if m == "pacer" else "batch10k", m)
+                    s, _ = self.pacer_run(db, "full_speed" if m == "pacer" else "batch10k", m)
                 s.update(unfilled=self.unfilled(db), load=la, repeat=r + 1)
                 self.drop(db)
                 runs[m].append(s)
@@ -710,9 +713,12 @@ class Bench:
         variants = {}
         for i, v in enumerate(a.fg_variant, 1):  # other [backfill] settings, e.g. target_batch_ms=10
             name = f"pacer:{i}"
-            lines = [kv.strip().replace("=", " = ", 1) for kv in v.split(",") if kv.strip()]
+            pairs = [kv.strip() for kv in v.split(",") if kv.strip()]
+            lines = [kv.replace("=", " = ", 1) for kv in pairs if not kv.startswith("throttle.")]
+            throttle = [kv[len("throttle."):].replace("=", " = ", 1) for kv in pairs if kv.startswith("throttle.")]
             path = self.files / f"fg-variant-{i}.toml"
-            path.write_text(PLAN_HEAD + "\n[backfill]\n" + "\n".join(lines) + "\n")
+            path.write_text(PLAN_HEAD + "\n[backfill]\n" + "\n".join(lines) + "\n"
+                            + ("[throttle]\n" + "\n".join(throttle) + "\n" if throttle else ""))
             self.plans[name] = path
             variants[name] = v
             methods.append(name)
@@ -950,7 +956,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=3.0, help="2.: seconds of workload before the baseline window")
     ap.add_argument("--baseline-secs", type=float, default=15.0, help="2.: length of the window before pacer")
     ap.add_argument("--fg-variant", action="append", default=[], metavar="KEY=VAL[,KEY=VAL]",
-                    help="2.: also pacer with these [backfill] settings, e.g. target_batch_ms=10")
+                    help="2.: also pacer with these [backfill] settings, e.g. target_batch_ms=10; throttle.KEY=VALUE "
+                         "goes to [throttle] (e.g. 'throttle.max_foreground_impact=\"off\"')")
     ap.add_argument("--hb-interval", type=float, default=0.1, help="3.: heartbeat write and read interval (s)")
     ap.add_argument("--replica-duty", type=float, default=0.5,
                     help="3.: the slowed replica's server process runs this fraction of each cycle (default 0.5; "
