@@ -24,6 +24,9 @@ fn wait_for(
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok((_, e)) if want(&e) => return e,
+            Ok((_, e)) if e["event"] != "batch_done" && e["event"] != "batch_size_changed" => {
+                eprintln!("(waiting for {what}) {e}");
+            }
             Ok((_, e)) if e["event"] == "failed" => {
                 panic!("the run failed waiting for {what}: {e}")
             }
@@ -48,11 +51,15 @@ fn slowable_heartbeat(pg: &PgServer, db: &str) {
     );
 }
 
+/// The bound is absolute, 50 ms: above what the probe takes on a busy test machine (probes of
+/// 20–40 ms were seen there now and then; a multiple of a sub-millisecond baseline, or a bound
+/// those cross more than 1 % of the time, would make the recovery depend on the machine's
+/// other load), far below what the injected sleep makes of it.
 fn plan() -> PlanFile {
     plan_file(&orders_plan(
         1000,
         "pause_ms = 40\nadaptive = false",
-        "\n[throttle]\nmax_foreground_impact = \"1.5x\"",
+        "\n[throttle]\nmax_foreground_impact = \"50ms\"",
     ))
 }
 
@@ -73,10 +80,10 @@ fn a_foreground_that_slows_makes_pacer_slow_down_and_then_recover() {
     assert!(baseline["probes"].as_u64().unwrap() >= 60, "{baseline}");
     wait_event(&rx, "batch_done", Duration::from_secs(30));
 
-    // Every probe now takes 40 ms more: far over 1.5× the baseline. pacer's duty cycle halves
+    // Every probe now takes 150 ms more: far over the 50 ms bound. pacer's duty cycle halves
     // within a few probes, and goes on halving while the probe stays slow.
     let slowed = Instant::now();
-    pg.psql("shop", "UPDATE ops.slow SET ms = 40");
+    pg.psql("shop", "UPDATE ops.slow SET ms = 150");
     let first = wait_for(&rx, "a pacing change", Duration::from_secs(10), |e| {
         e["event"] == "pacing_changed"
     });
@@ -87,7 +94,10 @@ fn a_foreground_that_slows_makes_pacer_slow_down_and_then_recover() {
     assert_eq!(first["from_duty"], 1.0, "{first}");
     assert_eq!(first["duty"], 0.5, "{first}");
     assert!(
-        first["reason"].as_str().unwrap().contains("probe p99"),
+        first["reason"]
+            .as_str()
+            .unwrap()
+            .contains("against the 50ms bound (baseline "),
         "{first}"
     );
     wait_for(
@@ -102,7 +112,7 @@ fn a_foreground_that_slows_makes_pacer_slow_down_and_then_recover() {
     assert_eq!(fg["on"], true, "{status}");
     assert!(fg["duty"].as_f64().unwrap() <= 0.25, "{status}");
     assert!(
-        fg["p99_ms"].as_f64().unwrap() > 30.0,
+        fg["p99_ms"].as_f64().unwrap() > 100.0,
         "the impact shown is the slowed probe's: {status}"
     );
 

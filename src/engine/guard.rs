@@ -366,11 +366,15 @@ impl Guard {
             .count();
         let latencies: Vec<Duration> = self.window.iter().map(|(l, _)| *l).collect();
         let p99 = percentile(&latencies, 99.0)?;
+        let against = match bound {
+            ImpactBound::Ratio(_) => {
+                format!("{} ({bound} of the {} baseline)", ms(limit), ms(baseline))
+            }
+            ImpactBound::Absolute(_) => format!("the {bound} bound (baseline {})", ms(baseline)),
+        };
         let figures = format!(
-            "probe p99 {} against {} ({bound} of the {} baseline): {over} of {n} over",
-            ms(p99),
-            ms(limit),
-            ms(baseline)
+            "probe p99 {} against {against}: {over} of {n} over",
+            ms(p99)
         );
         let from = self.pacing;
         let proven_over = verdict(over, n)?;

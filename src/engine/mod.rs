@@ -918,12 +918,10 @@ impl<T: Target> Engine<T> {
 
     /// Feeds the guard the probes taken since the last call.
     fn feed_guard(&mut self) {
-        if self.probe.is_none() {
-            self.probe = self.target.probe_log();
-        }
-        if let Some(log) = &self.probe {
+        if let Some(log) = self.target.probe_log() {
             let samples = log.since(&mut self.probe_cursor);
             self.guard.observe(&samples);
+            self.probe = Some(log);
         }
     }
 

@@ -191,6 +191,20 @@ struct Db {
     forecast: crate::target::postgres::lag::LagForecast,
     /// The plan, from preflight on (its DDL steps are PostgreSQL's).
     plan: Option<Plan>,
+    /// A foreground probe, if the test gives the target one.
+    probe: Option<FakeProbe>,
+}
+
+/// A foreground probe on the engine's clock: its samples are made when the engine reads the
+/// log, one per interval since the last, slow while the batch count is in `slow`, failing for
+/// `failing.1` of the clock from the first read after batch `failing.0`.
+#[derive(Debug, Clone)]
+struct FakeProbe {
+    log: crate::probe::ProbeLog,
+    next: Option<Instant>,
+    slow: std::ops::Range<u64>,
+    failing: Option<(u64, Duration)>,
+    failing_since: Option<Instant>,
 }
 
 impl Db {
@@ -308,7 +322,21 @@ impl Fake {
             clock: None,
             plan: None,
             forecast: crate::target::postgres::lag::LagForecast::new(crate::engine::LAG_POLL),
+            probe: None,
         })))
+    }
+
+    /// The same, with a foreground probe (1 ms; 20 ms while the batch count is in `slow`;
+    /// failing for a while from a batch on, see [`FakeProbe`]).
+    fn with_probe(self, slow: std::ops::Range<u64>, failing: Option<(u64, Duration)>) -> Fake {
+        self.db().probe = Some(FakeProbe {
+            log: crate::probe::ProbeLog::new(),
+            next: None,
+            slow,
+            failing,
+            failing_since: None,
+        });
+        self
     }
 
     /// A table an earlier run left with `phases_done` and the backfill checkpoint at `cp`.
@@ -667,6 +695,37 @@ impl Target for Fake {
             Some(now) => db.forecast.observe(now, &positions),
             None => Vec::new(),
         })
+    }
+
+    fn probe_log(&self) -> Option<crate::probe::ProbeLog> {
+        let mut db = self.db();
+        let now = db.clock.as_ref()?.now();
+        let batches = db.batches;
+        let probe = db.probe.as_mut()?;
+        let mut at = probe.next.unwrap_or(now);
+        if let Some((from, _)) = probe.failing
+            && batches >= from
+            && probe.failing_since.is_none()
+        {
+            probe.failing_since = Some(at);
+        }
+        while at <= now {
+            let failing = match (probe.failing, probe.failing_since) {
+                (Some((_, span)), Some(since)) => at >= since && at < since + span,
+                _ => false,
+            };
+            let sample = if failing {
+                crate::probe::ProbeSample::failed(at, Duration::from_secs(1), "statement timeout")
+            } else if probe.slow.contains(&batches) {
+                crate::probe::ProbeSample::answered(at, Duration::from_millis(20))
+            } else {
+                crate::probe::ProbeSample::answered(at, Duration::from_millis(1))
+            };
+            probe.log.push(sample);
+            at += probe.log.every();
+        }
+        probe.next = Some(at);
+        Some(probe.log.clone())
     }
 
     async fn reconnect(&mut self) -> TargetResult<()> {
@@ -2235,4 +2294,142 @@ fn a_readings_step_is_its_growth_since_the_same_replicas_reading_before() {
         .map(|r| r.step_s.map(|s| (s * 10.0).round()))
         .collect();
     assert_eq!(steps, vec![None, Some(2.0), None]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The foreground guard
+
+#[tokio::test]
+async fn the_guard_measures_a_baseline_then_paces_a_slow_foreground_and_comes_back() {
+    // 5,000 keys in batches of 10 (100 ms each); the probe is slow from batch 5 to batch 15.
+    let fake = Fake::new(5000).with_probe(5..15, None);
+    let done = run(&fake, plan("batch_size = 10", ""), &[]).await;
+    assert_eq!(done.result.as_ref().unwrap(), &RunOutcome::Done);
+    fake.db().assert_every_key_filled_once();
+    let baseline = done
+        .events
+        .iter()
+        .find_map(|e| match e {
+            EventKind::ForegroundBaseline { p99_ms, probes, .. } => Some((*p99_ms, *probes)),
+            _ => None,
+        })
+        .expect("a baseline before the first batch");
+    assert_eq!(baseline, (1.0, 100));
+    let changes: Vec<(f64, f64, String)> = done
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            EventKind::PacingChanged {
+                from_duty,
+                duty,
+                reason,
+                ..
+            } => Some((*from_duty, *duty, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(changes.len() >= 3, "{changes:?}");
+    assert_eq!((changes[0].0, changes[0].1), (1.0, 0.5), "{changes:?}");
+    assert!(changes[0].2.contains("against 1.50 ms"), "{changes:?}");
+    let lowest = changes.iter().map(|c| c.1).fold(1.0, f64::min);
+    assert!(lowest <= 0.25, "{changes:?}");
+    assert_eq!(
+        changes.last().unwrap().1,
+        1.0,
+        "back to full speed: {changes:?}"
+    );
+    // The rests follow the duty cycle: a 100 ms batch at 50 % rests 100 ms, at 25 % 300 ms.
+    for rest in [100, 300] {
+        assert!(
+            done.sleeps.contains(&Duration::from_millis(rest)),
+            "a {rest} ms rest in {:?}",
+            done.sleeps
+        );
+    }
+    let view = done.state.foreground.expect("the guard's view");
+    assert!(view.on);
+    assert_eq!(view.baseline_p99_ms, Some(1.0));
+}
+
+#[tokio::test]
+async fn a_failing_probe_holds_the_batches_until_it_answers_again() {
+    // From batch 5 on, the probe fails for 10 s of the clock.
+    let fake = Fake::new(1000).with_probe(0..0, Some((5, Duration::from_secs(10))));
+    let done = run(&fake, plan("batch_size = 10", ""), &[]).await;
+    assert_eq!(done.result.unwrap(), RunOutcome::Done);
+    fake.db().assert_every_key_filled_once();
+    let held = done
+        .events
+        .iter()
+        .position(|e| matches!(e, EventKind::Throttled { .. }))
+        .expect("held");
+    let EventKind::Throttled { reasons } = &done.events[held] else {
+        unreachable!()
+    };
+    assert_eq!(reasons[0].signal, "foreground probe");
+    assert!(
+        reasons[0].value.contains("statement timeout"),
+        "{reasons:?}"
+    );
+    // Failed probes count as over the limit (the duty cycle fell before the hold), and no
+    // batch ran while held: the next event after the hold is its end.
+    assert!(
+        done.events[..held]
+            .iter()
+            .any(|e| matches!(e, EventKind::PacingChanged { .. })),
+        "{:?}",
+        &done.events[..held]
+    );
+    let after: Vec<&EventKind> = done.events[held + 1..]
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                EventKind::BatchDone { .. } | EventKind::Unthrottled { .. }
+            )
+        })
+        .collect();
+    let Some(EventKind::Unthrottled { after_ms }) = after.first() else {
+        panic!("{after:?}")
+    };
+    assert!(
+        *after_ms >= 5_000,
+        "held until the probe answered: {after_ms} ms"
+    );
+}
+
+#[tokio::test]
+async fn the_operator_turns_the_guard_off_and_nothing_waits_for_it() {
+    let fake = Fake::new(1000).with_probe(0..1000, Some((0, Duration::from_secs(3600))));
+    let done = run(
+        &fake,
+        plan("batch_size = 10", ""),
+        &[Command::SetForegroundImpact(None)],
+    )
+    .await;
+    assert_eq!(done.result.unwrap(), RunOutcome::Done);
+    assert!(
+        done.events
+            .iter()
+            .any(|e| matches!(e, EventKind::ForegroundBoundChanged { bound: None }))
+    );
+    assert!(!done.events.iter().any(|e| matches!(
+        e,
+        EventKind::ForegroundBaseline { .. }
+            | EventKind::PacingChanged { .. }
+            | EventKind::Throttled { .. }
+    )));
+    assert!(!done.state.foreground.unwrap().on);
+}
+
+#[tokio::test]
+async fn without_a_probe_the_guard_stays_off_and_nothing_waits_for_it() {
+    let fake = Fake::new(100);
+    let done = run(&fake, plan("batch_size = 10", ""), &[]).await;
+    assert_eq!(done.result.unwrap(), RunOutcome::Done);
+    assert!(done.state.foreground.is_none());
+    assert!(!done.events.iter().any(|e| matches!(
+        e,
+        EventKind::ForegroundBaseline { .. } | EventKind::PacingChanged { .. }
+    )));
 }

@@ -907,6 +907,7 @@ mod tests {
         ("-", KeyCode::Char('-'), Action::BatchDown),
         ("b", KeyCode::Char('b'), Action::BatchInput),
         ("r", KeyCode::Char('r'), Action::BatchAuto),
+        ("f", KeyCode::Char('f'), Action::ToggleForeground),
         ("a", KeyCode::Char('a'), Action::Abort),
         ("g", KeyCode::Char('g'), Action::Proceed),
         ("q", KeyCode::Char('q'), Action::Quit),
@@ -925,6 +926,33 @@ mod tests {
         ("[", KeyCode::Char('['), Action::ZoomIn),
         ("]", KeyCode::Char(']'), Action::ZoomOut),
     ];
+
+    #[test]
+    fn f_turns_the_foreground_guard_off_and_on_again_with_its_last_bound() {
+        use crate::engine::guard::ForegroundView;
+        use crate::plan::ImpactBound;
+        let mut app = App::new(8, 1000);
+        assert!(
+            script(&mut app, EngineMode::Running, &[key('f')]).is_empty(),
+            "no guard yet"
+        );
+        let on = ForegroundView {
+            on: true,
+            bound: "2x".into(),
+            ..ForegroundView::default()
+        };
+        app.sync_foreground(Some(&on));
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('f')]),
+            vec![Command::SetForegroundImpact(None)]
+        );
+        app.sync_foreground(Some(&ForegroundView::default()));
+        assert_eq!(
+            script(&mut app, EngineMode::Running, &[key('f')]),
+            vec![Command::SetForegroundImpact(Some(ImpactBound::Ratio(2.0)))]
+        );
+        assert!(script(&mut app, EngineMode::Finished, &[key('f')]).is_empty());
+    }
 
     /// Bound, but not in the README's table: `+` and `-` without shift.
     const ALIASES: &[(KeyCode, Action)] = &[
