@@ -20,6 +20,8 @@ struct PlanReport<'a> {
     findings: Vec<Finding>,
     batches: String,
     throttle: String,
+    /// The foreground guard's bound, in words.
+    foreground: String,
     /// Phases that wait for the operator before they start.
     gates: Vec<Phase>,
 }
@@ -54,6 +56,7 @@ pub async fn run(args: &TargetArgs, json: bool, audit_log: &AuditLog) -> Result<
         findings,
         batches: describe_batches(&plan),
         throttle: describe_throttle(&plan.throttle),
+        foreground: describe_foreground(plan.throttle.max_foreground_impact),
         gates: plan.gates.clone(),
     };
     if json {
@@ -89,6 +92,21 @@ fn describe_batches(plan: &crate::plan::Plan) -> String {
         humantime::format_duration(b.pause),
         humantime::format_duration(plan.safety.batch_timeout)
     )
+}
+
+/// The foreground guard in one line.
+fn describe_foreground(bound: Option<crate::plan::ImpactBound>) -> String {
+    match bound {
+        None => "foreground guard off (max_foreground_impact = \"off\"): batches run at full speed"
+            .into(),
+        Some(b @ crate::plan::ImpactBound::Ratio(_)) => format!(
+            "the foreground probe's p99 held within {b} of its baseline (measured before the first \
+             batch, about 1 s) by the backfill's duty cycle and batch size"
+        ),
+        Some(b) => format!(
+            "the foreground probe's p99 held within {b} by the backfill's duty cycle and batch size"
+        ),
+    }
 }
 
 /// The throttle signals in force, in one line.
@@ -173,6 +191,7 @@ fn render_text(r: &PlanReport, outcome: Option<&str>) -> String {
     let _ = writeln!(out, "server   {} {}", t.server_product, t.server_version);
     let _ = writeln!(out, "batches  {}", r.batches);
     let _ = writeln!(out, "throttle {}", r.throttle);
+    let _ = writeln!(out, "guard    {}", r.foreground);
     let _ = writeln!(out, "gates    {}", describe_gates(&r.gates));
     if let Some(outcome) = outcome {
         let _ = writeln!(
