@@ -950,6 +950,16 @@ impl<T: Target> Engine<T> {
         self.set_state(|s| s.foreground = Some(view));
     }
 
+    /// The state while batches wait at a boundary: throttled, why, no rate and no ETA.
+    fn show_throttled(&self, why: String) {
+        self.set_state(|s| {
+            s.status = Status::Throttled;
+            s.throttle = Some(why);
+            s.rows_per_s = 0.0;
+            s.eta_s = None;
+        });
+    }
+
     /// Waits at a batch boundary while the foreground guard measures its baseline or its probe
     /// does not answer (fail closed); commands still work.
     async fn guard_wait(&mut self) -> Result<(), EngineError> {
@@ -1012,12 +1022,7 @@ impl<T: Target> Engine<T> {
                 self.stops += 1;
                 self.guard_activity(Activity::Idle);
             }
-            self.set_state(|s| {
-                s.status = Status::Throttled;
-                s.throttle = Some(text);
-                s.rows_per_s = 0.0;
-                s.eta_s = None;
-            });
+            self.show_throttled(text);
             self.sleep(GUARD_POLL).await?;
             self.check_boundary().await?;
         }
@@ -1106,12 +1111,7 @@ impl<T: Target> Engine<T> {
                         self.guard_activity(Activity::Idle);
                         self.emit(EventKind::Throttled { reasons });
                     }
-                    self.set_state(|s| {
-                        s.status = Status::Throttled;
-                        s.throttle = Some(text);
-                        s.rows_per_s = 0.0;
-                        s.eta_s = None;
-                    });
+                    self.show_throttled(text);
                     self.sleep(THROTTLE_POLL).await?;
                     self.check_boundary().await?;
                 }

@@ -26,7 +26,7 @@
 //! changed; BENCHMARKS.md). The GTID backlog is the fallback where the positions cannot be
 //! matched.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql_async::Value;
 
@@ -34,7 +34,7 @@ use super::connect::MyTarget;
 use super::session::{Session, float_at, int_at, text_at};
 use super::sql::q;
 use crate::audit::Audit;
-use crate::probe::{PROBE_REPEATS, PROBE_TIMEOUT, ProbeLog, ProbeSample};
+use crate::probe::{PROBE_REPEATS, PROBE_TIMEOUT, ProbeFailure, ProbeLog, Prober};
 
 /// How often the lag is read, in the audit log.
 const READ_REPEATS: &str = "at batch boundaries, at most every 100 ms, and every sample interval";
@@ -59,10 +59,9 @@ pub fn create_heartbeat(state_db: &str) -> [String; 2] {
     ]
 }
 
-/// Writes the heartbeat every [`crate::probe::PROBE_EVERY`] (10 ms while the guard measures a baseline)
-/// and reads it back, on a connection of its
-/// own, until the handle is aborted; each write-and-read is a foreground probe sample pushed
-/// into `log`. A failed probe is a sample too, and is retried on a new connection.
+/// Writes the heartbeat every [`crate::probe::PROBE_EVERY`] (10 ms while the guard measures a
+/// baseline) and reads it back, on a connection of its own, until the handle is aborted; each
+/// write-and-read is a foreground probe sample pushed into `log` (see [`crate::probe::spawn`]).
 pub fn spawn_heartbeat(
     target: MyTarget,
     job: String,
@@ -70,68 +69,60 @@ pub fn spawn_heartbeat(
     audit: Audit,
     log: ProbeLog,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let write = format!(
-            "UPDATE {} SET seq = seq + 1, ts = NOW(6) WHERE job = ?",
-            heartbeat_table(&state_db)
-        );
-        let read = format!(
-            "SELECT seq FROM {} WHERE job = ?",
-            heartbeat_table(&state_db)
-        );
-        let mut session: Option<Session> = None;
-        // Each probe is timed from its first statement to its last answer. (Timing it from
-        // when it was due, as `pgbench -R` does, was tried: tokio's timer wakes up to a
-        // millisecond late, which tripled the baseline's p99 and hid pacer's cost.)
-        let mut due = Instant::now();
-        loop {
-            tokio::time::sleep_until(due.into()).await;
-            due += log.every();
-            if session.is_none() {
-                let t0 = Instant::now();
-                match connect_probe(&target, &job, &audit).await {
-                    Ok(s) => session = Some(s),
-                    Err(e) => {
-                        tracing::warn!("heartbeat connection failed: {e}");
-                        log.push(ProbeSample::failed(Instant::now(), t0.elapsed(), e));
-                        continue;
-                    }
-                }
-            }
-            let s = session.as_mut().expect("connected above");
-            let t0 = Instant::now();
-            let job_param = || vec![Value::from(job.clone())];
-            let once = async {
-                s.rows_repeating(&write, job_param(), PROBE_REPEATS).await?;
-                s.rows_repeating(&read, job_param(), PROBE_REPEATS).await
-            };
-            let outcome = tokio::time::timeout(PROBE_TIMEOUT * 2, once).await;
-            let now = Instant::now();
-            // The next probe is due an interval after this one was, or now if this one ran
-            // past that (its lateness is this probe's, not the next one's).
-            due = due.max(now);
-            let took = now.saturating_duration_since(t0);
-            match outcome {
-                Ok(Ok(_)) => log.push(ProbeSample::answered(now, took)),
-                Ok(Err(e)) => {
-                    tracing::warn!("writing the heartbeat failed: {e}");
-                    let why = super::errors::describe(&e);
-                    log.push(ProbeSample::failed(now, took, why));
-                    if matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) {
-                        session = None;
-                    }
-                }
-                Err(_) => {
-                    log.push(ProbeSample::failed(
-                        now,
-                        took,
-                        "no answer from the server within 2 s",
-                    ));
-                    session = None;
-                }
-            }
+    let table = heartbeat_table(&state_db);
+    crate::probe::spawn(
+        Heartbeat {
+            target,
+            audit,
+            write: format!("UPDATE {table} SET seq = seq + 1, ts = NOW(6) WHERE job = ?"),
+            read: format!("SELECT seq FROM {table} WHERE job = ?"),
+            job,
+            session: None,
+        },
+        log,
+    )
+}
+
+/// The heartbeat's connection and statements.
+struct Heartbeat {
+    target: MyTarget,
+    job: String,
+    audit: Audit,
+    write: String,
+    read: String,
+    session: Option<Session>,
+}
+
+impl Prober for Heartbeat {
+    fn connected(&self) -> bool {
+        self.session.is_some()
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        self.session = Some(connect_probe(&self.target, &self.job, &self.audit).await?);
+        Ok(())
+    }
+
+    fn disconnect(&mut self) {
+        self.session = None;
+    }
+
+    async fn probe(&mut self) -> Result<(), ProbeFailure> {
+        let s = self.session.as_mut().ok_or_else(|| ProbeFailure {
+            why: "not connected".into(),
+            lost: true,
+        })?;
+        let job = || vec![Value::from(self.job.clone())];
+        let result = async {
+            s.rows_repeating(&self.write, job(), PROBE_REPEATS).await?;
+            s.rows_repeating(&self.read, job(), PROBE_REPEATS).await
         }
-    })
+        .await;
+        result.map(|_| ()).map_err(|e| ProbeFailure {
+            why: super::errors::describe(&e),
+            lost: matches!(e, mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)),
+        })
+    }
 }
 
 /// The heartbeat's connection: row-lock waits end after the probe's timeout.

@@ -6,8 +6,6 @@
 //! The two round trips together are one sample. The session's `statement_timeout` is the
 //! probe's timeout, so a probe stuck behind a lock on the row answers as failed after 1 s.
 
-use std::time::Instant;
-
 use tokio::task::JoinHandle;
 
 use super::connect::PgTarget;
@@ -15,7 +13,7 @@ use super::session::Session;
 use crate::audit::Audit;
 use crate::plan::TableName;
 use crate::plan::ident::quote_ident;
-use crate::probe::{PROBE_REPEATS, PROBE_TIMEOUT, ProbeLog, ProbeSample};
+use crate::probe::{PROBE_REPEATS, PROBE_TIMEOUT, ProbeFailure, ProbeLog, Prober};
 
 /// pacer's heartbeat table, beside its state table.
 pub fn heartbeat_table(state_table: &TableName) -> String {
@@ -49,8 +47,8 @@ fn statements(state_table: &TableName) -> [String; 2] {
     ]
 }
 
-/// Runs the probe every [`PROBE_EVERY`] until the handle is aborted, pushing each sample into
-/// `log`. A lost session is connected again at the next tick (the failure is a sample).
+/// Runs the probe until the handle is aborted, pushing each sample into `log` (see
+/// [`crate::probe::spawn`]).
 pub fn spawn(
     conn: PgTarget,
     job: String,
@@ -58,59 +56,62 @@ pub fn spawn(
     audit: Audit,
     log: ProbeLog,
 ) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let [write, read] = statements(&state_table);
-        let mut session: Option<Session> = None;
-        // Each probe is timed from its first statement to its last answer. (Timing it from
-        // when it was due, as `pgbench -R` does, was tried: tokio's timer wakes up to a
-        // millisecond late, which tripled the baseline's p99 and hid pacer's cost.)
-        let mut due = Instant::now();
-        loop {
-            tokio::time::sleep_until(due.into()).await;
-            due += log.every();
-            if session.as_ref().is_some_and(|s| s.is_closed()) {
-                session = None;
-            }
-            if session.is_none() {
-                let t0 = Instant::now();
-                match connect(&conn, &job, &audit).await {
-                    Ok(s) => session = Some(s),
-                    Err(e) => {
-                        log.push(ProbeSample::failed(Instant::now(), t0.elapsed(), e));
-                        continue;
-                    }
-                }
-            }
-            let s = session.as_ref().expect("connected above");
-            let t0 = Instant::now();
-            let once = async {
-                let p = s.repeating(PROBE_REPEATS);
-                p.execute(write.as_str(), &[&job]).await?;
-                p.query_one(read.as_str(), &[&job]).await.map(|_| ())
-            };
-            let outcome = tokio::time::timeout(PROBE_TIMEOUT * 2, once).await;
-            let now = Instant::now();
-            // The next probe is due an interval after this one was, or now if this one ran
-            // past that (its lateness is this probe's, not the next one's).
-            due = due.max(now);
-            let took = now.saturating_duration_since(t0);
-            match outcome {
-                Ok(Ok(())) => log.push(ProbeSample::answered(now, took)),
-                Ok(Err(e)) => {
-                    let why = super::errors::classify(&e, "the foreground probe").to_string();
-                    log.push(ProbeSample::failed(now, took, why));
-                }
-                Err(_) => {
-                    log.push(ProbeSample::failed(
-                        now,
-                        took,
-                        "no answer from the server within 2 s",
-                    ));
-                    session = None;
-                }
-            }
+    let [write, read] = statements(&state_table);
+    crate::probe::spawn(
+        PgProbe {
+            conn,
+            job,
+            audit,
+            write,
+            read,
+            session: None,
+        },
+        log,
+    )
+}
+
+/// The probe's session and statements.
+struct PgProbe {
+    conn: PgTarget,
+    job: String,
+    audit: Audit,
+    write: String,
+    read: String,
+    session: Option<Session>,
+}
+
+impl Prober for PgProbe {
+    fn connected(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| !s.is_closed())
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        self.session = Some(connect(&self.conn, &self.job, &self.audit).await?);
+        Ok(())
+    }
+
+    fn disconnect(&mut self) {
+        self.session = None;
+    }
+
+    async fn probe(&mut self) -> Result<(), ProbeFailure> {
+        let s = self.session.as_ref().ok_or_else(|| ProbeFailure {
+            why: "not connected".into(),
+            lost: true,
+        })?;
+        let p = s.repeating(PROBE_REPEATS);
+        let result = async {
+            p.execute(self.write.as_str(), &[&self.job]).await?;
+            p.query_one(self.read.as_str(), &[&self.job])
+                .await
+                .map(|_| ())
         }
-    })
+        .await;
+        result.map_err(|e| ProbeFailure {
+            why: super::errors::classify(&e, "the foreground probe").to_string(),
+            lost: s.is_closed(),
+        })
+    }
 }
 
 async fn connect(conn: &PgTarget, job: &str, audit: &Audit) -> Result<Session, String> {
