@@ -203,7 +203,10 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             let what = match outcome.as_str() {
                 "already_done" => "already done".to_string(),
                 "repaired" => format!("done — {}", detail.as_deref().unwrap_or("")),
-                _ => "done".to_string(),
+                _ => match detail {
+                    Some(d) => format!("done — {d}"),
+                    None => "done".to_string(),
+                },
             };
             format!("{phase}: {step}: {what}")
         }

@@ -423,3 +423,94 @@ fn a_second_runner_of_the_same_migration_is_refused() {
     assert_eq!(ran.code, 0, "{ran}");
     assert_eq!(wrong_amounts(&pg, "shop"), 0);
 }
+
+/// Has autovacuum start on `orders` and crawl (cost limit 1 with 100 ms naps: a page or so
+/// every 100 ms), so that it holds its lock on the table for tens of seconds; returns its pid
+/// once it holds that lock.
+fn crawling_autovacuum(pg: &PgServer, db: &str) -> i32 {
+    pg.psql("postgres", "ALTER SYSTEM SET autovacuum_naptime = '1s'");
+    pg.psql("postgres", "SELECT pg_reload_conf()");
+    pg.psql(
+        db,
+        "ALTER TABLE orders SET (autovacuum_vacuum_threshold = 0, \
+         autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, \
+         autovacuum_vacuum_cost_limit = 1)",
+    );
+    pg.psql(db, "UPDATE orders SET note = note || '.' WHERE id % 2 = 0");
+    let started = Instant::now();
+    loop {
+        let pid = pg.psql(
+            db,
+            "SELECT a.pid FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid \
+             WHERE a.backend_type = 'autovacuum worker' AND l.locktype = 'relation' \
+             AND l.relation = 'orders'::regclass AND l.granted LIMIT 1",
+        );
+        if let Ok(pid) = pid.parse() {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no autovacuum started on orders within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn alive(pg: &PgServer, pid: i32) -> bool {
+    pg.psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+    ) == "1"
+}
+
+/// A DDL step due while an ordinary autovacuum holds the table: by default pacer cancels the
+/// autovacuum (as PostgreSQL would once the DDL had waited deadlock_timeout, with the
+/// table's queries queued behind it) and runs the step at once; with `cancel_autovacuum =
+/// false` it leaves the autovacuum alone and does not send the step.
+#[test]
+fn an_autovacuum_holding_the_table_is_cancelled_for_a_ddl_step_unless_the_plan_says_wait() {
+    let pg = PgServer::start();
+    let url = pg.create_database("shop");
+    seed_orders(&pg, "shop", 20_000);
+    let autovacuum = crawling_autovacuum(&pg, "shop");
+
+    let waiting = plan_file(&format!(
+        "{}\n[postgres]\ncancel_autovacuum = false\n",
+        orders_plan(5000, "", "retry_max_delay = \"200ms\"")
+            .replace("ddl_retries = 30", "ddl_retries = 2")
+    ));
+    let ran = run_pacer(&["run", "--headless"], &waiting.path, &url);
+    assert_ne!(ran.code, 0, "{ran}");
+    assert!(ran.stderr.contains("cancel_autovacuum = false"), "{ran}");
+    assert!(
+        ran.stderr.contains("autovacuum worker"),
+        "the blocker is named: {ran}"
+    );
+    assert!(alive(&pg, autovacuum), "pacer left the autovacuum alone");
+    assert_eq!(
+        pg.psql(
+            "shop",
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'amount'"
+        ),
+        "0",
+        "no step was sent"
+    );
+
+    let plan = plan_file(&orders_plan(5000, "", ""));
+    let started = Instant::now();
+    let ran = run_pacer(&["run", "--headless"], &plan.path, &url);
+    assert_eq!(ran.code, 0, "{ran}");
+    assert!(
+        ran.stderr.contains(&format!(
+            "add column: done — cancelled autovacuum on \"public\".\"orders\" first (pid {autovacuum} (autovacuum:"
+        )),
+        "{ran}"
+    );
+    assert!(!alive(&pg, autovacuum), "the autovacuum was cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the run did not wait for the autovacuum: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(wrong_amounts(&pg, "shop"), 0);
+}

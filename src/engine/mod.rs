@@ -539,6 +539,7 @@ impl<T: Target> Engine<T> {
             StepOutcome::Done => ("done", None),
             StepOutcome::AlreadyDone => ("already_done", None),
             StepOutcome::Repaired(d) => ("repaired", Some(d)),
+            StepOutcome::Cleared(d) => ("done", Some(d)),
         };
         self.emit(EventKind::StepDone {
             phase: self.current_phase(),

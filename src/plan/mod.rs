@@ -38,6 +38,33 @@ struct PlanFile {
     gates: GatesFile,
     #[serde(default)]
     mysql: MysqlFile,
+    #[serde(default)]
+    postgres: PostgresFile,
+}
+
+/// `[postgres]`: settings of PostgreSQL only.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PostgresFile {
+    cancel_autovacuum: Option<bool>,
+}
+
+/// PostgreSQL's own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostgresSpec {
+    /// `cancel_autovacuum` as the plan wrote it (None: not written); see
+    /// [`PostgresSpec::cancel_autovacuum`].
+    pub cancel_autovacuum_set: Option<bool>,
+}
+
+impl PostgresSpec {
+    /// When an ordinary (not anti-wraparound) autovacuum holds the table as a DDL step is due:
+    /// cancel it and run the step (the default), as PostgreSQL itself would once the DDL had
+    /// waited `deadlock_timeout`, with every query on the table queued behind the DDL
+    /// meanwhile; false: wait until it finishes.
+    pub fn cancel_autovacuum(&self) -> bool {
+        self.cancel_autovacuum_set.unwrap_or(true)
+    }
 }
 
 /// `[mysql]`: settings of the MySQL family only.
@@ -189,6 +216,8 @@ pub struct Plan {
     pub gates: Vec<Phase>,
     /// `[mysql]` settings.
     pub mysql: MysqlSpec,
+    /// `[postgres]` settings.
+    pub postgres: PostgresSpec,
 }
 
 /// The plan's `[throttle]` settings, all optional.
@@ -659,6 +688,9 @@ impl Plan {
         let mut plan = Plan {
             mysql: MysqlSpec {
                 replicas: file.mysql.replicas.clone(),
+            },
+            postgres: PostgresSpec {
+                cancel_autovacuum_set: file.postgres.cancel_autovacuum,
             },
             path: path.to_path_buf(),
             table,

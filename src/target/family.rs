@@ -72,6 +72,13 @@ impl Family {
             );
         }
         if self == Family::MySql {
+            if plan.postgres.cancel_autovacuum_set.is_some() {
+                out.push(format!(
+                    "[postgres] cancel_autovacuum: {self} has no autovacuum to cancel (InnoDB \
+                     purges in the background, and its DDL does not wait for it); remove the \
+                     section"
+                ));
+            }
             if plan.throttle.pause_on_autovacuum {
                 out.push(format!(
                     "[throttle] pause_on_autovacuum: {self} has no autovacuum (InnoDB purges in \
@@ -254,6 +261,17 @@ mod tests {
         assert!(refused[0].contains("pause_on_autovacuum: MySQL/MariaDB has no autovacuum"));
         assert!(refused[1].contains("max_wal_rate: MySQL/MariaDB writes no WAL"));
         assert!(refused[1].contains("write max_binlog_rate instead"));
+
+        let text = "table = \"orders\"\n[column]\nname = \"amount\"\ntype = \"int\"\n\
+                    [postgres]\ncancel_autovacuum = false\n";
+        let plan = Plan::parse(Path::new("p.toml"), text).expect("the plan parses");
+        assert!(!plan.postgres.cancel_autovacuum());
+        assert!(Family::Postgres.unsupported(&plan).is_empty());
+        let refused = Family::MySql.unsupported(&plan);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].contains("[postgres] cancel_autovacuum: MySQL/MariaDB has no autovacuum")
+        );
     }
 
     #[test]

@@ -332,6 +332,8 @@ pub enum StepOutcome {
     AlreadyDone,
     /// It ran, after repairing something left by an earlier attempt (described).
     Repaired(String),
+    /// It ran, after clearing its way (described: an autovacuum cancelled, or waited out).
+    Cleared(String),
 }
 
 /// Errors the engine reacts to differently.

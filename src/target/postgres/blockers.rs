@@ -31,6 +31,58 @@ impl Postgres {
     }
 }
 
+/// What to do about the long lock holders found just before a DDL step.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum InTheWay {
+    /// None: send the step.
+    Clear,
+    /// Only ordinary autovacuums (these pids): cancel them, then send the step. PostgreSQL
+    /// itself cancels such an autovacuum once a conflicting lock request has waited
+    /// `deadlock_timeout`; cancelling it first saves the table's queries that wait, queued
+    /// behind the DDL, meanwhile.
+    CancelAutovacuum(Vec<i64>),
+    /// Do not send the step (why, as the lock timeout's detail).
+    Wait(String),
+}
+
+/// An autovacuum PostgreSQL would cancel for a conflicting lock: any but the anti-wraparound
+/// kind (`autovacuum: VACUUM public.t (to prevent wraparound)`), which it never cancels.
+pub(super) fn is_ordinary_autovacuum(b: &Blocker) -> bool {
+    b.application == "autovacuum worker" && !b.query.contains("to prevent wraparound")
+}
+
+/// Decides, from the long lock holders of the table, whether a DDL step goes ahead.
+pub(super) fn in_the_way(holders: &[Blocker], table: &str, cancel_autovacuum: bool) -> InTheWay {
+    if holders.is_empty() {
+        return InTheWay::Clear;
+    }
+    let who = if holders.len() == 1 {
+        "a session".to_string()
+    } else {
+        format!("{} sessions", holders.len())
+    };
+    let them = if holders.len() == 1 { "it" } else { "them" };
+    if holders.iter().all(is_ordinary_autovacuum) {
+        if cancel_autovacuum {
+            return InTheWay::CancelAutovacuum(holders.iter().map(|b| b.pid).collect());
+        }
+        return InTheWay::Wait(format!(
+            "not attempted: autovacuum held a lock on {table}, and the plan says              cancel_autovacuum = false; the DDL would queue behind {them} and every query on              the table behind the DDL. pacer waits for {them} to finish"
+        ));
+    }
+    let why = if holders
+        .iter()
+        .any(|b| b.application == "autovacuum worker" && !is_ordinary_autovacuum(b))
+    {
+        "(an anti-wraparound autovacuum, which PostgreSQL does not cancel for a DDL, or a          transaction older than lock_timeout)"
+    } else {
+        "in a transaction older than lock_timeout"
+    };
+    InTheWay::Wait(format!(
+        "not attempted: {who} held a lock on {table} {why}; the DDL would queue behind {them}          and every query on the table behind the DDL"
+    ))
+}
+
 pub(super) fn with_blockers(error: TargetError, seen: Vec<Blocker>) -> TargetError {
     match error {
         TargetError::LockTimeout {
@@ -48,6 +100,15 @@ const BLOCKERS_SQL: &str = "SELECT a.pid, coalesce(a.application_name, ''), coal
      coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, \
      left(coalesce(a.query, ''), 300) \
      FROM pg_stat_activity a WHERE a.pid = ANY (pg_blocking_pids($1)) ORDER BY a.xact_start";
+
+/// Cancels the autovacuum workers `$1` (`pg_cancel_backend`: true, or false for one that
+/// has already ended). Needs superuser on PostgreSQL 15 and 16 (`pg_signal_autovacuum_worker`
+/// from 17 on).
+pub(super) const CANCEL_AUTOVACUUM_SQL: &str = "SELECT count(*) FILTER (WHERE pg_cancel_backend(a.pid))::int8      FROM pg_stat_activity a WHERE a.pid = ANY ($1::int4[]) AND a.backend_type = 'autovacuum worker'";
+
+/// The server's `deadlock_timeout`, in milliseconds.
+pub(super) const DEADLOCK_TIMEOUT_SQL: &str =
+    "SELECT setting::int8 FROM pg_settings WHERE name = 'deadlock_timeout'";
 
 /// Sessions holding a lock on a table (`$1`) that a DDL should not queue behind: autovacuum,
 /// or a transaction open longer than `$2` seconds (pacer's lock_timeout). Same columns as
@@ -126,4 +187,71 @@ pub fn redact_query(query: &str) -> String {
         return "(query text hidden: it mentions a password)".into();
     }
     query.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(pid: i64, application: &str, query: &str) -> Blocker {
+        Blocker {
+            pid,
+            application: application.into(),
+            user: String::new(),
+            state: "active".into(),
+            xact_age_s: Some(12.0),
+            query: query.into(),
+            pacer: false,
+            family: crate::target::family::Family::Postgres,
+        }
+    }
+
+    const T: &str = "public.orders";
+
+    #[test]
+    fn nothing_in_the_way_sends_the_step() {
+        assert_eq!(in_the_way(&[], T, true), InTheWay::Clear);
+    }
+
+    #[test]
+    fn an_ordinary_autovacuum_is_cancelled_unless_the_plan_says_wait() {
+        let av = [
+            holder(
+                7,
+                "autovacuum worker",
+                "autovacuum: VACUUM ANALYZE public.orders",
+            ),
+            holder(8, "autovacuum worker", "autovacuum: ANALYZE public.orders"),
+        ];
+        assert_eq!(
+            in_the_way(&av, T, true),
+            InTheWay::CancelAutovacuum(vec![7, 8])
+        );
+        let InTheWay::Wait(why) = in_the_way(&av, T, false) else {
+            panic!("cancel_autovacuum = false waits");
+        };
+        assert!(why.contains("cancel_autovacuum = false"), "{why}");
+        assert!(why.contains("public.orders"), "{why}");
+    }
+
+    #[test]
+    fn an_anti_wraparound_autovacuum_or_an_old_transaction_is_waited_for() {
+        let wrap = holder(
+            9,
+            "autovacuum worker",
+            "autovacuum: VACUUM public.orders (to prevent wraparound)",
+        );
+        let InTheWay::Wait(why) = in_the_way(std::slice::from_ref(&wrap), T, true) else {
+            panic!("PostgreSQL never cancels an anti-wraparound autovacuum, nor does pacer");
+        };
+        assert!(why.contains("anti-wraparound"), "{why}");
+
+        let old = holder(10, "psql", "SELECT count(*) FROM orders");
+        let ordinary = holder(7, "autovacuum worker", "autovacuum: VACUUM public.orders");
+        let InTheWay::Wait(why) = in_the_way(&[ordinary, old], T, true) else {
+            panic!("an old transaction beside an autovacuum still holds the table");
+        };
+        assert!(why.contains("2 sessions"), "{why}");
+        assert!(why.contains("older than lock_timeout"), "{why}");
+    }
 }

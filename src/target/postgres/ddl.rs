@@ -8,11 +8,19 @@ use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::blockers::{watch_blockers, with_blockers};
+use super::blockers::{
+    CANCEL_AUTOVACUUM_SQL, DEADLOCK_TIMEOUT_SQL, InTheWay, in_the_way, watch_blockers,
+    with_blockers,
+};
 use super::errors::{StatementError, classify};
 use super::sql::{self, PgSql};
 use super::{Postgres, TextParams};
-use crate::target::{DdlStep, StepOutcome, TargetError, TargetResult};
+use crate::target::{Blocker, DdlStep, StepOutcome, TargetError, TargetResult};
+
+/// How much longer than `deadlock_timeout` a DDL's `lock_timeout` must be for pacer to let it
+/// queue behind an autovacuum it may not cancel: PostgreSQL cancels the autovacuum once the
+/// DDL has waited `deadlock_timeout`, and the autovacuum then needs a moment to let go.
+const QUEUE_MARGIN_MS: i64 = 250;
 
 impl Postgres {
     /// Runs one attempt of one DDL step.
@@ -170,27 +178,29 @@ impl Postgres {
         let pid = self.backend_pid;
         self.observer().await;
         let holders = self.long_lock_holders(lock_timeout).await;
-        if !holders.is_empty() {
-            return Err(TargetError::LockTimeout {
-                detail: format!(
-                    "not attempted: {} held a lock on {} {}; the DDL would queue behind {} and \
-                     every query on the table behind the DDL",
-                    if holders.len() == 1 {
-                        "a session".to_string()
-                    } else {
-                        format!("{} sessions", holders.len())
-                    },
-                    self.plan.table.quoted(),
-                    if holders.iter().any(|b| b.application == "autovacuum worker") {
-                        "(autovacuum, or a transaction older than lock_timeout)"
-                    } else {
-                        "in a transaction older than lock_timeout"
-                    },
-                    if holders.len() == 1 { "it" } else { "them" }
-                ),
-                blockers: holders,
-                skipped: true,
-            });
+        let table = self.plan.table.quoted();
+        match in_the_way(&holders, &table, self.plan.postgres.cancel_autovacuum()) {
+            InTheWay::Clear => {}
+            InTheWay::Wait(detail) => {
+                return Err(TargetError::LockTimeout {
+                    detail,
+                    blockers: holders,
+                    skipped: true,
+                });
+            }
+            InTheWay::CancelAutovacuum(pids) => {
+                let note = self.clear_autovacuum(&holders, &pids, lock_timeout).await;
+                match note {
+                    Ok(note) => self.cleared = Some(note),
+                    Err(detail) => {
+                        return Err(TargetError::LockTimeout {
+                            detail,
+                            blockers: holders,
+                            skipped: true,
+                        });
+                    }
+                }
+            }
         }
         let client = self.client()?;
         let observer = self.observer.as_ref();
@@ -215,6 +225,70 @@ impl Postgres {
                 self.rollback().await;
                 Err(with_blockers(classify(&e, context), blockers))
             }
+        }
+    }
+
+    /// Gets an ordinary autovacuum out of a DDL step's way: cancels it when pacer may (as
+    /// PostgreSQL would after `deadlock_timeout`, but before the table's queries queue up
+    /// behind the DDL); when pacer may not, lets the DDL queue behind it if `lock_timeout`
+    /// outlasts `deadlock_timeout`, so PostgreSQL cancels it in time. Ok: what was done, for
+    /// the step's event; Err: why the step is not sent.
+    async fn clear_autovacuum(
+        &mut self,
+        holders: &[Blocker],
+        pids: &[i64],
+        lock_timeout: Duration,
+    ) -> Result<String, String> {
+        let table = self.plan.table.quoted();
+        let what = holders
+            .iter()
+            .map(|b| format!("pid {} ({})", b.pid, b.query))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let Some(observer) = self.observer.as_ref() else {
+            return Err(format!(
+                "not attempted: autovacuum held a lock on {table} ({what}) and pacer's observer \
+                 session is down"
+            ));
+        };
+        let pids: Vec<i32> = pids.iter().filter_map(|&p| i32::try_from(p).ok()).collect();
+        let refused = match observer.query(CANCEL_AUTOVACUUM_SQL, &[&pids]).await {
+            Ok(_) => None,
+            Err(e) => Some(
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |d| d.message().to_string()),
+            ),
+        };
+        let Some(refused) = refused else {
+            tracing::info!("cancelled autovacuum on {table} for a DDL step: {what}");
+            return Ok(format!(
+                "cancelled autovacuum on {table} first ({what}): PostgreSQL would have \
+                 cancelled it once the DDL had waited deadlock_timeout, with the table's queries \
+                 queued behind the DDL meanwhile; autovacuum runs again later"
+            ));
+        };
+        let deadlock_ms: Option<i64> = observer
+            .query(DEADLOCK_TIMEOUT_SQL, &[])
+            .await
+            .ok()
+            .and_then(|rows| rows.first().map(|r| r.get(0)));
+        let lock_ms = i64::try_from(lock_timeout.as_millis()).unwrap_or(i64::MAX);
+        match deadlock_ms {
+            Some(d) if d.saturating_add(QUEUE_MARGIN_MS) <= lock_ms => Ok(format!(
+                "queued behind autovacuum on {table} ({what}): pacer may not cancel it \
+                 ({refused}); the DDL waited until PostgreSQL cancelled it (after \
+                 deadlock_timeout, {d} ms) or it ended, the table's queries waiting meanwhile. Let pacer cancel it (superuser, or \
+                 pg_signal_autovacuum_worker on PostgreSQL 17+) to spare them the wait"
+            )),
+            d => Err(format!(
+                "not attempted: autovacuum held a lock on {table} ({what}); pacer may not \
+                 cancel it ({refused}), and lock_timeout ({lock_ms} ms) would end before \
+                 PostgreSQL cancels it after deadlock_timeout ({}). pacer waits for it to \
+                 finish; to spare that wait, let pacer cancel it (superuser, or \
+                 pg_signal_autovacuum_worker on PostgreSQL 17+) or raise lock_timeout above \
+                 deadlock_timeout",
+                d.map_or("unknown".to_string(), |d| format!("{d} ms"))
+            )),
         }
     }
 

@@ -70,6 +70,8 @@ pub struct Postgres {
     /// The foreground probe's samples, and its task once `open_job` started it.
     probe_log: crate::probe::ProbeLog,
     probe: Option<tokio::task::JoinHandle<()>>,
+    /// What the running DDL step did to get its lock (an autovacuum cancelled), for its event.
+    cleared: Option<String>,
 }
 
 impl Drop for Postgres {
@@ -126,6 +128,7 @@ impl Postgres {
             lag: lag::LagForecast::new(crate::engine::LAG_POLL),
             probe_log: crate::probe::ProbeLog::new(),
             probe: None,
+            cleared: None,
         };
         let client = target
             .conn
@@ -340,7 +343,13 @@ impl Target for Postgres {
     }
 
     async fn ddl(&mut self, step: DdlStep) -> TargetResult<StepOutcome> {
-        self.run_ddl_step(step).await
+        self.cleared = None;
+        let outcome = self.run_ddl_step(step).await?;
+        Ok(match (outcome, self.cleared.take()) {
+            (StepOutcome::Done, Some(note)) => StepOutcome::Cleared(note),
+            (StepOutcome::Repaired(d), Some(note)) => StepOutcome::Repaired(format!("{d}; {note}")),
+            (outcome, _) => outcome,
+        })
     }
 
     async fn complete_phase(&mut self, phase: Phase, next: Option<Phase>) -> TargetResult<()> {
