@@ -88,40 +88,51 @@ fn a_run_writes_every_statement_it_sends_to_the_audit_log_without_the_password()
         assert!(has(needle), "no statement with {needle} in {raw}");
     }
 
-    // The batches: each UPDATE with its key range, each followed by its checkpoint; the
-    // ranges follow one another from the start to the last key.
-    let updates: Vec<&Value> = main
+    // The batches: one statement each (end key, UPDATE, checkpoint) between its BEGIN and
+    // COMMIT, with the checkpoint it expects and the range's end as parameters; each starts
+    // where the one before ended, from the start of the table.
+    let batches: Vec<&Value> = main
         .iter()
         .copied()
-        .filter(|l| sql(l).starts_with("UPDATE \"public\".\"orders\" SET \"amount\""))
+        .filter(|l| sql(l).starts_with("WITH guard AS MATERIALIZED"))
         .collect();
-    let checkpoints: Vec<&Value> = main
-        .iter()
-        .copied()
-        .filter(|l| sql(l).contains("SET last_key = $3::text[]"))
-        .collect();
-    assert_eq!(updates.len(), 4, "{raw}");
-    assert_eq!(checkpoints.len(), 4, "{raw}");
-    let mut lo: Option<String> = None;
-    for (update, checkpoint) in updates.iter().zip(&checkpoints) {
-        let hi = update["params"].as_array().unwrap().last().unwrap().clone();
-        let expected: Vec<Value> = lo
-            .iter()
-            .map(|k| Value::from(k.as_str()))
-            .chain([hi.clone()])
-            .collect();
-        assert_eq!(update["params"], Value::Array(expected), "{update}");
-        let p = checkpoint["params"].as_array().unwrap();
-        assert_eq!(p[0], "public.orders.amount");
-        assert_eq!(
-            p[1],
-            lo.as_ref()
-                .map_or(Value::Null, |k| Value::from(vec![k.as_str()]))
+    assert_eq!(batches.len(), 4, "{raw}");
+    for b in &batches {
+        assert!(
+            sql(b).contains("UPDATE \"public\".\"orders\" SET \"amount\""),
+            "{b}"
         );
-        assert_eq!(p[2], Value::from(vec![hi.clone()]));
-        lo = Some(hi.as_str().unwrap().to_string());
+        assert!(
+            sql(b).contains("SET last_key = ARRAY[hi.pacer_k1::text]"),
+            "{b}"
+        );
     }
-    assert_eq!(lo.as_deref(), Some("20000"));
+    let mut lo: Option<i64> = None;
+    for b in &batches {
+        let p = b["params"].as_array().unwrap();
+        assert_eq!(p[0], "public.orders.amount");
+        match lo {
+            None => {
+                assert_eq!(p[1], Value::Null, "{b}");
+                assert_eq!(p.len(), 4, "job, checkpoint, end, offset: {b}");
+            }
+            Some(k) => {
+                let k = k.to_string();
+                assert_eq!(p[1], Value::from(vec![k.as_str()]), "{b}");
+                assert_eq!(p[2], Value::from(k.as_str()), "{b}");
+                assert_eq!(p.len(), 5, "job, checkpoint, lo, end, offset: {b}");
+            }
+        }
+        assert_eq!(p[p.len() - 2], "20000", "the end of the range: {b}");
+        let offset = p[p.len() - 1].as_i64().unwrap();
+        lo = Some(lo.unwrap_or(0) + offset + 1);
+    }
+    assert!(lo.unwrap() >= 20_000, "the batches reach the end");
+    let begins = main
+        .iter()
+        .filter(|l| sql(l).contains("SET LOCAL synchronous_commit = off"))
+        .count();
+    assert_eq!(begins, 4, "each batch has its BEGIN: {raw}");
 
     // The operator's throttle query runs on the observer session, logged each time.
     let observer = statements(&lines, "observer");
@@ -338,19 +349,17 @@ fn statements_after_a_reconnect_are_still_logged() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(settings.len(), 2, "settings at connect and at reconnect");
-    let updates_after: Vec<&Value> = main[settings[1]..]
+    let batches_after: Vec<&Value> = main[settings[1]..]
         .iter()
         .copied()
-        .filter(|l| sql(l).starts_with("UPDATE \"public\".\"orders\" SET \"amount\""))
+        .filter(|l| sql(l).starts_with("WITH guard AS MATERIALIZED"))
         .collect();
-    assert!(!updates_after.is_empty());
+    assert!(!batches_after.is_empty());
+    let p = batches_after.last().unwrap()["params"].as_array().unwrap();
     assert_eq!(
-        updates_after.last().unwrap()["params"]
-            .as_array()
-            .unwrap()
-            .last()
-            .unwrap(),
-        "50000"
+        p[p.len() - 2],
+        "50000",
+        "the last batch reaches the end of the range"
     );
     assert!(
         main[settings[1]..]

@@ -58,6 +58,14 @@ fn resumes_after_kill_9_without_skipping_or_repeating_a_batch() {
         let mut child = child;
         child.kill().expect("kill -9"); // SIGKILL
         let _ = child.wait();
+        // A batch already sent (its BEGIN, statement and COMMIT go out together) still commits,
+        // with its checkpoint; wait until pacer's sessions have ended on the server.
+        pg.wait_until(
+            "shop",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'pacer%'",
+            "0",
+            Duration::from_secs(30),
+        );
         // The checkpoint and the data agree exactly: every key up to it filled, none after.
         let (last, done): (i64, i64) = {
             let s = pg.psql(

@@ -3,6 +3,7 @@
 
 use tokio_postgres::types::ToSql;
 
+use super::errors::classify;
 use super::{Postgres, catalog};
 use crate::target::{
     BackfillStart, BatchOutcome, Key, KeyRange, TargetError, TargetResult, VerifyChunk,
@@ -92,6 +93,13 @@ impl Postgres {
         })
     }
 
+    /// One batch in one round trip: BEGIN (with its settings), the batch statement
+    /// ([`PgSql::batch_statement`]: end key, update, checkpoint) and COMMIT are written to the
+    /// connection together and their answers read after. If the batch statement fails, the
+    /// server rolls the transaction back and answers the COMMIT with ROLLBACK; if another
+    /// runner moved the checkpoint, the statement changed nothing and returns no row.
+    ///
+    /// [`PgSql::batch_statement`]: super::sql::PgSql::batch_statement
     pub(super) async fn batch_transaction(
         &mut self,
         after: Option<&Key>,
@@ -100,89 +108,62 @@ impl Postgres {
     ) -> TargetResult<BatchOutcome> {
         let sql = self.sql().clone();
         let n = sql.key.len();
-        let lo = key_params(after);
+        let statement = sql.batch_statement(after.is_some()).ok_or_else(|| {
+            TargetError::Failed("backfill phase without a backfill expression".into())
+        })?;
+        let statement = self.prepared(&statement).await?;
         let begin = if self.server_version >= FORCE_FLUSH_VERSION {
             BATCH_BEGIN_FLUSH
         } else {
             BATCH_BEGIN
         };
-        self.simple(begin, "starting a batch").await?;
-
-        let nth = sql.nth_key(after.is_some(), true);
+        let job = self.job.clone();
+        let previous: Option<Vec<String>> = after.map(|k| k.0.clone());
+        let lo = key_params(after);
         let offset = size.saturating_sub(1) as i64;
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            lo.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&job, &previous];
+        for v in &lo {
+            params.push(v);
+        }
         for v in &end.0 {
             params.push(v);
         }
         params.push(&offset);
-        let found: Option<Vec<String>> = self
-            .query(&nth, &params, "finding the end of the next batch")
-            .await?
-            .first()
-            .map(|r| (0..n).map(|i| r.get::<_, String>(i)).collect());
-        let (hi, keys) = match found {
-            Some(hi) => (Key(hi), size),
-            None => {
-                let mut params: Vec<&(dyn ToSql + Sync)> =
-                    lo.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-                for v in &end.0 {
-                    params.push(v);
-                }
-                let count: i64 = self
-                    .query(
-                        &sql.count_range(after.is_some()),
-                        &params,
-                        "counting the last batch",
-                    )
-                    .await?[0]
-                    .get(0);
-                (end.clone(), count as u64)
-            }
-        };
-        let last = hi == *end;
-
-        let update = sql.batch_update(after.is_some()).ok_or_else(|| {
-            TargetError::Failed("backfill phase without a backfill expression".into())
-        })?;
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            lo.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
-        for v in &hi.0 {
-            params.push(v);
-        }
         let context = format!(
-            "backfilling {} (keys after {} up to {hi})",
+            "backfilling {} (keys after {})",
             sql.table,
             after.map_or("the start".to_string(), |k| k.to_string())
         );
-        let rows_updated = self.execute(&update, &params, &context).await?;
-
-        let job = self.job.clone();
-        let previous: Option<Vec<String>> = after.map(|k| k.0.clone());
-        let (keys_i, rows_i) = (keys as i64, rows_updated as i64);
-        let moved = self
-            .execute(
-                &sql.advance_checkpoint(),
-                &[&job, &previous, &hi.0, &keys_i, &rows_i],
-                "advancing the checkpoint",
-            )
-            .await?;
-        if moved != 1 {
-            self.rollback().await;
+        let client = self.client()?;
+        // Polled in this order, each future writes its message before any waits for an
+        // answer: the three go out together.
+        let (began, batch, committed) = futures_util::future::join3(
+            client.batch_execute(begin),
+            client.query(&statement, &params),
+            client.batch_execute("COMMIT"),
+        )
+        .await;
+        began.map_err(|e| classify(&e, "starting a batch"))?;
+        let rows = batch.map_err(|e| classify(&e, &context))?;
+        committed.map_err(|e| classify(&e, "committing a batch"))?;
+        let Some(row) = rows.first() else {
             return Err(TargetError::CheckpointMoved(format!(
                 "the checkpoint of {job} is no longer at {} — another runner advanced it. This \
-                 batch was rolled back; pacer stops so that no range is applied twice.",
+                 batch changed nothing; pacer stops so that no range is applied twice.",
                 after.map_or("the start".to_string(), |k| k.to_string())
             )));
-        }
-        self.simple("COMMIT", "committing a batch").await?;
+        };
+        let hi = Key((0..n).map(|i| row.get::<_, String>(i)).collect());
+        let last: bool = row.get(n);
+        let keys: i64 = row.get(n + 1);
+        let rows_updated: i64 = row.get(n + 2);
         Ok(BatchOutcome {
             range: KeyRange {
                 lo: after.cloned(),
                 hi,
             },
-            keys,
-            rows_updated,
+            keys: keys.max(0) as u64,
+            rows_updated: rows_updated.max(0) as u64,
             last,
         })
     }

@@ -33,8 +33,7 @@ fn on_replicas(title: &str, lock: &str) -> &'static str {
             "its WAL (about 4× the rows' size) is replayed as it comes; max_replication_lag \
              paces the batches"
         }
-        "batch end" | "verify chunk" => "nothing: a read",
-        "checkpoint" => "one small row of the state table",
+        "verify chunk" => "nothing: a read",
         "validate check" => "nothing but the catalog change: the scan runs on the primary only",
         "create index" => {
             "the index's WAL (about its size), replayed as it comes; the build runs on the \
@@ -118,39 +117,23 @@ pub fn phases(plan: &Plan, sql: &PgSql) -> Vec<PhasePlan> {
                     "fill existing rows in keyset batches; each batch commits with its checkpoint",
                     vec![
                         step(
-                            "batch end",
-                            sql.nth_key(true, true),
-                            "ACCESS SHARE",
-                            Hold::PerBatch,
-                            false,
-                            false,
-                            format!(
-                                "the {}-th key after the checkpoint ($1 = checkpoint, $2 = end of range)",
-                                plan.backfill.batch_size
-                            ),
-                        ),
-                        step(
                             "batch",
-                            sql.batch_update(true).unwrap_or_default(),
+                            sql.batch_statement(true).unwrap_or_default(),
                             "ROW EXCLUSIVE",
                             Hold::PerBatch,
                             false,
                             true,
                             format!(
-                                "row locks on one batch ({} rows to start) for its duration; \
-                                 statement_timeout {}; a timed-out batch is retried at half the size",
+                                "one statement, sent with its BEGIN and COMMIT in one round trip: \
+                                 the end of the batch (the {}-th key after the checkpoint $3, at \
+                                 most the end of the range $4), the update of its pending rows, \
+                                 and the checkpoint, which commits with them and is refused (nothing \
+                                 updated) if another runner moved it. Row locks on one batch for \
+                                 its duration; statement_timeout {}; a timed-out batch is retried \
+                                 at half the size",
                                 plan.backfill.batch_size,
                                 humantime::format_duration(s.batch_timeout)
                             ),
-                        ),
-                        step(
-                            "checkpoint",
-                            sql.advance_checkpoint(),
-                            "ROW EXCLUSIVE (state table)",
-                            Hold::PerBatch,
-                            false,
-                            false,
-                            "same transaction as the batch; refused if another runner moved it".into(),
                         ),
                     ],
                 ),

@@ -317,30 +317,80 @@ impl PgSql {
         )
     }
 
-    /// Counts keys in (lo, hi]. Parameters: [lo…], hi….
-    pub fn count_range(&self, with_lo: bool) -> String {
-        let n = self.key.len();
-        let lo = with_lo.then_some(1);
-        let hi = Some(if with_lo { n + 1 } else { 1 });
-        format!(
-            "SELECT count(*) FROM {} WHERE {}",
-            self.t(),
-            self.range_condition(lo, hi)
-        )
-    }
-
-    /// The batch: fill pending rows in (lo, hi]. Parameters: [lo…], hi….
-    pub fn batch_update(&self, with_lo: bool) -> Option<String> {
+    /// A whole batch in one statement: the end of the batch (the `size`-th key after the
+    /// checkpoint, or the end of the range), the update of its pending rows, and the checkpoint,
+    /// guarded by the previous one. A runner that finds the checkpoint moved updates nothing
+    /// and gets no row back. Parameters: job, previous last_key (text[] or NULL), [lo…],
+    /// end…, then the offset (size - 1) as bigint. Returns the batch's last key (as text, one
+    /// column per key column), whether it is the end of the range, the keys in the batch, and
+    /// the rows updated.
+    ///
+    /// The end key reaches the UPDATE as scalar subqueries (InitPlans), so its range is an
+    /// index condition; a join with the CTE instead plans as a scan of the whole table.
+    pub fn batch_statement(&self, with_lo: bool) -> Option<String> {
         let expr = self.backfill.as_ref()?;
         let n = self.key.len();
-        let lo = with_lo.then_some(1);
-        let hi = Some(if with_lo { n + 1 } else { 1 });
+        let lo = with_lo.then_some(3);
+        let end = 3 + if with_lo { n } else { 0 };
+        let offset = end + n;
+        let hi_cols: Vec<String> = (1..=n).map(|i| format!("pacer_k{i}")).collect();
+        let found_as: Vec<String> = self
+            .key
+            .iter()
+            .zip(&hi_cols)
+            .map(|(k, h)| format!("f.{} AS {h}", quote_ident(&k.name)))
+            .collect();
+        let end_values: Vec<String> = self
+            .key
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("CAST(${}::text AS {})", end + i, k.sql_type))
+            .collect();
+        let hi_subqueries: Vec<String> = hi_cols
+            .iter()
+            .map(|h| format!("(SELECT {h} FROM hi)"))
+            .collect();
+        let hi_value = if n == 1 {
+            hi_subqueries[0].clone()
+        } else {
+            format!("({})", hi_subqueries.join(", "))
+        };
+        let mut update_range = Vec::new();
+        if let Some(p) = lo {
+            update_range.push(format!("{} > {}", self.key_expr(), self.key_params(p)));
+        }
+        update_range.push(format!("{} <= {hi_value}", self.key_expr()));
+        let hi_text: Vec<String> = hi_cols.iter().map(|h| format!("hi.{h}::text")).collect();
+        let range = self.range_condition(lo, Some(end));
         Some(format!(
-            "UPDATE {} SET {} = ({expr}) WHERE {} AND {}",
-            self.t(),
-            self.col(),
-            self.range_condition(lo, hi),
-            self.pending("")
+            "WITH guard AS MATERIALIZED (\
+             SELECT job FROM {state} WHERE job = $1::text AND last_key IS NOT DISTINCT FROM $2::text[] \
+             FOR UPDATE), \
+             found AS MATERIALIZED (\
+             SELECT {keys} FROM {t} WHERE {range} ORDER BY {order} OFFSET ${offset}::bigint LIMIT 1), \
+             hi AS MATERIALIZED (\
+             SELECT {found_as}, false AS pacer_last FROM found f \
+             UNION ALL SELECT {end_values}, true WHERE NOT EXISTS (SELECT FROM found)), \
+             upd AS (\
+             UPDATE {t} SET {col} = ({expr}) WHERE EXISTS (SELECT FROM guard) AND {update_range} \
+             AND {pending} RETURNING 1) \
+             UPDATE {state} s SET last_key = ARRAY[{hi_text}], rows_done = s.rows_done + k.n, \
+             rows_updated = s.rows_updated + (SELECT count(*) FROM upd), batches = s.batches + 1, \
+             updated_at = now() \
+             FROM guard g, hi, LATERAL (SELECT CASE WHEN hi.pacer_last \
+             THEN (SELECT count(*) FROM {t} WHERE {range}) ELSE ${offset}::bigint + 1 END AS n) k \
+             WHERE s.job = g.job \
+             RETURNING {hi_text}, hi.pacer_last, k.n, (SELECT count(*) FROM upd)",
+            state = self.state_table.quoted(),
+            keys = self.key_list(),
+            t = self.t(),
+            order = self.order_by(false),
+            found_as = found_as.join(", "),
+            end_values = end_values.join(", "),
+            col = self.col(),
+            update_range = update_range.join(" AND "),
+            pending = self.pending(""),
+            hi_text = hi_text.join(", "),
         ))
     }
 
@@ -511,17 +561,6 @@ impl PgSql {
             self.state_table.quoted()
         )
     }
-
-    /// Advances the checkpoint, guarded by the previous one so a second runner cannot.
-    /// Parameters: job, previous last_key (text[] or NULL), new last_key, keys, rows updated.
-    pub fn advance_checkpoint(&self) -> String {
-        format!(
-            "UPDATE {} SET last_key = $3::text[], rows_done = rows_done + $4::bigint, \
-             rows_updated = rows_updated + $5::bigint, batches = batches + 1, updated_at = now() \
-             WHERE job = $1::text AND last_key IS NOT DISTINCT FROM $2::text[]",
-            self.state_table.quoted()
-        )
-    }
 }
 
 #[cfg(test)]
@@ -582,17 +621,33 @@ mod tests {
     }
 
     #[test]
-    fn batch_update_uses_keyset_range_and_only_touches_pending_rows() {
+    fn the_batch_statement_updates_pending_rows_of_its_keyset_range_and_moves_the_checkpoint() {
         let s = sql("backfill = \"cents / 100.0\"\n", &[("id", "bigint")]);
-        assert_eq!(
-            s.batch_update(true).unwrap(),
-            "UPDATE \"Sales\".\"Order Items\" SET \"Amount\" = (cents / 100.0) WHERE \"id\" > CAST($1::text AS bigint) \
-             AND \"id\" <= CAST($2::text AS bigint) AND \"Amount\" IS NULL"
+        let b = s.batch_statement(true).unwrap();
+        assert!(
+            b.contains(
+                "UPDATE \"Sales\".\"Order Items\" SET \"Amount\" = (cents / 100.0) WHERE EXISTS \
+                 (SELECT FROM guard) AND \"id\" > CAST($3::text AS bigint) AND \"id\" <= \
+                 (SELECT pacer_k1 FROM hi) AND \"Amount\" IS NULL"
+            ),
+            "{b}"
         );
-        assert_eq!(
-            s.batch_update(false).unwrap(),
-            "UPDATE \"Sales\".\"Order Items\" SET \"Amount\" = (cents / 100.0) WHERE \"id\" <= CAST($1::text AS bigint) \
-             AND \"Amount\" IS NULL"
+        assert!(
+            b.contains(
+                "WHERE \"id\" > CAST($3::text AS bigint) AND \"id\" <= CAST($4::text AS bigint) \
+                 ORDER BY \"Sales\".\"Order Items\".\"id\" OFFSET $5::bigint LIMIT 1"
+            ),
+            "{b}"
+        );
+        let first = s.batch_statement(false).unwrap();
+        assert!(
+            first.contains("WHERE \"id\" <= CAST($3::text AS bigint) ORDER BY"),
+            "{first}"
+        );
+        assert!(first.contains("OFFSET $4::bigint"), "{first}");
+        assert!(
+            first.contains("AND \"id\" <= (SELECT pacer_k1 FROM hi) AND \"Amount\" IS NULL"),
+            "{first}"
         );
     }
 
@@ -612,6 +667,23 @@ mod tests {
             "SELECT \"tenant\"::text, \"Order\"::text FROM \"Sales\".\"Order Items\" WHERE (\"tenant\", \"Order\") > \
              (CAST($1::text AS integer), CAST($2::text AS text)) AND (\"tenant\", \"Order\") <= (CAST($3::text AS integer), \
              CAST($4::text AS text)) ORDER BY \"Sales\".\"Order Items\".\"tenant\", \"Sales\".\"Order Items\".\"Order\" OFFSET $5::bigint LIMIT 1"
+        );
+        let b = s.batch_statement(true).unwrap();
+        assert!(
+            b.contains(
+                "(\"tenant\", \"Order\") <= ((SELECT pacer_k1 FROM hi), (SELECT pacer_k2 FROM hi))"
+            ),
+            "{b}"
+        );
+        assert!(
+            b.contains(
+                "SELECT f.\"tenant\" AS pacer_k1, f.\"Order\" AS pacer_k2, false AS pacer_last"
+            ),
+            "{b}"
+        );
+        assert!(
+            b.contains("ARRAY[hi.pacer_k1::text, hi.pacer_k2::text]"),
+            "{b}"
         );
         assert_eq!(
             s.max_key(),
@@ -753,9 +825,14 @@ mod tests {
     #[test]
     fn checkpoint_is_guarded_by_the_previous_position() {
         let s = sql("backfill = \"1\"\n", &[("id", "bigint")]);
+        let b = s.batch_statement(true).unwrap();
         assert!(
-            s.advance_checkpoint()
-                .contains("WHERE job = $1::text AND last_key IS NOT DISTINCT FROM $2::text[]")
+            b.contains(
+                "WHERE job = $1::text AND last_key IS NOT DISTINCT FROM $2::text[] FOR UPDATE"
+            ),
+            "{b}"
         );
+        assert!(b.contains("WHERE EXISTS (SELECT FROM guard)"), "{b}");
+        assert!(b.contains("FROM guard g, hi"), "{b}");
     }
 }
