@@ -610,12 +610,12 @@ class Bench:
 
     # -- one run of each kind ------------------------------------------------------------------
 
-    def pacer_run(self, db: str, plan: str, label: str, timeout=None) -> dict:
+    def pacer_run(self, db: str, plan: str, label: str, timeout=None, binary: Path | None = None) -> dict:
         rid = self.next_id(label.replace(":", "-"))
         url = self.pg.url(db)
         if self.session_options.get(plan):  # pg.* settings of a variant: pacer's sessions only
             url += ("&" if "?" in url else "?") + "options=" + urllib.parse.quote(self.session_options[plan])
-        pr = PacerRun(self.pacer, self.plans[plan], url, self.files / f"{rid}.jsonl")
+        pr = PacerRun(binary or self.pacer, self.plans[plan], url, self.files / f"{rid}.jsonl")
         rc = pr.wait(timeout or self.run_timeout())
         s = pr.summary()
         if rc != 0:
@@ -649,6 +649,8 @@ class Bench:
         if self.a.extras:
             methods[1:1] = ["pacer_10k"]
             methods.append("server_loop_trigger")
+        if self.a.compare_bin:  # another pacer binary, interleaved with this one (before/after)
+            methods.insert(1, "pacer_other")
         if self.a.item1_methods:  # e.g. only pacer_full, to look at one run's events (--keep)
             methods = [m for m in self.a.item1_methods.split(",") if m]
         trigger_sql = None
@@ -661,6 +663,8 @@ class Bench:
                 la = os.getloadavg()[0]
                 if m == "pacer_full":
                     s = self.pacer_run(db, "full_speed", m)
+                elif m == "pacer_other":
+                    s = self.pacer_run(db, "full_speed", m, binary=Path(self.a.compare_bin))
                 elif m == "pacer_10k":
                     s = self.pacer_run(db, "batch10k", m)
                 elif m == "server_loop":
@@ -684,6 +688,7 @@ class Bench:
         names = {
             "pacer_full": "pacer, default batch size, pause_ms = 0, foreground guard off (backfill phase)",
             "pacer_10k": "pacer, fixed batch_size = 10000, pause_ms = 0 (backfill phase)",
+            "pacer_other": f"the same with --compare-bin {self.a.compare_bin}",
             "server_loop": f"server-side keyset loop, {self.a.loop_batch:,}-row ranges, COMMIT each",
             "server_loop_trigger": "same loop with pacer's sync trigger installed",
             "in_limit": f"loop UPDATE … WHERE id IN (SELECT … IS NULL LIMIT {self.a.loop_batch:,})",
@@ -730,6 +735,14 @@ class Bench:
             rv = verify / backfill
             self.out(f"   RESULT 1v  verify ÷ backfill = {r2(rv)} ({verify:.2f} s / {backfill:.2f} s; goal ≤ 0.10: "
                      f"{'MET' if rv <= 0.10 else 'NOT MET'})")
+        other = [s for s in runs["pacer_other"] if s["rc"] == 0 and s.get("unfilled") == 0]
+        if other and ok:
+            other_whole = median([s["wall_s"] for s in other if s.get("wall_s")])
+            self.out(f"   RESULT 1c  this pacer ÷ --compare-bin pacer: backfill {r2(ratio(med['pacer_full'], med['pacer_other']))} "
+                     f"({fmt_int(med['pacer_full'] or 0)} / {fmt_int(med['pacer_other'] or 0)} rows/s), whole run "
+                     f"{r2(other_whole / whole) if other_whole and whole else 'n/a'} ({other_whole or 0:.2f} s / "
+                     f"{whole or 0:.2f} s, > 1: this one is faster); --compare-bin's whole run ÷ loop: "
+                     f"{r2(loop_s / other_whole) if other_whole and loop_s else 'n/a'}")
         if med.get("pacer_10k") is not None:
             self.out(f"   extra      pacer at batch 10,000 ÷ server-side loop = "
                      f"{r2(ratio(med['pacer_10k'], med['server_loop']))}; server-side loop with pacer's trigger ÷ "
@@ -1346,6 +1359,9 @@ def main():
     ap.add_argument("--rows", type=int, default=2_000_000, help="rows in orders (default 2,000,000)")
     ap.add_argument("--repeats", type=int, default=2, help="repeats of every method (default 2)")
     ap.add_argument("--only", default="1,2,3,4,5", help="items to run, e.g. 1,3 (default all)")
+    ap.add_argument("--compare-bin", metavar="PATH",
+                    help="1.: also run this other pacer binary (e.g. main before a change), interleaved with "
+                         "PACER_BIN's runs, and report the ratio of the two (RESULT 1c)")
     ap.add_argument("--loop-batch", type=int, default=10_000, help="rows per batch of the hand-written loops")
     ap.add_argument("--extras", action="store_true",
                     help="1.: also pacer at a fixed batch of 10,000 and the loop with pacer's sync trigger installed")

@@ -124,6 +124,9 @@ pub struct Engine<T: Target> {
     boundaries_since_lag: u32,
     /// Pauses and throttles so far (the backfill leaves the time they take out of its rates).
     stops: u64,
+    /// The speed was changed on purpose (an operator's resize, a new pacing or bound) since
+    /// the last batch: the ETA starts its rate afresh.
+    speed_changed: bool,
     /// The foreground guard, fed from the target's probe log (read with `probe_cursor`).
     guard: Guard,
     probe: Option<crate::probe::ProbeLog>,
@@ -180,6 +183,7 @@ impl<T: Target> Engine<T> {
             last_lag: None,
             boundaries_since_lag: 0,
             stops: 0,
+            speed_changed: false,
             guard,
             probe: None,
             probe_cursor: 0,
@@ -575,10 +579,12 @@ impl<T: Target> Engine<T> {
                     .sizer
                     .set_by_operator(n.clamp(MIN_BATCH_SIZE, MAX_BATCH_SIZE));
                 self.resized(resize, SizeSource::Operator, true);
+                self.speed_changed = true;
             }
             Command::AutoBatchSize => {
                 if let Some(resize) = self.sizer.hand_back() {
                     self.resized(resize, SizeSource::Adaptive, true);
+                    self.speed_changed = true;
                 }
             }
             Command::SetForegroundImpact(bound) => {
@@ -587,6 +593,7 @@ impl<T: Target> Engine<T> {
                     return;
                 }
                 self.guard.set_bound(bound);
+                self.speed_changed = true;
                 if let Some(log) = &self.probe {
                     log.set_measuring(false);
                 }
@@ -808,6 +815,9 @@ impl<T: Target> Engine<T> {
                 progress.go(self.clock.now());
             }
             self.guard_activity(Activity::Backfill);
+            if std::mem::take(&mut self.speed_changed) {
+                progress.speed_changed(self.clock.now());
+            }
             let size = self.guard.pacing().batch_size(self.batch_size);
             let t0 = self.clock.now();
             match self.target.run_batch(after.as_ref(), &end, size).await {
@@ -939,6 +949,7 @@ impl<T: Target> Engine<T> {
         }
         self.feed_guard();
         if let Some(change) = self.guard.adjust(self.batch_size) {
+            self.speed_changed = true;
             self.emit(EventKind::PacingChanged {
                 from_duty: change.from.duty,
                 duty: change.to.duty,
