@@ -200,13 +200,11 @@ pub fn human_line(kind: &EventKind) -> Option<String> {
             outcome,
             detail,
         } => {
-            let what = match outcome.as_str() {
-                "already_done" => "already done".to_string(),
-                "repaired" => format!("done — {}", detail.as_deref().unwrap_or("")),
-                _ => match detail {
-                    Some(d) => format!("done — {d}"),
-                    None => "done".to_string(),
-                },
+            // "repaired" and a done step that cleared its way both say what they did.
+            let what = match (outcome.as_str(), detail) {
+                ("already_done", _) => "already done".to_string(),
+                (_, Some(d)) => format!("done — {d}"),
+                (_, None) => "done".to_string(),
             };
             format!("{phase}: {step}: {what}")
         }

@@ -61,6 +61,15 @@ pub fn not_null_check_name(column: &str) -> String {
     truncate(format!("pacer_nn_{column}"))
 }
 
+/// One value per key column as one comparable value: itself for a one-column key, else a row.
+fn as_key_value(parts: &[String]) -> String {
+    if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
 fn truncate(name: String) -> String {
     truncate_to(name, 63)
 }
@@ -227,19 +236,18 @@ impl PgSql {
         }
     }
 
-    /// Parameters `$first …` cast from text to each key type, as one comparable value.
-    fn key_params(&self, first: usize) -> String {
-        let casts: Vec<String> = self
-            .key
+    /// Parameters `$first …` cast from text to each key type, one per key column.
+    fn key_casts(&self, first: usize) -> Vec<String> {
+        self.key
             .iter()
             .enumerate()
             .map(|(i, k)| format!("CAST(${}::text AS {})", first + i, k.sql_type))
-            .collect();
-        if casts.len() == 1 {
-            casts[0].clone()
-        } else {
-            format!("({})", casts.join(", "))
-        }
+            .collect()
+    }
+
+    /// Parameters `$first …` cast from text to each key type, as one comparable value.
+    fn key_params(&self, first: usize) -> String {
+        as_key_value(&self.key_casts(first))
     }
 
     /// `key > lo AND key <= hi` with lo at `$lo_param` (when present) and hi at `$hi_param`.
@@ -340,21 +348,12 @@ impl PgSql {
             .zip(&hi_cols)
             .map(|(k, h)| format!("f.{} AS {h}", quote_ident(&k.name)))
             .collect();
-        let end_values: Vec<String> = self
-            .key
-            .iter()
-            .enumerate()
-            .map(|(i, k)| format!("CAST(${}::text AS {})", end + i, k.sql_type))
-            .collect();
+        let end_values = self.key_casts(end);
         let hi_subqueries: Vec<String> = hi_cols
             .iter()
             .map(|h| format!("(SELECT {h} FROM hi)"))
             .collect();
-        let hi_value = if n == 1 {
-            hi_subqueries[0].clone()
-        } else {
-            format!("({})", hi_subqueries.join(", "))
-        };
+        let hi_value = as_key_value(&hi_subqueries);
         let mut update_range = Vec::new();
         if let Some(p) = lo {
             update_range.push(format!("{} > {}", self.key_expr(), self.key_params(p)));
